@@ -1,0 +1,117 @@
+//! The gateway's TOML configuration: the schema, its defaults, and loading with
+//! validation that reports `file:line: what is wrong`.
+//!
+//! This module owns what an operator may write. It does not build anything that serves
+//! traffic: `snapshot` turns a validated [`Config`] into a runtime snapshot.
+
+mod schema;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use schema::{
+    Config, GatewaySettings, Limits, OnError, PluginRef, PluginSettings, RouteConfig,
+    ServiceConfig,
+};
+
+/// A configuration that cannot be used, with the place that is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema.
+    #[error("{file}:{line}: {message}")]
+    Parse {
+        /// The config file.
+        file: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file parsed but a value is wrong (unknown service, duplicate route…).
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        /// The config file.
+        file: PathBuf,
+        /// 1-based line of the offending value.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A config file read from disk and validated, with paths resolved against its folder.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The config as written (relative paths already resolved).
+    pub config: Config,
+    /// Where it was read from.
+    pub file: PathBuf,
+    /// The text it was parsed from, to turn spans into lines.
+    pub text: String,
+}
+
+impl LoadedConfig {
+    /// Reads, parses and validates the config file at `file`.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Self::parse(file, &text)
+    }
+
+    /// Parses and validates `text` as if read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            file: file.to_path_buf(),
+            line: error
+                .span()
+                .map(|span| line_of(text, span.start))
+                .unwrap_or(1),
+            message: error.message().trim().to_string(),
+        })?;
+        let base = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        validate::validate(&config, &base).map_err(|(offset, message)| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            line: line_of(text, offset),
+            message,
+        })?;
+        config.gateway.plugin_dir = base.join(&config.gateway.plugin_dir);
+        config.gateway.data_dir = base.join(&config.gateway.data_dir);
+        Ok(Self {
+            config,
+            file: file.to_path_buf(),
+            text: text.to_string(),
+        })
+    }
+}
+
+impl LoadedConfig {
+    /// `file:line` of a byte offset in the config text.
+    pub fn place(&self, offset: usize) -> String {
+        format!("{}:{}", self.file.display(), line_of(&self.text, offset))
+    }
+}
+
+/// The 1-based line that byte `offset` of `text` is on.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! The TOML schema: every section and field an operator may write, with its default.
+//! Unknown fields are errors. Values that validation must point at keep their span.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[gateway]`: listener and directories.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    /// `[limits]`: request size and time limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// `[plugins.NAME]`: per-plugin grants and limits (optional; a plugin used by a
+    /// route without a section gets the defaults and no grants).
+    #[serde(default)]
+    pub plugins: BTreeMap<String, Spanned<PluginSettings>>,
+    /// `[services.NAME]`: upstream services.
+    #[serde(default)]
+    pub services: BTreeMap<String, Spanned<ServiceConfig>>,
+    /// `[[routes]]`: the routes, each with its plugin chain.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// `listen = "127.0.0.1:8080"`: the address the gateway serves clients on.
+    pub listen: Spanned<String>,
+    /// `plugin_dir = "plugins"`: where `NAME.wasm` plugins are loaded from, relative to
+    /// the config file.
+    pub plugin_dir: PathBuf,
+    /// `data_dir = "data"`: where state (sled) and the compiled-plugin cache live,
+    /// relative to the config file.
+    pub data_dir: PathBuf,
+    /// `shutdown_grace_ms = 10000`: how long in-flight requests may take to finish
+    /// after SIGTERM / Ctrl-C.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            listen: Spanned::new(0..0, "127.0.0.1:8080".to_string()),
+            plugin_dir: PathBuf::from("plugins"),
+            data_dir: PathBuf::from("data"),
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// `max_header_bytes = 16384`: total size of the request headers; larger gets 431.
+    pub max_header_bytes: usize,
+    /// `max_uri_bytes = 8192`: length of the request target; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// `header_read_timeout_ms = 10000`: time a client has to send a request's headers.
+    pub header_read_timeout_ms: u64,
+    /// `idle_timeout_ms = 60000`: a keep-alive connection with no request in flight for
+    /// this long is closed.
+    pub idle_timeout_ms: u64,
+    /// `max_body_bytes = 1048576`: default cap on a body the gateway buffers for a
+    /// plugin (413 beyond it); routes may override. Streamed bodies are not capped.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            max_uri_bytes: 8 * 1024,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[plugins.NAME]`: what the operator grants plugin `NAME` (file `NAME.wasm`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    /// `timeout_ms = 100`: deadline for one call into the plugin.
+    pub timeout_ms: u64,
+    /// `memory_limit_mb = 64`: the most linear memory one instance may grow to.
+    pub memory_limit_mb: u64,
+    /// `http = ["keystone"]`: services the plugin may call through the `http` import.
+    pub http: Vec<Spanned<String>>,
+    /// `kv_namespace = "auth"`: the `kv` namespace; defaults to the plugin's name.
+    /// Plugins given the same namespace share data.
+    pub kv_namespace: Option<String>,
+    /// `instances = 64`: most idle, configured instances kept per route for reuse.
+    pub instances: usize,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 100,
+            memory_limit_mb: 64,
+            http: Vec::new(),
+            kv_namespace: None,
+            instances: 64,
+        }
+    }
+}
+
+/// `[services.NAME]`: an upstream service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// `endpoints = ["http://127.0.0.1:9000"]`: one or more `http://host:port` base
+    /// URLs, balanced round-robin.
+    pub endpoints: Vec<Spanned<String>>,
+    /// `connect_timeout_ms = 2000`: time allowed to open a connection to an endpoint.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+
+/// `[[routes]]`: which requests a route takes and what happens to them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `name = "users"`: unique; appears in logs, metrics and plugin contexts.
+    pub name: Spanned<String>,
+    /// `host = "api.example.com"`: match only this `Host` (port ignored, case-insensitive).
+    #[serde(default)]
+    pub host: Option<Spanned<String>>,
+    /// `methods = ["GET", "POST"]`: match only these methods; all when absent.
+    #[serde(default)]
+    pub methods: Option<Spanned<Vec<String>>>,
+    /// `path = "/users/{id}"`: match this exact path; `{name}` segments capture one
+    /// segment each. Exactly one of `path` and `prefix` is required.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// `prefix = "/api/"`: match every path under this prefix (segment-wise: `/api`
+    /// matches `/api` and `/api/x`, not `/apix`).
+    #[serde(default)]
+    pub prefix: Option<Spanned<String>>,
+    /// `strip_prefix = true`: remove the prefix before calling the upstream.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// `service = "users"`: the upstream service; optional when a plugin answers.
+    #[serde(default)]
+    pub service: Option<Spanned<String>>,
+    /// `timeout_ms = 30000`: time allowed for the upstream's response headers (504).
+    #[serde(default = "default_route_timeout_ms")]
+    pub timeout_ms: u64,
+    /// `max_body_bytes = 1048576`: cap on a buffered body for this route (413);
+    /// defaults to `[limits] max_body_bytes`.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// `preserve_host = false`: send the client's `Host` upstream instead of the
+    /// endpoint's.
+    #[serde(default)]
+    pub preserve_host: bool,
+    /// `on_error = "fail"`: the default for this route's plugins: `"fail"` answers a
+    /// plugin failure with a 500 `PLUGIN_ERROR`, `"skip"` carries on without the plugin.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// `[[routes.plugins]]`: the chain, run in order on requests and in reverse on
+    /// responses.
+    #[serde(default)]
+    pub plugins: Vec<PluginRef>,
+}
+
+fn default_route_timeout_ms() -> u64 {
+    30_000
+}
+
+/// `[[routes.plugins]]`: one plugin in a route's chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    /// `name = "headers"`: the plugin, file `NAME.wasm` in the plugin directory.
+    pub name: Spanned<String>,
+    /// `config = { … }`: handed to the plugin's `configure` as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+    /// `on_error = "skip"`: overrides the route's `on_error` for this plugin.
+    #[serde(default)]
+    pub on_error: Option<OnError>,
+}
+
+/// What a plugin failure does to the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Fail closed: the request gets a 500 `PLUGIN_ERROR` envelope.
+    #[default]
+    Fail,
+    /// Fail open: skip the plugin and carry on.
+    Skip,
+}

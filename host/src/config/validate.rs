@@ -1,0 +1,223 @@
+//! Checks that go beyond the schema: references between sections, patterns, addresses.
+//! Each failure carries the byte offset of the offending value so that the caller can
+//! report its line.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde_spanned::Spanned;
+
+use super::schema::{Config, RouteConfig};
+use crate::router::{PathPattern, is_valid_host};
+
+/// A validation failure: the byte offset of the value and what is wrong with it.
+pub type Invalid = (usize, String);
+
+fn at<T>(value: &Spanned<T>, message: String) -> Invalid {
+    (value.span().start, message)
+}
+
+/// Validates `config`; `base` is the folder of the config file.
+pub fn validate(config: &Config, base: &Path) -> Result<(), Invalid> {
+    let listen = &config.gateway.listen;
+    listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+        at(
+            listen,
+            format!(
+                "listen = {:?} is not an address like \"127.0.0.1:8080\"",
+                listen.get_ref()
+            ),
+        )
+    })?;
+    if config.limits.max_header_bytes < 1024 || config.limits.max_uri_bytes < 64 {
+        return Err((
+            0,
+            "[limits] max_header_bytes must be at least 1024 and max_uri_bytes at least 64"
+                .into(),
+        ));
+    }
+
+    for (name, service) in &config.services {
+        if service.get_ref().endpoints.is_empty() {
+            return Err(at(
+                service,
+                format!("service {name:?} has no endpoints; give at least one"),
+            ));
+        }
+        for endpoint in &service.get_ref().endpoints {
+            crate::upstream::Endpoint::parse(endpoint.get_ref()).map_err(|why| {
+                at(
+                    endpoint,
+                    format!("service {name:?}: endpoint {:?}: {why}", endpoint.get_ref()),
+                )
+            })?;
+        }
+    }
+
+    for (name, settings) in &config.plugins {
+        check_plugin_name(name).map_err(|why| at(settings, why))?;
+        let s = settings.get_ref();
+        if s.timeout_ms == 0 || s.memory_limit_mb == 0 || s.memory_limit_mb > 4096 {
+            return Err(at(
+                settings,
+                format!(
+                    "plugin {name:?}: timeout_ms must be > 0 and memory_limit_mb between 1 and 4096"
+                ),
+            ));
+        }
+        if s.instances == 0 {
+            return Err(at(
+                settings,
+                format!("plugin {name:?}: instances must be at least 1"),
+            ));
+        }
+        for service in &s.http {
+            if !config.services.contains_key(service.get_ref()) {
+                return Err(at(
+                    service,
+                    format!(
+                        "plugin {name:?} is granted unknown service {:?}{}",
+                        service.get_ref(),
+                        known(config.services.keys())
+                    ),
+                ));
+            }
+        }
+    }
+
+    let plugin_dir = base.join(&config.gateway.plugin_dir);
+    let mut names = HashSet::new();
+    for route in &config.routes {
+        let name = &route.name;
+        if name.get_ref().is_empty() {
+            return Err(at(name, "route name must not be empty".into()));
+        }
+        if !names.insert(name.get_ref().as_str()) {
+            return Err(at(
+                name,
+                format!("duplicate route name {:?}", name.get_ref()),
+            ));
+        }
+        validate_route(config, route, &plugin_dir)?;
+    }
+    Ok(())
+}
+
+fn validate_route(config: &Config, route: &RouteConfig, plugin_dir: &Path) -> Result<(), Invalid> {
+    let name = route.name.get_ref();
+    match (&route.path, &route.prefix) {
+        (Some(path), None) => {
+            PathPattern::parse_exact(path.get_ref())
+                .map_err(|why| at(path, format!("route {name:?}: path: {why}")))?;
+            if route.strip_prefix {
+                return Err(at(
+                    &route.name,
+                    format!("route {name:?}: strip_prefix needs `prefix`, not `path`"),
+                ));
+            }
+        }
+        (None, Some(prefix)) => {
+            PathPattern::parse_prefix(prefix.get_ref())
+                .map_err(|why| at(prefix, format!("route {name:?}: prefix: {why}")))?;
+        }
+        (Some(path), Some(_)) => {
+            return Err(at(
+                path,
+                format!("route {name:?}: give either `path` or `prefix`, not both"),
+            ));
+        }
+        (None, None) => {
+            return Err(at(
+                &route.name,
+                format!("route {name:?}: needs a `path` or a `prefix`"),
+            ));
+        }
+    }
+    if let Some(host) = &route.host
+        && !is_valid_host(host.get_ref())
+    {
+        return Err(at(
+            host,
+            format!("route {name:?}: {:?} is not a host name", host.get_ref()),
+        ));
+    }
+    if let Some(methods) = &route.methods {
+        if methods.get_ref().is_empty() {
+            return Err(at(methods, format!("route {name:?}: methods is empty")));
+        }
+        for method in methods.get_ref() {
+            if http::Method::from_bytes(method.as_bytes()).is_err() || method.is_empty() {
+                return Err(at(
+                    methods,
+                    format!("route {name:?}: {method:?} is not an HTTP method"),
+                ));
+            }
+        }
+    }
+    if let Some(service) = &route.service
+        && !config.services.contains_key(service.get_ref())
+    {
+        return Err(at(
+            service,
+            format!(
+                "route {name:?}: unknown service {:?}{}",
+                service.get_ref(),
+                known(config.services.keys())
+            ),
+        ));
+    }
+    if route.service.is_none() && route.plugins.is_empty() {
+        return Err(at(
+            &route.name,
+            format!("route {name:?}: needs a `service`, or plugins that answer the requests"),
+        ));
+    }
+    if route.timeout_ms == 0 {
+        return Err(at(
+            &route.name,
+            format!("route {name:?}: timeout_ms must be > 0"),
+        ));
+    }
+    for plugin in &route.plugins {
+        let plugin_name = plugin.name.get_ref();
+        check_plugin_name(plugin_name)
+            .map_err(|why| at(&plugin.name, format!("route {name:?}: {why}")))?;
+        let file = plugin_dir.join(format!("{plugin_name}.wasm"));
+        if !file.is_file() {
+            return Err(at(
+                &plugin.name,
+                format!(
+                    "route {name:?}: unknown plugin {plugin_name:?}: no file {}",
+                    file.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Plugin names are file stems: lower-case letters, digits, `-` and `_`.
+fn check_plugin_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a plugin name (lower-case letters, digits, '-' and '_')"
+        ))
+    }
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (known: {})", names.join(", "))
+    }
+}

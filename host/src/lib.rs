@@ -1,0 +1,23 @@
+//! wasmgate: an HTTP API gateway whose every policy is a sandboxed WebAssembly
+//! component on a per-route request/response pipeline.
+//!
+//! The request's path through the crate: `server` (listener, limits, request id) →
+//! `router` (route lookup on the `normalize`d path) → `pipeline` (request-phase plugins,
+//! then `upstream`, then response-phase plugins) → client. The `plugin` runtime runs
+//! the WebAssembly components; `state` keeps their key-value data; `snapshot` builds
+//! everything a request needs from a validated `config`; `error` is the one place a
+//! failure becomes the JSON envelope.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod framing;
+pub mod normalize;
+pub mod pipeline;
+pub mod plugin;
+pub mod request_id;
+pub mod router;
+pub mod server;
+pub mod snapshot;
+pub mod state;
+pub mod upstream;

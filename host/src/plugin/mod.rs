@@ -1,0 +1,273 @@
+//! The plugin runtime: one wasmtime engine narrowed to what plugins need, loading and
+//! checking components, and pools of configured instances that serve calls.
+//!
+//! How it is used:
+//! 1. [`PluginRuntime::new`] once: the engine (pooling allocator, epoch interruption),
+//!    the linker with the host imports, and the epoch ticker thread.
+//! 2. [`PluginRuntime::load`] per plugin file, off the request path: compile, check
+//!    the WIT version, pre-instantiate.
+//! 3. [`LoadedPlugin::configure`] per route that uses it: a pool of instances that
+//!    ran `configure` with that route's config (the first one made at once, so a bad
+//!    config is refused before it serves traffic).
+//! 4. [`InstancePool::on_request`] / [`InstancePool::on_response`] per request: take
+//!    an idle instance (or make one), call it under a deadline, put it back. Any
+//!    failure discards the instance; the next call gets a fresh one.
+//!
+//! Instances are reused across requests (one at a time), measured in BENCHMARKS.md
+//! against a fresh instance per request: request data reaches a plugin only through
+//! call arguments.
+
+mod bindings;
+mod host;
+mod pool;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use bindings::WIT_VERSION;
+pub use bindings::http::{OutboundRequest, OutboundResponse};
+pub use bindings::types::{Action, Context, Request, Response, Settings};
+pub use host::{Grants, HostState};
+pub use pool::InstancePool;
+
+/// One epoch tick; call deadlines are counted in ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a valid component (truncated, random bytes, a core module…).
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    /// Built against an incompatible WIT package version, or not a wasmgate plugin.
+    #[error("{0}")]
+    Incompatible(String),
+    /// Imports something the host does not provide.
+    #[error("cannot be linked: {0}")]
+    Link(String),
+}
+
+/// How a call into a plugin failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The call ran past its deadline.
+    Timeout,
+    /// The instance tried to grow memory past its limit.
+    OutOfMemory,
+    /// A trap: a panic (abort), `unreachable`, a bad memory access…
+    Trap,
+    /// The plugin returned something the host refuses (bad header, status…).
+    InvalidOutput,
+    /// `configure` refused the route's config.
+    Configure,
+    /// No instance could be made (e.g. the instance pool is exhausted).
+    Instantiate,
+}
+
+impl FailureKind {
+    /// A short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::OutOfMemory => "out_of_memory",
+            Self::Trap => "trap",
+            Self::InvalidOutput => "invalid_output",
+            Self::Configure => "configure",
+            Self::Instantiate => "instantiate",
+        }
+    }
+}
+
+/// A failed call, with enough to log it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin {plugin} ({hash}) failed: {kind}: {detail}", kind = kind.as_str())]
+pub struct PluginFailure {
+    /// The plugin's name.
+    pub plugin: Arc<str>,
+    /// The first 12 hex digits of its content hash.
+    pub hash: Arc<str>,
+    /// What went wrong.
+    pub kind: FailureKind,
+    /// The cause, for the log (never shown to clients).
+    pub detail: String,
+}
+
+/// The engine, the linker and the epoch ticker, shared by every plugin.
+#[derive(Clone)]
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+}
+
+impl PluginRuntime {
+    /// Makes the engine and starts its epoch ticker thread.
+    pub fn new() -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(1000)
+            .total_core_instances(5000)
+            .total_memories(1000)
+            .total_tables(5000)
+            .total_stacks(1000)
+            .max_memory_size(4096 << 20)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 20)
+            .async_stack_keep_resident(1 << 20);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasmgate-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    /// Loads the plugin `name` from `path`: compile, check its WIT version, link.
+    pub fn load(&self, name: &str, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.load_bytes(name, &bytes)
+    }
+
+    /// Loads a plugin from its bytes.
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        let hash = hex::encode(Sha256::digest(bytes));
+        let started = std::time::Instant::now();
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let wit_version = self.check_version(&component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = bindings::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        Ok(LoadedPlugin {
+            name: name.into(),
+            hash: hash.into(),
+            wit_version,
+            compile_ms,
+            pre,
+            engine: self.engine.clone(),
+        })
+    }
+
+    /// Finds the version of `wasmgate:plugin/handler` the component exports and checks
+    /// it against ours: same major, or for 0.x the same minor.
+    fn check_version(&self, component: &Component) -> Result<String, LoadError> {
+        const PREFIX: &str = "wasmgate:plugin/handler";
+        let ty = component.component_type();
+        let Some(version) = ty
+            .exports(&self.engine)
+            .find_map(|(name, _)| name.strip_prefix(PREFIX).map(str::to_string))
+        else {
+            return Err(LoadError::Incompatible(format!(
+                "not a wasmgate plugin: it exports no `{PREFIX}` interface"
+            )));
+        };
+        let version = version.trim_start_matches('@').to_string();
+        if !compatible(&version, WIT_VERSION) {
+            return Err(LoadError::Incompatible(format!(
+                "built against wasmgate:plugin@{version}, but this gateway implements \
+                 wasmgate:plugin@{WIT_VERSION}; rebuild the plugin with a compatible plugin-sdk"
+            )));
+        }
+        Ok(version)
+    }
+}
+
+/// Semver compatibility of a plugin's WIT version with the host's.
+fn compatible(plugin: &str, host: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split(['.', '-', '+']);
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (parse(plugin), parse(host)) {
+        (Some((0, pm)), Some((0, hm))) => pm == hm,
+        (Some((pmaj, _)), Some((hmaj, _))) => pmaj == hmaj,
+        _ => false,
+    }
+}
+
+/// A compiled, linked plugin, ready to be configured for routes.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    /// The plugin's name (its file stem).
+    pub name: Arc<str>,
+    /// SHA-256 of the file, hex.
+    pub hash: Arc<str>,
+    /// The WIT package version it was built against.
+    pub wit_version: String,
+    /// How long compilation took.
+    pub compile_ms: f64,
+    pre: bindings::PluginPre<HostState>,
+    engine: Engine,
+}
+
+impl LoadedPlugin {
+    /// The first 12 hex digits of the content hash, for logs.
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..12]
+    }
+
+    /// A pool of instances configured with `config` (JSON) for one route. Makes and
+    /// configures the first instance now, so a refused config is reported here.
+    pub async fn configure(
+        &self,
+        config: String,
+        grants: Grants,
+        timeout: Duration,
+        max_idle: usize,
+    ) -> Result<InstancePool, PluginFailure> {
+        InstancePool::new(self, config, Arc::new(grants), timeout, max_idle).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compatible;
+
+    #[test]
+    fn versions_are_compatible_within_a_major() {
+        assert!(compatible("0.1.0", "0.1.0"));
+        assert!(compatible("0.1.3", "0.1.0"));
+        assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(compatible("1.4.0", "1.0.0"));
+        assert!(!compatible("2.0.0", "1.9.0"));
+        assert!(!compatible("garbage", "0.1.0"));
+    }
+}

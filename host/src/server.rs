@@ -1,0 +1,191 @@
+//! The client-facing listener: accepting connections (HTTP/1.1, and HTTP/2 with prior
+//! knowledge), per-connection limits, the checks every request passes before routing
+//! (URI length, header size, ambiguous framing, duplicate `Host`), the request id, and
+//! graceful shutdown.
+//!
+//! It owns no routing or plugin logic: each checked request goes to `pipeline::handle`
+//! with the snapshot current at that moment.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{HeaderValue, Request, Response, Version, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::config::Limits;
+use crate::error::{ErrorCode, Reject};
+use crate::framing::{FramingFacts, SniffedIo};
+use crate::pipeline;
+use crate::request_id;
+use crate::snapshot::Snapshot;
+use crate::upstream::{ProxyBody, full_body};
+
+/// The future of one served request, boxed to keep the connection type nameable.
+type ServedFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>,
+>;
+
+/// What every connection shares: the current snapshot.
+pub struct Shared {
+    /// The snapshot requests start with; swapped whole on reload.
+    pub snapshot: ArcSwap<Snapshot>,
+}
+
+/// Serves `listener` until `shutdown` completes, then lets in-flight requests finish
+/// for up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limits: Limits,
+    grace: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_buf_size((limits.max_header_bytes + limits.max_uri_bytes) * 2 + 8192)
+        .max_headers(256)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size((limits.max_header_bytes * 2) as u32);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (io, facts) = SniffedIo::new(stream);
+        let shared = shared.clone();
+        let service = service_fn(move |request| {
+            let shared = shared.clone();
+            let facts = facts.clone();
+            let served: ServedFuture =
+                Box::pin(async move { Ok(respond(shared, request, peer, facts).await) });
+            served
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, error = %error, "connection ended with an error");
+            }
+        });
+        let _ = idle_timeout;
+    }
+
+    drop(listener);
+    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: waiting for in-flight requests");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+}
+
+/// Serves one request: checks, pipeline, and the request id on the response.
+async fn respond(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    facts: FramingFacts,
+) -> Response<ProxyBody> {
+    let request_id = request_id::from_headers(request.headers());
+    let snapshot = shared.snapshot.load_full();
+    let checked = check(&request, &snapshot.limits, &facts);
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let result = match checked {
+        Ok(()) => pipeline::handle(snapshot, request, peer, &request_id).await,
+        Err(reject) => Err(reject),
+    };
+    let mut response = match result {
+        Ok(response) => response,
+        Err(reject) => {
+            tracing::debug!(request_id, code = ?reject.code, message = %reject.message, "request refused");
+            reject.into_response::<bytes::Bytes>(&request_id).map(full_body)
+        }
+    };
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(request_id::HEADER, id);
+    }
+    tracing::debug!(
+        request_id,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request served"
+    );
+    response
+}
+
+/// The checks made before routing.
+fn check(request: &Request<Incoming>, limits: &Limits, facts: &FramingFacts) -> Result<(), Reject> {
+    if facts.take_ambiguous() {
+        return Err(Reject::new(
+            ErrorCode::ValidationError,
+            "a request must not carry both Content-Length and Transfer-Encoding",
+        ));
+    }
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len())
+        + request.uri().authority().map_or(0, |a| a.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return Err(Reject::new(
+            ErrorCode::UriTooLong,
+            format!("the request target is over {} bytes", limits.max_uri_bytes),
+        ));
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(Reject::new(
+            ErrorCode::HeadersTooLarge,
+            format!("the request headers are over {} bytes", limits.max_header_bytes),
+        ));
+    }
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Err(Reject::new(
+            ErrorCode::ValidationError,
+            "a request must carry one Host header",
+        ));
+    }
+    if hosts == 0 && request.version() == Version::HTTP_11 {
+        return Err(Reject::new(
+            ErrorCode::ValidationError,
+            "an HTTP/1.1 request must carry a Host header",
+        ));
+    }
+    Ok(())
+}

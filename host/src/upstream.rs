@@ -1,0 +1,298 @@
+//! Upstream services: endpoints, round-robin choice, a pooled hyper client per
+//! service, the hop-by-hop header rules, and the plugins' outbound `http` calls.
+//!
+//! This module moves bytes to and from upstreams; it does not decide which route or
+//! plugin runs, and it never builds client-facing error bodies (see `error`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Errors of boxed bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type the gateway sends: a client's streamed body or a buffered one.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// Wraps bytes as a [`ProxyBody`].
+pub fn full_body(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// Wraps a streamed hyper body as a [`ProxyBody`].
+pub fn stream_body(body: Incoming) -> ProxyBody {
+    body.map_err(|error| -> BoxError { Box::new(error) }).boxed()
+}
+
+/// The largest response body a plugin's outbound call may receive.
+const MAX_OUTBOUND_BODY: usize = 8 << 20;
+
+/// One upstream base URL, `http://host:port`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `host:port`.
+    pub authority: Authority,
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port][/]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let uri: Uri = text.parse().map_err(|e| format!("not a URL: {e}"))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err("only http:// endpoints are supported".into());
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| "the URL has no host".to_string())?;
+        if authority.as_str().contains('@') {
+            return Err("credentials in the URL are not supported".into());
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err("give only scheme, host and port (no path or query)".into());
+        }
+        Ok(Self { authority })
+    }
+
+    /// The absolute URI of `path_and_query` on this endpoint.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(self.authority.clone())
+            .path_and_query(PathAndQuery::try_from(path_and_query)?)
+            .build()
+    }
+}
+
+/// Why an upstream call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No response headers within the route's timeout.
+    #[error("no response from {endpoint} within {timeout:?}")]
+    Timeout {
+        /// The endpoint called.
+        endpoint: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// Connecting or sending failed.
+    #[error("request to {endpoint} failed: {source}")]
+    Failed {
+        /// The endpoint called.
+        endpoint: String,
+        /// Why.
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The request could not be built.
+    #[error("bad upstream request: {0}")]
+    Build(#[from] http::Error),
+}
+
+/// A service: its endpoints, balanced round-robin, and its connection pool.
+pub struct Service {
+    /// The service's name.
+    pub name: Arc<str>,
+    endpoints: Vec<Endpoint>,
+    next: AtomicUsize,
+    client: Client<HttpConnector, ProxyBody>,
+}
+
+impl Service {
+    /// A service over `endpoints` (at least one).
+    pub fn new(name: &str, endpoints: Vec<Endpoint>, connect_timeout: Duration) -> Self {
+        assert!(!endpoints.is_empty(), "validated: a service has endpoints");
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Self {
+            name: name.into(),
+            endpoints,
+            next: AtomicUsize::new(0),
+            client,
+        }
+    }
+
+    /// The next endpoint, round-robin.
+    pub fn pick(&self) -> &Endpoint {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
+        &self.endpoints[index]
+    }
+
+    /// Sends `request` (whose URI holds only path and query) to the next endpoint and
+    /// waits up to `timeout` for the response headers; the body then streams.
+    pub async fn send(
+        &self,
+        mut request: Request<ProxyBody>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let endpoint = self.pick();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or("/", PathAndQuery::as_str)
+            .to_string();
+        *request.uri_mut() = endpoint.uri(&path_and_query)?;
+        let name = || format!("{}/{}", self.name, endpoint.authority);
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(source)) => Err(UpstreamError::Failed {
+                endpoint: name(),
+                source,
+            }),
+            Err(_) => Err(UpstreamError::Timeout {
+                endpoint: name(),
+                timeout,
+            }),
+        }
+    }
+}
+
+/// Removes hop-by-hop headers: those named in `Connection`, then the standard ones.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// The plugins' outbound `http` calls, limited to the services granted to a plugin.
+#[derive(Clone, Default)]
+pub struct OutboundCalls {
+    granted: HashMap<String, Arc<Service>>,
+}
+
+impl OutboundCalls {
+    /// Calls allowed to `granted` services only.
+    pub fn new(granted: HashMap<String, Arc<Service>>) -> Self {
+        Self { granted }
+    }
+
+    /// Sends one request for a plugin and reads the whole response.
+    pub async fn send(
+        &self,
+        request: crate::plugin::OutboundRequest,
+    ) -> Result<crate::plugin::OutboundResponse, String> {
+        let service = self.granted.get(&request.service).ok_or_else(|| {
+            format!(
+                "service {:?} is not granted to this plugin (grant it with `http = [...]` under [plugins.NAME])",
+                request.service
+            )
+        })?;
+        let method = Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| format!("{:?} is not an HTTP method", request.method))?;
+        if !request.path_and_query.starts_with('/') {
+            return Err(format!(
+                "path {:?} must start with '/'",
+                request.path_and_query
+            ));
+        }
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(request.path_and_query.as_str());
+        for (name, value) in &request.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a header name"))?;
+            let value = HeaderValue::from_bytes(value)
+                .map_err(|_| format!("the value of {name} is not a valid header value"))?;
+            builder = builder.header(name, value);
+        }
+        let outbound = builder
+            .body(full_body(request.body))
+            .map_err(|e| e.to_string())?;
+        // The plugin's own call deadline bounds this call.
+        let response = service
+            .send(outbound, Duration::from_secs(3600))
+            .await
+            .map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_OUTBOUND_BODY)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the response of {:?}: {e}", request.service))?
+            .to_bytes();
+        Ok(crate::plugin::OutboundResponse {
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            body: body.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_take_scheme_host_and_port_only() {
+        assert!(Endpoint::parse("http://127.0.0.1:9000").is_ok());
+        assert!(Endpoint::parse("http://localhost:9000/").is_ok());
+        assert!(Endpoint::parse("https://127.0.0.1:9000").is_err());
+        assert!(Endpoint::parse("http://127.0.0.1:9000/api").is_err());
+        assert!(Endpoint::parse("127.0.0.1:9000").is_err());
+        assert!(Endpoint::parse("http://user:pw@127.0.0.1:9000").is_err());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, "keep-alive, x-secret".parse().unwrap());
+        headers.insert("x-secret", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        headers.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn round_robin_visits_every_endpoint() {
+        let service = Service::new(
+            "s",
+            vec![
+                Endpoint::parse("http://127.0.0.1:1").unwrap(),
+                Endpoint::parse("http://127.0.0.1:2").unwrap(),
+            ],
+            Duration::from_secs(1),
+        );
+        let picks: Vec<String> = (0..4).map(|_| service.pick().authority.to_string()).collect();
+        assert_eq!(picks, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"]);
+    }
+}
