@@ -1,1 +1,70 @@
-//! Test support for the end-to-end tests.
+//! Support for the end-to-end tests: builders that start the real `wasmgate` binary
+//! with a real config and real plugins, a real upstream on a loopback port, and a raw
+//! HTTP/1.1 client for requests no well-behaved client would send.
+//!
+//! The binary and the plugins must be built first; `scripts/test.sh` does that. The
+//! binary is found beside the test executable's profile directory (or at
+//! `$WASMGATE_BIN`), the plugins under `target/wasm32-wasip2/plugin/` (or in
+//! `$WASMGATE_PLUGIN_DIR`).
+
+mod gateway;
+mod raw;
+mod upstream;
+
+pub use gateway::{GatewayProcess, TestGateway, plugin_wasm, wasmgate_bin};
+pub use raw::{RawResponse, raw_request};
+pub use upstream::{Upstream, UpstreamBehaviour};
+
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A blocking HTTP client for tests: no proxies, no automatic redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client builds")
+}
+
+/// Parses a response body as the gateway's error envelope and checks its shape:
+/// `success: false`, the `code`, a `request_id` equal to the `X-Request-Id` header,
+/// and an RFC 3339 `timestamp`.
+pub fn assert_envelope(
+    status: u16,
+    request_id_header: Option<&str>,
+    body: &[u8],
+    want_status: u16,
+    want_code: &str,
+) -> serde_json::Value {
+    let text = String::from_utf8_lossy(body);
+    assert_eq!(status, want_status, "status; body: {text}");
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {text}"));
+    assert_eq!(value["success"], false, "{text}");
+    assert_eq!(value["code"], want_code, "{text}");
+    assert!(value["error"].as_str().is_some_and(|e| !e.is_empty()), "{text}");
+    let id = value["request_id"].as_str().expect("request_id");
+    assert!(!id.is_empty(), "{text}");
+    if let Some(header) = request_id_header {
+        assert_eq!(id, header, "envelope request_id matches X-Request-Id");
+    }
+    let timestamp = value["timestamp"].as_str().expect("timestamp");
+    assert!(
+        timestamp.len() >= 20 && timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T',
+        "timestamp {timestamp:?} is RFC 3339 UTC"
+    );
+    value
+}

@@ -1,0 +1,251 @@
+//! Starting the real `wasmgate` binary: a builder for its config and plugin
+//! directory, and a handle that stops the process when dropped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The `target/` directory the tests were built into.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The `wasmgate` binary under test.
+pub fn wasmgate_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("WASMGATE_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
+    let bin = profile_dir.join("wasmgate");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The built component of plugin crate `name` (e.g. `headers`, `spin`).
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    let dir = std::env::var_os("WASMGATE_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("wasm32-wasip2").join("plugin"));
+    let file = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        file.is_file(),
+        "{} is missing: build the plugins first (scripts/build-plugins.sh)",
+        file.display()
+    );
+    file
+}
+
+/// Builds a gateway: a config file and a plugin directory in a temp dir.
+pub struct TestGateway {
+    dir: tempfile::TempDir,
+    config: String,
+    plugins: Vec<(String, PathBuf)>,
+    env: Vec<(String, String)>,
+}
+
+impl Default for TestGateway {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestGateway {
+    /// A gateway listening on a free loopback port, with no routes yet.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            config: "[gateway]\nlisten = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\nshutdown_grace_ms = 3000\n\n".into(),
+            plugins: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Appends TOML to the config (services, routes, `[limits]`, `[plugins.X]`).
+    pub fn toml(mut self, text: &str) -> Self {
+        self.config.push_str(text);
+        self.config.push('\n');
+        self
+    }
+
+    /// Adds `[services.NAME]` with one endpoint.
+    pub fn service(self, name: &str, address: SocketAddr) -> Self {
+        self.toml(&format!(
+            "[services.{name}]\nendpoints = [\"http://{address}\"]\n"
+        ))
+    }
+
+    /// Puts the built plugin crate `crate_name` into the plugin dir as `NAME.wasm`.
+    pub fn plugin(mut self, name: &str, crate_name: &str) -> Self {
+        self.plugins.push((name.into(), plugin_wasm(crate_name)));
+        self
+    }
+
+    /// Puts arbitrary bytes into the plugin dir as `NAME.wasm`.
+    pub fn plugin_bytes(self, name: &str, bytes: &[u8]) -> Self {
+        let dir = self.dir.path().join("plugins");
+        std::fs::create_dir_all(&dir).expect("plugin dir");
+        std::fs::write(dir.join(format!("{name}.wasm")), bytes).expect("plugin file");
+        self
+    }
+
+    /// Sets an environment variable for the process.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Writes the config and plugin dir; returns the config path.
+    fn write(&self) -> PathBuf {
+        let plugins = self.dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugin dir");
+        for (name, source) in &self.plugins {
+            std::fs::copy(source, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
+        }
+        let config = self.dir.path().join("wasmgate.toml");
+        std::fs::write(&config, &self.config).expect("write config");
+        config
+    }
+
+    /// Runs `wasmgate check` on the config: (exit status, stdout + stderr).
+    pub fn check(self) -> (ExitStatus, String) {
+        let config = self.write();
+        let output = Command::new(wasmgate_bin())
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run wasmgate check");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status, text)
+    }
+
+    /// Starts `wasmgate run` and waits until it listens. Panics with its output if it
+    /// exits instead.
+    pub fn start(self) -> GatewayProcess {
+        let config = self.write();
+        let mut command = Command::new(wasmgate_bin());
+        command
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("LOG_LEVEL", "info")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("spawn wasmgate");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line).unwrap_or(0);
+        let address = line
+            .trim()
+            .strip_prefix("wasmgate listening on http://")
+            .and_then(|a| a.parse().ok());
+        let Some(address) = address.filter(|_| read > 0) else {
+            let status = child.wait().ok();
+            std::thread::sleep(Duration::from_millis(100));
+            let mut rest = String::new();
+            let _ = stdout.read_to_string(&mut rest);
+            panic!(
+                "wasmgate did not start (exit {status:?}); stdout: {line}{rest}\nlog:\n{}\nconfig:\n{}",
+                log.lock().unwrap(),
+                self.config
+            );
+        };
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = stdout.read_to_string(&mut sink);
+        });
+        GatewayProcess {
+            child,
+            address,
+            log,
+            _dir: self.dir,
+        }
+    }
+}
+
+/// A running gateway; killed when dropped.
+pub struct GatewayProcess {
+    child: Child,
+    /// Where it listens.
+    pub address: SocketAddr,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    /// `http://ADDRESS` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The gateway's resident set size in KiB, from `/proc`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS line")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        crate::wait_for("wasmgate to exit", Duration::from_secs(15), || {
+            self.child.try_wait().ok().flatten()
+        })
+        .into()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,176 @@
+//! A real upstream on a loopback port, run on its own thread and runtime.
+//!
+//! By default it echoes the request as JSON: `method`, `path`, `query`, `headers`
+//! (name → list of values, in order), `body` (lossy UTF-8), `body_len`,
+//! `body_sha256`. Paths under `/raw` answer with the request body itself. The query
+//! parameters `delay_ms=N` and `status=N` delay the answer and set its status.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use sha2::{Digest, Sha256};
+
+/// How the upstream answers.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamBehaviour {
+    /// A header added to every response.
+    pub response_header: Option<(String, String)>,
+}
+
+/// A running upstream; stops when dropped.
+pub struct Upstream {
+    /// Where it listens.
+    pub address: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Starts an echo upstream on a free loopback port.
+    pub fn start() -> Self {
+        Self::start_with(UpstreamBehaviour::default())
+    }
+
+    /// Starts an upstream with `behaviour`.
+    pub fn start_with(behaviour: UpstreamBehaviour) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let address = listener.local_addr().expect("address");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let counter = hits.clone();
+        let behaviour = Arc::new(behaviour);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("upstream runtime");
+            runtime.block_on(serve(listener, counter, behaviour, stopped));
+        });
+        Self {
+            address,
+            hits,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// How many requests reached the upstream.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    hits: Arc<AtomicUsize>,
+    behaviour: Arc<UpstreamBehaviour>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            _ = &mut stopped => return,
+        };
+        let hits = hits.clone();
+        let behaviour = behaviour.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                hits.fetch_add(1, Ordering::SeqCst);
+                answer(request, behaviour.clone())
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<u64> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    behaviour: Arc<UpstreamBehaviour>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let query = parts.uri.query();
+    if let Some(delay) = query_param(query, "delay_ms") {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let status = query_param(query, "status").unwrap_or(200) as u16;
+    let mut response = if parts.uri.path().starts_with("/raw") {
+        let mut response = Response::new(Full::new(body.clone()));
+        response.headers_mut().insert(
+            "x-upstream-body-len",
+            body.len().to_string().parse().unwrap(),
+        );
+        response
+    } else {
+        let mut headers = serde_json::Map::new();
+        for (name, value) in &parts.headers {
+            let list = headers
+                .entry(name.as_str())
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            list.as_array_mut()
+                .unwrap()
+                .push(String::from_utf8_lossy(value.as_bytes()).into());
+        }
+        let echo = serde_json::json!({
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "query": query,
+            "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+            "body_len": body.len(),
+            "body_sha256": hex::encode(Sha256::digest(&body)),
+        });
+        let mut response = Response::new(Full::new(Bytes::from(echo.to_string())));
+        response
+            .headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        response
+    };
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    response
+        .headers_mut()
+        .insert("x-upstream", "echo".parse().unwrap());
+    if let Some((name, value)) = &behaviour.response_header {
+        response.headers_mut().append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    Ok(response)
+}

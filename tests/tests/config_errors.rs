@@ -1,0 +1,101 @@
+//! Config errors: the gateway refuses to start, exits non-zero, and names the file,
+//! the line and what is wrong.
+
+use wasmgate_e2e::TestGateway;
+
+/// Runs `wasmgate check` on `toml` and returns the output, asserting exit code 2.
+fn refused(gateway: TestGateway) -> String {
+    let (status, output) = gateway.check();
+    assert_eq!(status.code(), Some(2), "exit status; output: {output}");
+    assert!(output.contains("wasmgate.toml:"), "names the file: {output}");
+    output
+}
+
+fn assert_line(output: &str, line: usize, what: &str) {
+    assert!(
+        output.contains(&format!("wasmgate.toml:{line}:")),
+        "expected line {line} in: {output}"
+    );
+    assert!(output.contains(what), "expected {what:?} in: {output}");
+}
+
+// The builder's [gateway] section takes lines 1-5 and a blank line 6, so appended
+// TOML starts on line 7.
+
+#[test]
+fn bad_toml_names_its_line() {
+    let output = refused(TestGateway::new().toml("[services.a]\nendpoints = [\"http://127.0.0.1:1\"\n"));
+    assert_line(&output, 8, "");
+}
+
+#[test]
+fn unknown_field_is_refused() {
+    let output = refused(TestGateway::new().toml("[limits]\nmax_header_byte = 10\n"));
+    assert_line(&output, 8, "unknown field `max_header_byte`");
+}
+
+#[test]
+fn unknown_service_names_its_line() {
+    let output = refused(TestGateway::new().toml(
+        "[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"nowhere\"\n",
+    ));
+    assert_line(&output, 10, "unknown service \"nowhere\"");
+}
+
+#[test]
+fn unknown_plugin_names_its_line() {
+    let output = refused(
+        TestGateway::new()
+            .service("up", "127.0.0.1:1".parse().unwrap())
+            .toml("[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"up\"\n[[routes.plugins]]\nname = \"missing\"\n"),
+    );
+    assert_line(&output, 15, "unknown plugin \"missing\"");
+}
+
+#[test]
+fn duplicate_route_name_names_its_line() {
+    let output = refused(
+        TestGateway::new()
+            .service("up", "127.0.0.1:1".parse().unwrap())
+            .toml("[[routes]]\nname = \"r\"\nprefix = \"/a\"\nservice = \"up\"\n\n[[routes]]\nname = \"r\"\nprefix = \"/b\"\nservice = \"up\"\n"),
+    );
+    assert_line(&output, 16, "duplicate route name \"r\"");
+}
+
+#[test]
+fn bad_path_pattern_names_its_line() {
+    let output = refused(
+        TestGateway::new()
+            .service("up", "127.0.0.1:1".parse().unwrap())
+            .toml("[[routes]]\nname = \"r\"\npath = \"/users/{id\"\nservice = \"up\"\n"),
+    );
+    assert_line(&output, 12, "route \"r\": path");
+}
+
+#[test]
+fn a_plugin_that_refuses_its_config_names_the_route_and_line() {
+    let output = refused(
+        TestGateway::new()
+            .service("up", "127.0.0.1:1".parse().unwrap())
+            .plugin("headers", "headers")
+            .toml("[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"up\"\n[[routes.plugins]]\nname = \"headers\"\nconfig = { no_such_field = 1 }\n"),
+    );
+    assert_line(&output, 15, "refused its config");
+}
+
+#[test]
+fn run_refuses_to_start_on_a_bad_config() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wasmgate.toml");
+    std::fs::write(&config, "[gateway]\nlisten = \"not an address\"\n").unwrap();
+    let output = Command::new(wasmgate_e2e::wasmgate_bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("wasmgate.toml:2:"), "{text}");
+    assert!(text.contains("not an address"), "{text}");
+}
