@@ -1,0 +1,150 @@
+//! Bad input gets the right status and the envelope, and nothing reaches the upstream.
+
+use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, assert_envelope, raw_request};
+
+fn start(upstream: &Upstream) -> GatewayProcess {
+    TestGateway::new()
+        .service("echo", upstream.address)
+        .toml(
+            r#"
+[limits]
+max_header_bytes = 4096
+max_uri_bytes = 1024
+
+[[routes]]
+name = "all"
+prefix = "/"
+service = "echo"
+"#,
+        )
+        .start()
+}
+
+/// Sends raw bytes; checks status, envelope and that the upstream saw nothing.
+fn refused(gateway: &GatewayProcess, upstream: &Upstream, request: &[u8], status: u16, code: &str) {
+    let before = upstream.hits();
+    let response = raw_request(gateway.address, request);
+    assert_envelope(
+        response.status,
+        response.header("x-request-id"),
+        &response.body,
+        status,
+        code,
+    );
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/json"),
+        "envelope content type"
+    );
+    assert_eq!(upstream.hits(), before, "the request reached the upstream: {}", String::from_utf8_lossy(request));
+}
+
+#[test]
+fn dot_segments_are_resolved_before_routing_and_forwarding() {
+    let upstream = Upstream::start();
+    let gateway = start(&upstream);
+    let response = raw_request(
+        gateway.address,
+        b"GET /a/b/../c/./d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(response.status, 200);
+    let echo: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(echo["path"], "/a/c/d", "the upstream gets the path that was routed");
+    let response = raw_request(
+        gateway.address,
+        b"GET /a/%2e%2e/%7Euser HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let echo: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(echo["path"], "/~user");
+}
+
+#[test]
+fn paths_that_escape_or_hide_structure_are_refused() {
+    let upstream = Upstream::start();
+    let gateway = start(&upstream);
+    for path in ["/..", "/a/../../etc/passwd", "/a%2Fb", "/a%2fb", "/a%5Cb", "/a%00b", "/a%zz"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        refused(&gateway, &upstream, request.as_bytes(), 400, "VALIDATION_ERROR");
+    }
+}
+
+#[test]
+fn ambiguous_framing_is_refused() {
+    let upstream = Upstream::start();
+    let gateway = start(&upstream);
+    // Content-Length before and after Transfer-Encoding.
+    refused(
+        &gateway,
+        &upstream,
+        b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+        "VALIDATION_ERROR",
+    );
+    refused(
+        &gateway,
+        &upstream,
+        b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        400,
+        "VALIDATION_ERROR",
+    );
+    // A smuggling attempt on a keep-alive connection: the second request is never
+    // forwarded either, because the connection is closed after the refusal.
+    refused(
+        &gateway,
+        &upstream,
+        b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        400,
+        "VALIDATION_ERROR",
+    );
+    // Plain chunked and plain Content-Length requests on one connection still work.
+    let response = raw_request(
+        gateway.address,
+        b"POST /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert_eq!(response.status, 200);
+    let echo: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(echo["body"], "hello");
+}
+
+#[test]
+fn duplicate_or_missing_host_is_refused() {
+    let upstream = Upstream::start();
+    let gateway = start(&upstream);
+    refused(
+        &gateway,
+        &upstream,
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        400,
+        "VALIDATION_ERROR",
+    );
+    refused(
+        &gateway,
+        &upstream,
+        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        400,
+        "VALIDATION_ERROR",
+    );
+}
+
+#[test]
+fn oversized_headers_and_uris_are_refused() {
+    let upstream = Upstream::start();
+    let gateway = start(&upstream);
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(5000)
+    );
+    refused(&gateway, &upstream, big_header.as_bytes(), 431, "HEADERS_TOO_LARGE");
+    let long_uri = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(2000)
+    );
+    refused(&gateway, &upstream, long_uri.as_bytes(), 414, "URI_TOO_LONG");
+    // Just under the limits passes.
+    let fits = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(900),
+        "b".repeat(3000)
+    );
+    assert_eq!(raw_request(gateway.address, fits.as_bytes()).status, 200);
+}
