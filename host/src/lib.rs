@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod framing;
 pub mod normalize;

@@ -17,10 +17,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Limits;
+use crate::connection::{Activity, ActivityIo};
 use crate::error::{ErrorCode, Reject};
 use crate::framing::{FramingFacts, SniffedIo};
 use crate::pipeline;
@@ -61,8 +63,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size((limits.max_header_bytes * 2) as u32);
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
     let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+    let connections = TaskTracker::new();
+    let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
 
     loop {
@@ -78,31 +81,83 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (io, facts) = SniffedIo::new(stream);
-        let shared = shared.clone();
-        let service = service_fn(move |request| {
-            let shared = shared.clone();
-            let facts = facts.clone();
-            let served: ServedFuture =
-                Box::pin(async move { Ok(respond(shared, request, peer, facts).await) });
-            served
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, error = %error, "connection ended with an error");
-            }
-        });
-        let _ = idle_timeout;
+        connections.spawn(serve_connection(
+            builder.clone(),
+            stream,
+            peer,
+            shared.clone(),
+            stopping.clone(),
+            idle_timeout,
+        ));
     }
 
     drop(listener);
-    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    let _ = stop.send(true);
+    connections.close();
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        connections = connections.len(),
+        "shutting down: waiting for in-flight requests"
+    );
+    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
         tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+}
+
+/// Serves one connection until it ends, is idle for `idle_timeout`, or the gateway
+/// stops (then in-flight requests finish first).
+async fn serve_connection(
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stopping: watch::Receiver<bool>,
+    idle_timeout: Duration,
+) {
+    let activity = Arc::new(Activity::default());
+    let (io, facts) = SniffedIo::new(ActivityIo::new(stream, activity.clone()));
+    let requests = activity.clone();
+    let service = service_fn(move |request| {
+        let shared = shared.clone();
+        let facts = facts.clone();
+        let in_flight = requests.request();
+        let served: ServedFuture = Box::pin(async move {
+            let response = respond(shared, request, peer, facts).await;
+            drop(in_flight);
+            Ok(response)
+        });
+        served
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut ticks = tokio::time::interval((idle_timeout / 4).clamp(
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    ));
+    let mut draining = *stopping.borrow();
+    if draining {
+        connection.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, error = %error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopping.changed(), if !draining => {
+                draining = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = ticks.tick(), if !draining => {
+                if activity.idle_for(idle_timeout) {
+                    tracing::debug!(%peer, "closing an idle connection");
+                    draining = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
     }
 }
 

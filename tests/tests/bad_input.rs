@@ -148,3 +148,48 @@ fn oversized_headers_and_uris_are_refused() {
     );
     assert_eq!(raw_request(gateway.address, fits.as_bytes()).status, 200);
 }
+
+#[test]
+fn slow_headers_and_idle_keep_alive_connections_are_closed() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .toml(
+            "[limits]\nheader_read_timeout_ms = 400\nidle_timeout_ms = 400\n\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nservice = \"echo\"\n",
+        )
+        .start();
+
+    let closed_within = |stream: &mut std::net::TcpStream| {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let started = Instant::now();
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => continue,
+            }
+        }
+    };
+
+    // A client that never finishes its headers is cut off.
+    let mut slow = std::net::TcpStream::connect(gateway.address).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let waited = closed_within(&mut slow);
+    assert!(waited < Duration::from_secs(3), "slow headers kept for {waited:?}");
+
+    // A keep-alive connection with nothing in flight is closed once idle.
+    let mut idle = std::net::TcpStream::connect(gateway.address).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let waited = closed_within(&mut idle);
+    assert!(waited < Duration::from_secs(3), "idle connection kept for {waited:?}");
+    assert_eq!(upstream.hits(), 1);
+
+    // A request slower than the idle limit still completes: it is in flight.
+    let response = raw_request(
+        gateway.address,
+        b"GET /?delay_ms=900 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(response.status, 200);
+}
