@@ -1,1 +1,63 @@
-//! Tests of config loading.
+//! Tests of config loading: defaults, resolution of paths, and error places.
+
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<LoadedConfig, ConfigError> {
+    LoadedConfig::parse(Path::new("/etc/wasmgate/gw.toml"), text)
+}
+
+#[test]
+fn an_empty_file_takes_the_defaults() {
+    let loaded = parse("").unwrap();
+    let config = &loaded.config;
+    assert_eq!(config.gateway.listen.get_ref(), "127.0.0.1:8080");
+    assert_eq!(config.gateway.plugin_dir, Path::new("/etc/wasmgate/plugins"));
+    assert_eq!(config.gateway.data_dir, Path::new("/etc/wasmgate/data"));
+    assert_eq!(config.limits.max_body_bytes, 1 << 20);
+    assert!(config.routes.is_empty());
+}
+
+#[test]
+fn errors_name_file_and_line() {
+    let error = parse("[gateway]\nlisten = 5\n").unwrap_err().to_string();
+    assert!(error.starts_with("/etc/wasmgate/gw.toml:2: "), "{error}");
+    let error = parse("\n\n[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"none\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("/etc/wasmgate/gw.toml:6: "), "{error}");
+    assert!(error.contains("unknown service \"none\""), "{error}");
+}
+
+#[test]
+fn route_rules_are_checked() {
+    let cases = [
+        ("[[routes]]\nname = \"a\"\nservice = \"s\"\n", "needs a `path` or a `prefix`"),
+        ("[[routes]]\nname = \"a\"\npath = \"/x\"\nprefix = \"/y\"\nservice = \"s\"\n", "not both"),
+        ("[[routes]]\nname = \"a\"\npath = \"/x\"\nstrip_prefix = true\nservice = \"s\"\n", "strip_prefix needs"),
+        ("[[routes]]\nname = \"a\"\nprefix = \"/\"\n", "needs a `service`"),
+        ("[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\nmethods = [\"G T\"]\n", "not an HTTP method"),
+        ("[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\nhost = \"a b\"\n", "not a host name"),
+        ("[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\n[[routes.plugins]]\nname = \"Bad!\"\n", "not a plugin name"),
+    ];
+    let services = "[services.s]\nendpoints = [\"http://127.0.0.1:1\"]\n";
+    for (route, want) in cases {
+        let error = parse(&format!("{services}{route}")).unwrap_err().to_string();
+        assert!(error.contains(want), "{route}: {error}");
+    }
+}
+
+#[test]
+fn service_and_plugin_sections_are_checked() {
+    let error = parse("[services.s]\nendpoints = []\n").unwrap_err().to_string();
+    assert!(error.contains("has no endpoints"), "{error}");
+    let error = parse("[services.s]\nendpoints = [\"https://x:1\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("only http://"), "{error}");
+    let error = parse("[plugins.p]\nhttp = [\"nowhere\"]\n").unwrap_err().to_string();
+    assert!(error.contains("unknown service \"nowhere\""), "{error}");
+    let error = parse("[plugins.p]\nmemory_limit_mb = 0\n").unwrap_err().to_string();
+    assert!(error.contains("memory_limit_mb"), "{error}");
+}
