@@ -100,7 +100,8 @@ pub struct PluginSettings {
     /// `kv_namespace = "auth"`: the `kv` namespace; defaults to the plugin's name.
     /// Plugins given the same namespace share data.
     pub kv_namespace: Option<String>,
-    /// `instances = 64`: most idle, configured instances kept per route for reuse.
+    /// `instances = 64`: most idle, configured instances kept per route for reuse;
+    /// `0` makes a fresh instance for every call.
     pub instances: usize,
 }
 

@@ -66,12 +66,6 @@ pub fn validate(config: &Config, base: &Path) -> Result<(), Invalid> {
                 ),
             ));
         }
-        if s.instances == 0 {
-            return Err(at(
-                settings,
-                format!("plugin {name:?}: instances must be at least 1"),
-            ));
-        }
         for service in &s.http {
             if !config.services.contains_key(service.get_ref()) {
                 return Err(at(
