@@ -52,6 +52,7 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
 /// Builds a gateway: a config file and a plugin directory in a temp dir.
 pub struct TestGateway {
     dir: tempfile::TempDir,
+    data_dir: Option<PathBuf>,
     config: String,
     plugins: Vec<(String, PathBuf)>,
     env: Vec<(String, String)>,
@@ -68,10 +69,31 @@ impl TestGateway {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
-            config: "[gateway]\nlisten = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\nshutdown_grace_ms = 3000\n\n".into(),
+            data_dir: None,
+            config: String::new(),
             plugins: Vec::new(),
             env: Vec::new(),
         }
+    }
+
+    /// Keeps state in `dir` (default: a fresh temp dir), e.g. to restart on it.
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The whole config text. The `[gateway]` section takes lines 1-5 and line 6 is
+    /// blank, so TOML appended with [`TestGateway::toml`] starts on line 7.
+    fn config_text(&self) -> String {
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"));
+        format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = {:?}\nshutdown_grace_ms = 3000\n\n{}",
+            data_dir.display().to_string(),
+            self.config
+        )
     }
 
     /// Appends TOML to the config (services, routes, `[limits]`, `[plugins.X]`).
@@ -116,7 +138,7 @@ impl TestGateway {
             std::fs::copy(source, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
         }
         let config = self.dir.path().join("wasmgate.toml");
-        std::fs::write(&config, &self.config).expect("write config");
+        std::fs::write(&config, self.config_text()).expect("write config");
         config
     }
 
@@ -178,7 +200,7 @@ impl TestGateway {
             panic!(
                 "wasmgate did not start (exit {status:?}); stdout: {line}{rest}\nlog:\n{}\nconfig:\n{}",
                 log.lock().unwrap(),
-                self.config
+                self.config_text()
             );
         };
         std::thread::spawn(move || {

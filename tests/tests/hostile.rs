@@ -1,0 +1,138 @@
+//! Hostile plugins built for the tests: an endless loop, a panic, a 1 GiB allocation
+//! and a malformed response. Each fails only its own request with a `PLUGIN_ERROR`
+//! envelope within its deadline; the next normal request on the same route succeeds;
+//! the gateway stays up with bounded memory; `on_error = "skip"` fails open.
+
+use std::time::{Duration, Instant};
+
+use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, assert_envelope, client};
+
+fn hostile_gateway(upstream: &Upstream) -> GatewayProcess {
+    let mut gateway = TestGateway::new().service("echo", upstream.address).toml(
+        r#"
+[plugins.spin]
+timeout_ms = 200
+
+[plugins.oom]
+memory_limit_mb = 32
+"#,
+    );
+    for name in ["spin", "panic", "oom", "malformed"] {
+        gateway = gateway.plugin(name, name).toml(&format!(
+            "[[routes]]\nname = \"{name}\"\nprefix = \"/{name}\"\nservice = \"echo\"\n\n[[routes.plugins]]\nname = \"{name}\"\n\n\
+             [[routes]]\nname = \"{name}-skip\"\nprefix = \"/skip-{name}\"\nservice = \"echo\"\non_error = \"skip\"\n\n[[routes.plugins]]\nname = \"{name}\"\n"
+        ));
+    }
+    gateway.start()
+}
+
+async fn plugin_error(gateway: &GatewayProcess, path: &str, trigger: &str) -> Duration {
+    let started = Instant::now();
+    let response = client()
+        .get(gateway.url(path))
+        .header(trigger, "1")
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let body = response.bytes().await.unwrap();
+    let value = assert_envelope(status, Some(&id), &body, 500, "PLUGIN_ERROR");
+    let message = value["error"].as_str().unwrap();
+    assert!(!message.contains("wasm"), "internals leak to the client: {message}");
+    elapsed
+}
+
+async fn passes(gateway: &GatewayProcess, path: &str) {
+    let response = client().get(gateway.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path} after a failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_hostile_plugin_fails_only_its_request() {
+    let upstream = Upstream::start();
+    let mut gateway = hostile_gateway(&upstream);
+
+    // Endless loop: stopped near its 200 ms deadline.
+    let took = plugin_error(&gateway, "/spin", "x-spin").await;
+    assert!(took < Duration::from_secs(2), "the loop ran for {took:?}");
+    passes(&gateway, "/spin").await;
+
+    plugin_error(&gateway, "/panic", "x-panic").await;
+    passes(&gateway, "/panic").await;
+
+    plugin_error(&gateway, "/oom", "x-oom").await;
+    passes(&gateway, "/oom").await;
+
+    plugin_error(&gateway, "/malformed", "x-malformed").await;
+    passes(&gateway, "/malformed").await;
+
+    assert_eq!(upstream.hits(), 4, "only the normal requests reached the upstream");
+
+    // The log names the plugin, its hash and the kind of failure.
+    let log = gateway.log();
+    for (plugin, kind) in [
+        ("spin", "timeout"),
+        ("panic", "trap"),
+        ("oom", "out_of_memory"),
+        ("malformed", "invalid_output"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("plugin failed") && l.contains(&format!("plugin=\"{plugin}\"")))
+            .unwrap_or_else(|| panic!("no failure line for {plugin} in:\n{log}"));
+        assert!(line.contains(&format!("kind=\"{kind}\"")), "{line}");
+        assert!(line.contains("hash="), "{line}");
+    }
+    assert!(log.contains("panicked"), "the panic message is logged:\n{log}");
+    assert!(gateway.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_makes_a_failing_plugin_fail_open() {
+    let upstream = Upstream::start();
+    let gateway = hostile_gateway(&upstream);
+    for (name, trigger) in [("spin", "x-spin"), ("panic", "x-panic"), ("oom", "x-oom"), ("malformed", "x-malformed")] {
+        let response = client()
+            .get(gateway.url(&format!("/skip-{name}")))
+            .header(trigger, "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{name} with on_error = skip");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_keep_memory_bounded_and_others_unaffected() {
+    let upstream = Upstream::start();
+    let gateway = hostile_gateway(&upstream);
+    passes(&gateway, "/oom").await;
+    let baseline = gateway.rss_kib();
+    // Hostile calls interleaved with normal ones, some of them concurrent.
+    for round in 0..10 {
+        let hostile = [
+            ("/oom", "x-oom"),
+            ("/panic", "x-panic"),
+            ("/malformed", "x-malformed"),
+        ];
+        let mut calls = Vec::new();
+        for (path, trigger) in hostile {
+            let url = gateway.url(path);
+            calls.push(tokio::spawn(async move {
+                client().get(url).header(trigger, "1").send().await.unwrap().status()
+            }));
+        }
+        let normal = client().get(gateway.url("/panic")).send().await.unwrap();
+        assert_eq!(normal.status(), 200, "round {round}: a normal request failed");
+        for call in calls {
+            assert_eq!(call.await.unwrap(), 500);
+        }
+    }
+    let after = gateway.rss_kib();
+    assert!(
+        after < baseline + 150 * 1024,
+        "RSS grew from {baseline} KiB to {after} KiB over 30 hostile calls"
+    );
+}

@@ -1,0 +1,246 @@
+//! Plugins on real traffic: both actions, the order of the two phases over a chain,
+//! short-circuits, bodies, and the host imports (kv, vars, log).
+
+use wasmgate_e2e::{TestGateway, Upstream, assert_envelope, client};
+
+#[tokio::test]
+async fn headers_plugin_changes_requests_and_responses() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("headers", "headers")
+        .toml(
+            r#"
+[[routes]]
+name = "echo"
+prefix = "/"
+service = "echo"
+
+[[routes.plugins]]
+name = "headers"
+config = { request = { set = { "x-hello" = "from-wasmgate" }, remove = ["x-secret"], rename = { "x-old" = "x-new" } }, response = { add = { "x-powered-by" = "wasmgate" }, remove = ["x-upstream"] } }
+"#,
+        )
+        .start();
+    let response = client()
+        .get(gateway.url("/hello"))
+        .header("x-secret", "s3cret")
+        .header("x-old", "moved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-powered-by"], "wasmgate");
+    assert!(!response.headers().contains_key("x-upstream"));
+    let echo: serde_json::Value = response.json().await.unwrap();
+    let headers = &echo["headers"];
+    assert_eq!(headers["x-hello"][0], "from-wasmgate");
+    assert_eq!(headers["x-new"][0], "moved");
+    assert!(headers.get("x-secret").is_none(), "{headers}");
+    assert!(headers.get("x-old").is_none(), "{headers}");
+}
+
+#[tokio::test]
+async fn deny_plugin_answers_with_its_envelope_and_the_upstream_sees_nothing() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("deny", "deny")
+        .toml(
+            r#"
+[[routes]]
+name = "echo"
+prefix = "/"
+service = "echo"
+
+[[routes.plugins]]
+name = "deny"
+config = { rules = [{ path_prefix = "/admin" }, { methods = ["DELETE"] }], status = 403, code = "FORBIDDEN", message = "blocked by policy" }
+"#,
+        )
+        .start();
+    let http = client();
+    for request in [
+        http.get(gateway.url("/admin/users")),
+        http.delete(gateway.url("/things/1")),
+    ] {
+        let response = request.header("x-request-id", "deny-1").send().await.unwrap();
+        let status = response.status().as_u16();
+        let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+        let value = assert_envelope(status, Some(&id), &response.bytes().await.unwrap(), 403, "FORBIDDEN");
+        assert_eq!(value["error"], "blocked by policy");
+        assert_eq!(value["request_id"], "deny-1");
+    }
+    assert_eq!(upstream.hits(), 0);
+    let response = http.get(gateway.url("/public")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(upstream.hits(), 1);
+}
+
+fn chain_gateway(upstream: &Upstream) -> wasmgate_e2e::GatewayProcess {
+    TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("record", "record")
+        .plugin("deny", "deny")
+        .toml(
+            r#"
+[[routes]]
+name = "chain"
+prefix = "/"
+service = "echo"
+
+[[routes.plugins]]
+name = "record"
+config = { name = "a" }
+
+[[routes.plugins]]
+name = "record"
+config = { name = "b" }
+
+[[routes.plugins]]
+name = "deny"
+config = { rules = [{ path_prefix = "/stop" }], status = 451, code = "FORBIDDEN", message = "stopped" }
+
+[[routes.plugins]]
+name = "record"
+config = { name = "c" }
+"#,
+        )
+        .start()
+}
+
+#[tokio::test]
+async fn phases_run_in_order_and_vars_pass_along_the_chain() {
+    let upstream = Upstream::start();
+    let gateway = chain_gateway(&upstream);
+    let response = client().get(gateway.url("/go")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let chain_response: Vec<&str> = response
+        .headers()
+        .get_all("x-chain-response")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(chain_response, ["c", "b", "a"], "response phase runs in reverse");
+    let echo: serde_json::Value = response.json().await.unwrap();
+    let headers = &echo["headers"];
+    assert_eq!(headers["x-chain"], serde_json::json!(["a", "b", "c"]), "request phase in order");
+    // Each plugin saw the var set by the one before it.
+    assert!(headers.get("x-prev-a").is_none(), "{headers}");
+    assert_eq!(headers["x-prev-b"][0], "a");
+    assert_eq!(headers["x-prev-c"][0], "b");
+}
+
+#[tokio::test]
+async fn a_short_circuit_runs_the_response_phase_only_for_plugins_that_ran() {
+    let upstream = Upstream::start();
+    let gateway = chain_gateway(&upstream);
+    let response = client().get(gateway.url("/stop")).send().await.unwrap();
+    assert_eq!(response.status(), 451);
+    let chain_response: Vec<&str> = response
+        .headers()
+        .get_all("x-chain-response")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(chain_response, ["b", "a"], "c never ran, so it does not see the response");
+    assert_eq!(upstream.hits(), 0);
+}
+
+#[tokio::test]
+async fn bodies_are_buffered_only_for_plugins_that_ask_and_capped() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("bodyupper", "bodyupper")
+        .toml(
+            r#"
+[[routes]]
+name = "upper"
+prefix = "/upper"
+service = "echo"
+max_body_bytes = 1024
+
+[[routes.plugins]]
+name = "bodyupper"
+"#,
+        )
+        .start();
+    let http = client();
+    let response = http
+        .post(gateway.url("/upper"))
+        .body("hello, body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response_len: usize = response.headers()["x-response-body-len"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(response_len, body.len(), "the plugin saw the whole response body");
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["body"], "HELLO, BODY");
+    assert_eq!(echo["body_len"], 11);
+    assert_eq!(echo["headers"]["x-body-len"][0], "11");
+
+    let before = upstream.hits();
+    let response = http
+        .post(gateway.url("/upper"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert_envelope(status, None, &response.bytes().await.unwrap(), 413, "PAYLOAD_TOO_LARGE");
+    assert_eq!(upstream.hits(), before, "an oversized body is not forwarded");
+}
+
+#[tokio::test]
+async fn kv_state_is_shared_by_instances_and_survives_a_restart() {
+    let upstream = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = format!(
+        r#"
+[services.echo]
+endpoints = ["http://{}"]
+
+[[routes]]
+name = "count"
+prefix = "/"
+service = "echo"
+
+[[routes.plugins]]
+name = "counter"
+"#,
+        upstream.address
+    );
+    let start = || {
+        TestGateway::new()
+            .plugin("counter", "counter")
+            .toml(&config)
+            .data_dir(&data_dir)
+            .start()
+    };
+    let http = client();
+    let mut gateway = start();
+    for want in 1..=3 {
+        let response = http.get(gateway.url("/")).send().await.unwrap();
+        assert_eq!(response.headers()["x-hits"], want.to_string().as_str());
+    }
+    assert!(gateway.log().contains("counter hit 3"), "plugin log line: {}", gateway.log());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = gateway.terminate();
+        drop(gateway);
+        status
+    })
+    .await
+    .unwrap();
+    assert!(status.is_some_and(|s| s.success()));
+    let gateway = start();
+    let response = http.get(gateway.url("/")).send().await.unwrap();
+    assert_eq!(response.headers()["x-hits"], "4", "the count survived the restart");
+}
