@@ -249,3 +249,22 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
     let (status, _gateway) = status.await.unwrap();
     assert!(status.is_some_and(|s| s.success()), "exit status {status:?}");
 }
+
+#[tokio::test]
+async fn serves_http2_with_prior_knowledge() {
+    let upstream = Upstream::start();
+    let gateway = routes(&upstream).start();
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2.get(gateway.url("/exact?via=h2")).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert!(response.headers().contains_key("x-request-id"));
+    let echo = echo_of(response).await;
+    assert_eq!(echo["query"], "via=h2");
+    let response = h2.get(gateway.url("/nope")).send().await.unwrap();
+    let status = response.status().as_u16();
+    assert_envelope(status, None, &response.bytes().await.unwrap(), 404, "NOT_FOUND");
+}
