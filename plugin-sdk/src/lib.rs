@@ -1,0 +1,143 @@
+//! Write [wasmgate](https://github.com/) plugins in Rust.
+//!
+//! A plugin is a type implementing [`Plugin`] and registered with
+//! [`export_plugin!`]. Build the crate for `wasm32-wasip2` and drop the `.wasm` into
+//! the gateway's plugin directory; test it natively with [`testing::Harness`].
+//!
+//! ```
+//! use wasmgate_plugin_sdk::{export_plugin, Action, Context, Plugin, Request, Response};
+//!
+//! /// Refuses requests without a configured header.
+//! struct RequireHeader {
+//!     header: String,
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config {
+//!     header: String,
+//! }
+//!
+//! impl Plugin for RequireHeader {
+//!     type Config = Config;
+//!
+//!     fn new(config: Config) -> Result<Self, String> {
+//!         Ok(Self { header: config.header })
+//!     }
+//!
+//!     fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
+//!         if request.headers.contains(&self.header) {
+//!             ctx.set_var("checked", "yes");
+//!             Action::Continue(request)
+//!         } else {
+//!             Action::Respond(Response::forbidden(&format!("{} is required", self.header), ctx))
+//!         }
+//!     }
+//! }
+//!
+//! export_plugin!(RequireHeader);
+//!
+//! // In `cargo test`, no gateway needed:
+//! use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
+//! let mut harness = Harness::<RequireHeader>::new(r#"{"header": "x-key"}"#).unwrap();
+//! let action = harness.on_request(TestRequest::get("/").build());
+//! assert_eq!(action.response().unwrap().status, 403);
+//! ```
+//!
+//! What the host gives a plugin: [`log`], [`clock`], [`kv`] (a key-value store kept by
+//! the gateway) and [`http`] (calls to services the operator granted). Nothing else:
+//! no files, no sockets, no environment.
+//!
+//! An instance may serve many requests, one at a time: keep request data in the
+//! arguments, not in globals.
+
+#![deny(missing_docs)]
+
+#[doc(hidden)]
+#[allow(unsafe_code, missing_docs, clippy::all)]
+#[path = "bindings.rs"]
+pub mod __bindings;
+
+mod envelope;
+mod headers;
+mod host;
+mod message;
+#[doc(hidden)]
+pub mod __private;
+pub mod testing;
+
+pub use envelope::ErrorCode;
+pub use headers::Headers;
+pub use host::{clock, http, kv, log};
+pub use message::{Action, Context, Request, Response, Settings};
+
+/// A wasmgate plugin. Implement it for your type and register the type with
+/// [`export_plugin!`]. Every hook has a default that passes things through.
+pub trait Plugin: Sized + 'static {
+    /// The route's configuration for this plugin, parsed from the `config` table of
+    /// the route's `[[routes.plugins]]` entry (`{}` when there is none). Use
+    /// `#[serde(deny_unknown_fields)]` so typos are refused.
+    type Config: serde::de::DeserializeOwned;
+
+    /// Makes the plugin from its configuration. An error refuses the route's config
+    /// before it serves traffic; the message is shown to the operator.
+    fn new(config: Self::Config) -> Result<Self, String>;
+
+    /// What the plugin needs from the host for this route (e.g. buffered bodies).
+    fn settings(&self) -> Settings {
+        Settings::default()
+    }
+
+    /// The request phase: pass the request on (possibly changed) or answer it.
+    fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
+        let _ = ctx;
+        Action::Continue(request)
+    }
+
+    /// The response phase: runs only if this plugin's `on_request` continued.
+    fn on_response(&self, response: Response, ctx: &mut Context) -> Response {
+        let _ = ctx;
+        response
+    }
+}
+
+/// Registers a [`Plugin`] type as the component's exports. Use once per crate.
+///
+/// ```ignore
+/// wasmgate_plugin_sdk::export_plugin!(MyPlugin);
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(unsafe_code)]
+        mod __wasmgate_plugin_export {
+            use super::*;
+            use $crate::__bindings::exports::wasmgate::plugin::handler as __handler;
+
+            struct Export;
+
+            impl __handler::Guest for Export {
+                fn configure(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<__handler::Settings, ::std::string::String> {
+                    $crate::__private::configure::<$plugin>(&config)
+                }
+
+                fn on_request(ctx: __handler::Context, request: __handler::Request) -> __handler::Action {
+                    $crate::__private::on_request::<$plugin>(ctx, request)
+                }
+
+                fn on_response(
+                    ctx: __handler::Context,
+                    response: __handler::Response,
+                ) -> __handler::Response {
+                    $crate::__private::on_response::<$plugin>(ctx, response)
+                }
+            }
+
+            $crate::__export_wasmgate_plugin!(Export with_types_in $crate::__bindings);
+        }
+    };
+}
