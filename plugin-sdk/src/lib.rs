@@ -64,6 +64,7 @@ mod host;
 mod message;
 #[doc(hidden)]
 pub mod __private;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 pub use envelope::ErrorCode;
@@ -137,7 +138,7 @@ macro_rules! export_plugin {
                 }
             }
 
-            $crate::__export_wasmgate_plugin!(Export with_types_in $crate::__bindings);
+            $crate::__bindings::__export_wasmgate_plugin!(Export with_types_in $crate::__bindings);
         }
     };
 }

@@ -1,0 +1,24 @@
+//! Test guest: allocates and touches 1 GiB in `on_request` when the request has
+//! `x-oom: 1`.
+
+use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, export_plugin};
+
+struct Oom;
+
+impl Plugin for Oom {
+    type Config = serde_json::Value;
+
+    fn new(_: serde_json::Value) -> Result<Self, String> {
+        Ok(Oom)
+    }
+
+    fn on_request(&self, mut request: Request, _: &mut Context) -> Action {
+        if request.headers.get("x-oom") == Some("1") {
+            let big = std::hint::black_box(vec![1u8; 1 << 30]);
+            request.headers.set("x-oom-size", big.len().to_string());
+        }
+        Action::Continue(request)
+    }
+}
+
+export_plugin!(Oom);
