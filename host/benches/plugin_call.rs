@@ -40,7 +40,11 @@ fn main() {
 
 async fn run() {
     let path = guest();
-    assert!(path.is_file(), "{} is missing: run scripts/build-plugins.sh", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-plugins.sh",
+        path.display()
+    );
     let plugins = PluginRuntime::new().expect("engine");
     let plugin = plugins.load("noop", &path).expect("load noop");
     let data = tempfile::tempdir().expect("temp dir");
@@ -71,7 +75,10 @@ async fn run() {
         .collect(),
         body: None,
     };
-    println!("one trivial on-request call ({} batches of {} calls)", BATCHES, CALLS_PER_BATCH);
+    println!(
+        "one trivial on-request call ({} batches of {} calls)",
+        BATCHES, CALLS_PER_BATCH
+    );
     for (model, instances) in [("reused instance", 64), ("fresh instance per call", 0)] {
         let grants = Grants {
             plugin: "noop".into(),

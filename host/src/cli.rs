@@ -66,10 +66,15 @@ async fn prepare(file: &std::path::Path) -> Result<(LoadedConfig, StateStore, Sn
     let loaded = LoadedConfig::load(file).map_err(|e| Fatal::Config(e.to_string()))?;
     let data_dir = &loaded.config.gateway.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|e| {
-        Fatal::Config(format!("{}: cannot create data_dir {}: {e}", file.display(), data_dir.display()))
+        Fatal::Config(format!(
+            "{}: cannot create data_dir {}: {e}",
+            file.display(),
+            data_dir.display()
+        ))
     })?;
-    let state = StateStore::open(&data_dir.join("state"))
-        .map_err(|e| anyhow::anyhow!("cannot open the state store in {}: {e}", data_dir.display()))?;
+    let state = StateStore::open(&data_dir.join("state")).map_err(|e| {
+        anyhow::anyhow!("cannot open the state store in {}: {e}", data_dir.display())
+    })?;
     let runtime = PluginRuntime::new()?;
     let snapshot = Snapshot::build(&loaded, &runtime, &state, 1)
         .await
@@ -95,7 +100,9 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
             let settings = &loaded.config.gateway;
             let listener = tokio::net::TcpListener::bind(settings.listen.get_ref().as_str())
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen.get_ref()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {}: {e}", settings.listen.get_ref())
+                })?;
             let address = listener.local_addr().map_err(anyhow::Error::from)?;
             tracing::info!(
                 %address,

@@ -45,7 +45,8 @@ impl Activity {
     pub fn idle_for(&self, limit: Duration) -> bool {
         let now = self.born.elapsed().as_millis() as u64;
         self.in_flight.load(Ordering::Relaxed) == 0
-            && now.saturating_sub(self.last_io_ms.load(Ordering::Relaxed)) >= limit.as_millis() as u64
+            && now.saturating_sub(self.last_io_ms.load(Ordering::Relaxed))
+                >= limit.as_millis() as u64
     }
 }
 

@@ -183,7 +183,9 @@ pub async fn handle(
             response.body = Some(bytes.to_vec());
         }
         let outcome = plugin.pool.on_response(&ctx, &response).await;
-        match outcome.and_then(|(next, vars)| checked_response(plugin, next, 100).map(|r| (r, vars))) {
+        match outcome
+            .and_then(|(next, vars)| checked_response(plugin, next, 100).map(|r| (r, vars)))
+        {
             Ok((mut next, vars)) => {
                 merge_vars(&mut ctx.vars, vars);
                 if let Some(replaced) = next.body.take() {
@@ -210,7 +212,11 @@ fn request_host(uri: &http::Uri, headers: &HeaderMap) -> Option<String> {
         Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
         _ => raw,
     };
-    Some(host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
+    )
 }
 
 fn to_wit_headers(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
@@ -266,9 +272,7 @@ fn checked_action(plugin: &ChainPlugin, action: Action) -> Result<Action, Plugin
             from_wit_headers(&request.headers).map_err(|why| invalid(plugin, why))?;
             Ok(Action::Continue(request))
         }
-        Action::Respond(response) => {
-            checked_response(plugin, response, 200).map(Action::Respond)
-        }
+        Action::Respond(response) => checked_response(plugin, response, 200).map(Action::Respond),
     }
 }
 
@@ -281,7 +285,10 @@ fn checked_response(
     if !(min_status..=599).contains(&response.status) {
         return Err(invalid(
             plugin,
-            format!("status {} is out of range {min_status}..=599", response.status),
+            format!(
+                "status {} is out of range {min_status}..=599",
+                response.status
+            ),
         ));
     }
     from_wit_headers(&response.headers).map_err(|why| invalid(plugin, why))?;
@@ -289,11 +296,7 @@ fn checked_response(
 }
 
 /// Logs a plugin failure; fails the request unless the plugin is `on_error = "skip"`.
-fn skip_or_fail(
-    plugin: &ChainPlugin,
-    ctx: &Context,
-    failure: PluginFailure,
-) -> Result<(), Reject> {
+fn skip_or_fail(plugin: &ChainPlugin, ctx: &Context, failure: PluginFailure) -> Result<(), Reject> {
     let skipped = plugin.on_error == OnError::Skip;
     tracing::error!(
         plugin = &*failure.plugin,
@@ -393,7 +396,9 @@ async fn call_upstream(
             };
             tracing::warn!(route = %route.name, request_id, error = %error, "upstream call failed");
             let message = match code {
-                ErrorCode::GatewayTimeout => format!("service {} did not answer in time", service.name),
+                ErrorCode::GatewayTimeout => {
+                    format!("service {} did not answer in time", service.name)
+                }
                 _ => format!("service {} is unreachable", service.name),
             };
             envelope_response(code, message, request_id)

@@ -210,7 +210,12 @@ impl RouteTable {
     }
 
     /// Finds the route for a request. `host` is the request's host without port.
-    pub fn lookup(&self, host: Option<&str>, method: &Method, path: &str) -> Result<RouteMatch, Miss> {
+    pub fn lookup(
+        &self,
+        host: Option<&str>,
+        method: &Method,
+        path: &str,
+    ) -> Result<RouteMatch, Miss> {
         let mut allowed: Vec<Method> = Vec::new();
         for (index, matcher) in &self.ordered {
             if let Some(want) = &matcher.host

@@ -99,7 +99,10 @@ pub async fn serve(
         connections = connections.len(),
         "shutting down: waiting for in-flight requests"
     );
-    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
 }
@@ -130,10 +133,9 @@ async fn serve_connection(
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let mut ticks = tokio::time::interval((idle_timeout / 4).clamp(
-        Duration::from_millis(10),
-        Duration::from_secs(1),
-    ));
+    let mut ticks = tokio::time::interval(
+        (idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+    );
     let mut draining = *stopping.borrow();
     if draining {
         connection.as_mut().graceful_shutdown();
@@ -182,7 +184,9 @@ async fn respond(
         Ok(response) => response,
         Err(reject) => {
             tracing::debug!(request_id, code = ?reject.code, message = %reject.message, "request refused");
-            reject.into_response::<bytes::Bytes>(&request_id).map(full_body)
+            reject
+                .into_response::<bytes::Bytes>(&request_id)
+                .map(full_body)
         }
     };
     if let Ok(id) = HeaderValue::from_str(&request_id) {
@@ -226,7 +230,10 @@ fn check(request: &Request<Incoming>, limits: &Limits, facts: &FramingFacts) -> 
     if header_bytes > limits.max_header_bytes {
         return Err(Reject::new(
             ErrorCode::HeadersTooLarge,
-            format!("the request headers are over {} bytes", limits.max_header_bytes),
+            format!(
+                "the request headers are over {} bytes",
+                limits.max_header_bytes
+            ),
         ));
     }
     let hosts = request.headers().get_all(header::HOST).iter().count();

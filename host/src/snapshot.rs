@@ -114,7 +114,10 @@ impl Snapshot {
                     .map(|e| Endpoint::parse(e.get_ref()).expect("validated endpoint"))
                     .collect();
                 let connect = Duration::from_millis(service.connect_timeout_ms);
-                (name.clone(), Arc::new(Service::new(name, endpoints, connect)))
+                (
+                    name.clone(),
+                    Arc::new(Service::new(name, endpoints, connect)),
+                )
             })
             .collect();
 
@@ -130,7 +133,10 @@ impl Snapshot {
                 let plugin = match plugins.get(plugin_name) {
                     Some(plugin) => plugin.clone(),
                     None => {
-                        let path = config.gateway.plugin_dir.join(format!("{plugin_name}.wasm"));
+                        let path = config
+                            .gateway
+                            .plugin_dir
+                            .join(format!("{plugin_name}.wasm"));
                         let plugin = runtime.load(plugin_name, &path).map_err(|source| {
                             SnapshotError::Load {
                                 place: place.clone(),
@@ -186,7 +192,10 @@ impl Snapshot {
             }
             .expect("validated pattern");
             matchers.push(RouteMatcher {
-                host: route.host.as_ref().map(|h| h.get_ref().to_ascii_lowercase()),
+                host: route
+                    .host
+                    .as_ref()
+                    .map(|h| h.get_ref().to_ascii_lowercase()),
                 methods: route.methods.as_ref().map(|m| {
                     m.get_ref()
                         .iter()

@@ -32,7 +32,10 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        let db = sled::Config::new().path(dir).flush_every_ms(Some(200)).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(200))
+            .open()?;
         Ok(Self { db })
     }
 
@@ -104,7 +107,8 @@ impl Namespace {
 
     /// Stores `value` under `key`, expiring after `ttl_ms` if given.
     pub fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StateError> {
-        self.tree.insert(key, encode(value, expiry(ttl_ms, now_ms())))?;
+        self.tree
+            .insert(key, encode(value, expiry(ttl_ms, now_ms())))?;
         Ok(())
     }
 
@@ -117,7 +121,10 @@ impl Namespace {
         self.tree.fetch_and_update(key, |old| {
             let (current, expires_at) = match old.and_then(|stored| decode(stored, now)) {
                 Some((value, expires_at)) => {
-                    match std::str::from_utf8(value).ok().and_then(|t| t.parse::<i64>().ok()) {
+                    match std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|t| t.parse::<i64>().ok())
+                    {
                         Some(n) => (n, expires_at),
                         None => {
                             failure = Some(StateError::NotAnInteger(key.to_string()));
@@ -178,9 +185,16 @@ mod tests {
         assert_eq!(ns.incr("n", -5, None).unwrap(), -3);
         assert_eq!(ns.get("n").unwrap().as_deref(), Some(&b"-3"[..]));
         ns.set("t", b"text", None).unwrap();
-        assert!(matches!(ns.incr("t", 1, None), Err(StateError::NotAnInteger(_))));
-        ns.set("max", i64::MAX.to_string().as_bytes(), None).unwrap();
-        assert!(matches!(ns.incr("max", 1, None), Err(StateError::Overflow(_))));
+        assert!(matches!(
+            ns.incr("t", 1, None),
+            Err(StateError::NotAnInteger(_))
+        ));
+        ns.set("max", i64::MAX.to_string().as_bytes(), None)
+            .unwrap();
+        assert!(matches!(
+            ns.incr("max", 1, None),
+            Err(StateError::Overflow(_))
+        ));
     }
 
     #[test]
@@ -191,9 +205,16 @@ mod tests {
         assert_eq!(decode(&stored, u64::MAX), None);
         ns.tree.insert("gone", encode(b"x", 1)).unwrap();
         assert_eq!(ns.get("gone").unwrap(), None);
-        assert!(ns.tree.get("gone").unwrap().is_none(), "expired entry removed");
+        assert!(
+            ns.tree.get("gone").unwrap().is_none(),
+            "expired entry removed"
+        );
         ns.tree.insert("c", encode(b"7", 1)).unwrap();
-        assert_eq!(ns.incr("c", 1, None).unwrap(), 1, "expired counter restarts");
+        assert_eq!(
+            ns.incr("c", 1, None).unwrap(),
+            1,
+            "expired counter restarts"
+        );
     }
 
     #[test]

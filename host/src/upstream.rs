@@ -26,12 +26,15 @@ pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// Wraps bytes as a [`ProxyBody`].
 pub fn full_body(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// Wraps a streamed hyper body as a [`ProxyBody`].
 pub fn stream_body(body: Incoming) -> ProxyBody {
-    body.map_err(|error| -> BoxError { Box::new(error) }).boxed()
+    body.map_err(|error| -> BoxError { Box::new(error) })
+        .boxed()
 }
 
 /// The largest response body a plugin's outbound call may receive.
@@ -292,7 +295,12 @@ mod tests {
             ],
             Duration::from_secs(1),
         );
-        let picks: Vec<String> = (0..4).map(|_| service.pick().authority.to_string()).collect();
-        assert_eq!(picks, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"]);
+        let picks: Vec<String> = (0..4)
+            .map(|_| service.pick().authority.to_string())
+            .collect();
+        assert_eq!(
+            picks,
+            ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"]
+        );
     }
 }

@@ -15,7 +15,11 @@ thread_local! {
 
 /// Parses `config` (JSON; empty means `{}`) and makes the plugin.
 pub fn build<P: Plugin>(config: &str) -> Result<P, String> {
-    let config = if config.trim().is_empty() { "{}" } else { config };
+    let config = if config.trim().is_empty() {
+        "{}"
+    } else {
+        config
+    };
     let parsed: P::Config =
         serde_json::from_str(config).map_err(|error| format!("invalid config: {error}"))?;
     P::new(parsed)

@@ -88,14 +88,16 @@ impl Headers {
     /// Whether `name` is a valid header field name (an HTTP token).
     pub fn is_valid_name(name: &str) -> bool {
         !name.is_empty()
-            && name.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-            })
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     }
 
     /// Whether `value` is a valid header field value (no control characters but tab).
     pub fn is_valid_value(value: &[u8]) -> bool {
-        value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+        value
+            .iter()
+            .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
     }
 
     pub(crate) fn from_list(list: Vec<(String, Vec<u8>)>) -> Self {

@@ -58,12 +58,12 @@
 #[path = "bindings.rs"]
 pub mod __bindings;
 
+#[doc(hidden)]
+pub mod __private;
 mod envelope;
 mod headers;
 mod host;
 mod message;
-#[doc(hidden)]
-pub mod __private;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
@@ -110,6 +110,14 @@ pub trait Plugin: Sized + 'static {
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        // On native targets (tests), check the glue and mark the type as used.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            let _ = $crate::__private::configure::<$plugin>;
+            let _ = $crate::__private::on_request::<$plugin>;
+            let _ = $crate::__private::on_response::<$plugin>;
+        };
+
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[allow(unsafe_code)]

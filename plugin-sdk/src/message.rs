@@ -51,7 +51,8 @@ impl Response {
 
     /// A `text/plain; charset=utf-8` response.
     pub fn text(status: u16, text: impl Into<String>) -> Self {
-        let mut response = Self::new(status).with_header("content-type", "text/plain; charset=utf-8");
+        let mut response =
+            Self::new(status).with_header("content-type", "text/plain; charset=utf-8");
         response.body = Some(text.into().into_bytes());
         response
     }

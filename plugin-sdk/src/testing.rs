@@ -92,11 +92,19 @@ impl MockHost {
         self.kv.insert(key.to_string(), (value.to_vec(), expires));
     }
 
-    pub(crate) fn kv_incr(&mut self, key: &str, delta: i64, ttl_ms: Option<u64>) -> Result<i64, String> {
+    pub(crate) fn kv_incr(
+        &mut self,
+        key: &str,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> Result<i64, String> {
         let (current, expires) = match self.live(key) {
             Some((value, expires)) => {
-                let text = std::str::from_utf8(value).map_err(|_| format!("value of {key:?} is not an integer"))?;
-                let n: i64 = text.parse().map_err(|_| format!("value of {key:?} is not an integer"))?;
+                let text = std::str::from_utf8(value)
+                    .map_err(|_| format!("value of {key:?} is not an integer"))?;
+                let n: i64 = text
+                    .parse()
+                    .map_err(|_| format!("value of {key:?} is not an integer"))?;
                 (n, *expires)
             }
             None => (0, ttl_ms.map(|ttl| self.now_ms.saturating_add(ttl.max(1)))),
@@ -104,7 +112,8 @@ impl MockHost {
         let next = current
             .checked_add(delta)
             .ok_or_else(|| format!("incr of {key:?} overflows"))?;
-        self.kv.insert(key.to_string(), (next.to_string().into_bytes(), expires));
+        self.kv
+            .insert(key.to_string(), (next.to_string().into_bytes(), expires));
         Ok(next)
     }
 
@@ -368,8 +377,16 @@ mod tests {
 
     #[test]
     fn config_errors_come_back() {
-        assert_eq!(Harness::<Echo>::new(r#"{"fail": 1}"#).err().unwrap(), "told to fail");
-        assert!(Harness::<Echo>::new("{not json").err().unwrap().starts_with("invalid config"));
+        assert_eq!(
+            Harness::<Echo>::new(r#"{"fail": 1}"#).err().unwrap(),
+            "told to fail"
+        );
+        assert!(
+            Harness::<Echo>::new("{not json")
+                .err()
+                .unwrap()
+                .starts_with("invalid config")
+        );
         assert!(Harness::<Echo>::new("").is_ok(), "empty config means {{}}");
     }
 
@@ -408,7 +425,10 @@ mod tests {
             })
         });
         let response = crate::http::send(OutboundRequest::new("svc", "GET", "/ping")).unwrap();
-        assert_eq!((response.status, response.body.as_slice()), (201, &b"/ping"[..]));
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (201, &b"/ping"[..])
+        );
         assert!(crate::http::send(OutboundRequest::new("other", "GET", "/")).is_err());
         assert_eq!(harness.http_calls().len(), 2);
         crate::log::warn("careful");

@@ -55,7 +55,10 @@ pub fn assert_envelope(
         .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {text}"));
     assert_eq!(value["success"], false, "{text}");
     assert_eq!(value["code"], want_code, "{text}");
-    assert!(value["error"].as_str().is_some_and(|e| !e.is_empty()), "{text}");
+    assert!(
+        value["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{text}"
+    );
     let id = value["request_id"].as_str().expect("request_id");
     assert!(!id.is_empty(), "{text}");
     if let Some(header) = request_id_header {

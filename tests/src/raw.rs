@@ -56,7 +56,10 @@ pub fn raw_request(address: SocketAddr, request: &[u8]) -> RawResponse {
     })
 }
 
-fn split_head(bytes: &[u8]) -> Option<(u16, Vec<(String, String)>, &[u8])> {
+/// A response head: status, headers, and the bytes after it.
+type Head<'a> = (u16, Vec<(String, String)>, &'a [u8]);
+
+fn split_head(bytes: &[u8]) -> Option<Head<'_>> {
     let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&bytes[..end]).ok()?;
     let mut lines = head.split("\r\n");

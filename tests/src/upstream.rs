@@ -124,7 +124,11 @@ async fn answer(
     behaviour: Arc<UpstreamBehaviour>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let query = parts.uri.query();
     if let Some(delay) = query_param(query, "delay_ms") {
         tokio::time::sleep(Duration::from_millis(delay)).await;

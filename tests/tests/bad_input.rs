@@ -36,7 +36,12 @@ fn refused(gateway: &GatewayProcess, upstream: &Upstream, request: &[u8], status
         Some("application/json"),
         "envelope content type"
     );
-    assert_eq!(upstream.hits(), before, "the request reached the upstream: {}", String::from_utf8_lossy(request));
+    assert_eq!(
+        upstream.hits(),
+        before,
+        "the request reached the upstream: {}",
+        String::from_utf8_lossy(request)
+    );
 }
 
 #[test]
@@ -49,7 +54,10 @@ fn dot_segments_are_resolved_before_routing_and_forwarding() {
     );
     assert_eq!(response.status, 200);
     let echo: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
-    assert_eq!(echo["path"], "/a/c/d", "the upstream gets the path that was routed");
+    assert_eq!(
+        echo["path"], "/a/c/d",
+        "the upstream gets the path that was routed"
+    );
     let response = raw_request(
         gateway.address,
         b"GET /a/%2e%2e/%7Euser HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -62,9 +70,23 @@ fn dot_segments_are_resolved_before_routing_and_forwarding() {
 fn paths_that_escape_or_hide_structure_are_refused() {
     let upstream = Upstream::start();
     let gateway = start(&upstream);
-    for path in ["/..", "/a/../../etc/passwd", "/a%2Fb", "/a%2fb", "/a%5Cb", "/a%00b", "/a%zz"] {
+    for path in [
+        "/..",
+        "/a/../../etc/passwd",
+        "/a%2Fb",
+        "/a%2fb",
+        "/a%5Cb",
+        "/a%00b",
+        "/a%zz",
+    ] {
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        refused(&gateway, &upstream, request.as_bytes(), 400, "VALIDATION_ERROR");
+        refused(
+            &gateway,
+            &upstream,
+            request.as_bytes(),
+            400,
+            "VALIDATION_ERROR",
+        );
     }
 }
 
@@ -134,12 +156,24 @@ fn oversized_headers_and_uris_are_refused() {
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(5000)
     );
-    refused(&gateway, &upstream, big_header.as_bytes(), 431, "HEADERS_TOO_LARGE");
+    refused(
+        &gateway,
+        &upstream,
+        big_header.as_bytes(),
+        431,
+        "HEADERS_TOO_LARGE",
+    );
     let long_uri = format!(
         "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         "a".repeat(2000)
     );
-    refused(&gateway, &upstream, long_uri.as_bytes(), 414, "URI_TOO_LONG");
+    refused(
+        &gateway,
+        &upstream,
+        long_uri.as_bytes(),
+        414,
+        "URI_TOO_LONG",
+    );
     // Just under the limits passes.
     let fits = format!(
         "GET /{} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
@@ -162,7 +196,9 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
         .start();
 
     let closed_within = |stream: &mut std::net::TcpStream| {
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let started = Instant::now();
         let mut buffer = [0u8; 4096];
         loop {
@@ -177,13 +213,20 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     let mut slow = std::net::TcpStream::connect(gateway.address).unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     let waited = closed_within(&mut slow);
-    assert!(waited < Duration::from_secs(3), "slow headers kept for {waited:?}");
+    assert!(
+        waited < Duration::from_secs(3),
+        "slow headers kept for {waited:?}"
+    );
 
     // A keep-alive connection with nothing in flight is closed once idle.
     let mut idle = std::net::TcpStream::connect(gateway.address).unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let waited = closed_within(&mut idle);
-    assert!(waited < Duration::from_secs(3), "idle connection kept for {waited:?}");
+    assert!(
+        waited < Duration::from_secs(3),
+        "idle connection kept for {waited:?}"
+    );
     assert_eq!(upstream.hits(), 1);
 
     // A request slower than the idle limit still completes: it is in flight.

@@ -7,7 +7,10 @@ use wasmgate_e2e::TestGateway;
 fn refused(gateway: TestGateway) -> String {
     let (status, output) = gateway.check();
     assert_eq!(status.code(), Some(2), "exit status; output: {output}");
-    assert!(output.contains("wasmgate.toml:"), "names the file: {output}");
+    assert!(
+        output.contains("wasmgate.toml:"),
+        "names the file: {output}"
+    );
     output
 }
 
@@ -24,7 +27,8 @@ fn assert_line(output: &str, line: usize, what: &str) {
 
 #[test]
 fn bad_toml_names_its_line() {
-    let output = refused(TestGateway::new().toml("[services.a]\nendpoints = [\"http://127.0.0.1:1\"\n"));
+    let output =
+        refused(TestGateway::new().toml("[services.a]\nendpoints = [\"http://127.0.0.1:1\"\n"));
     assert_line(&output, 8, "");
 }
 
@@ -36,9 +40,10 @@ fn unknown_field_is_refused() {
 
 #[test]
 fn unknown_service_names_its_line() {
-    let output = refused(TestGateway::new().toml(
-        "[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"nowhere\"\n",
-    ));
+    let output = refused(
+        TestGateway::new()
+            .toml("[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"nowhere\"\n"),
+    );
     assert_line(&output, 10, "unknown service \"nowhere\"");
 }
 

@@ -36,11 +36,17 @@ async fn plugin_error(gateway: &GatewayProcess, path: &str, trigger: &str) -> Du
         .unwrap();
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body = response.bytes().await.unwrap();
     let value = assert_envelope(status, Some(&id), &body, 500, "PLUGIN_ERROR");
     let message = value["error"].as_str().unwrap();
-    assert!(!message.contains("wasm"), "internals leak to the client: {message}");
+    assert!(
+        !message.contains("wasm"),
+        "internals leak to the client: {message}"
+    );
     elapsed
 }
 
@@ -68,7 +74,11 @@ async fn each_hostile_plugin_fails_only_its_request() {
     plugin_error(&gateway, "/malformed", "x-malformed").await;
     passes(&gateway, "/malformed").await;
 
-    assert_eq!(upstream.hits(), 4, "only the normal requests reached the upstream");
+    assert_eq!(
+        upstream.hits(),
+        4,
+        "only the normal requests reached the upstream"
+    );
 
     // The log names the plugin, its hash and the kind of failure.
     let log = gateway.log();
@@ -85,7 +95,10 @@ async fn each_hostile_plugin_fails_only_its_request() {
         assert!(line.contains(&format!("kind=\"{kind}\"")), "{line}");
         assert!(line.contains("hash="), "{line}");
     }
-    assert!(log.contains("panicked"), "the panic message is logged:\n{log}");
+    assert!(
+        log.contains("panicked"),
+        "the panic message is logged:\n{log}"
+    );
     assert!(gateway.is_running());
 }
 
@@ -93,7 +106,12 @@ async fn each_hostile_plugin_fails_only_its_request() {
 async fn skip_makes_a_failing_plugin_fail_open() {
     let upstream = Upstream::start();
     let gateway = hostile_gateway(&upstream);
-    for (name, trigger) in [("spin", "x-spin"), ("panic", "x-panic"), ("oom", "x-oom"), ("malformed", "x-malformed")] {
+    for (name, trigger) in [
+        ("spin", "x-spin"),
+        ("panic", "x-panic"),
+        ("oom", "x-oom"),
+        ("malformed", "x-malformed"),
+    ] {
         let response = client()
             .get(gateway.url(&format!("/skip-{name}")))
             .header(trigger, "1")
@@ -121,11 +139,21 @@ async fn repeated_failures_keep_memory_bounded_and_others_unaffected() {
         for (path, trigger) in hostile {
             let url = gateway.url(path);
             calls.push(tokio::spawn(async move {
-                client().get(url).header(trigger, "1").send().await.unwrap().status()
+                client()
+                    .get(url)
+                    .header(trigger, "1")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
             }));
         }
         let normal = client().get(gateway.url("/panic")).send().await.unwrap();
-        assert_eq!(normal.status(), 200, "round {round}: a normal request failed");
+        assert_eq!(
+            normal.status(),
+            200,
+            "round {round}: a normal request failed"
+        );
         for call in calls {
             assert_eq!(call.await.unwrap(), 500);
         }

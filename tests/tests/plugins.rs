@@ -64,10 +64,23 @@ config = { rules = [{ path_prefix = "/admin" }, { methods = ["DELETE"] }], statu
         http.get(gateway.url("/admin/users")),
         http.delete(gateway.url("/things/1")),
     ] {
-        let response = request.header("x-request-id", "deny-1").send().await.unwrap();
+        let response = request
+            .header("x-request-id", "deny-1")
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
-        let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
-        let value = assert_envelope(status, Some(&id), &response.bytes().await.unwrap(), 403, "FORBIDDEN");
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let value = assert_envelope(
+            status,
+            Some(&id),
+            &response.bytes().await.unwrap(),
+            403,
+            "FORBIDDEN",
+        );
         assert_eq!(value["error"], "blocked by policy");
         assert_eq!(value["request_id"], "deny-1");
     }
@@ -121,10 +134,18 @@ async fn phases_run_in_order_and_vars_pass_along_the_chain() {
         .iter()
         .map(|v| v.to_str().unwrap())
         .collect();
-    assert_eq!(chain_response, ["c", "b", "a"], "response phase runs in reverse");
+    assert_eq!(
+        chain_response,
+        ["c", "b", "a"],
+        "response phase runs in reverse"
+    );
     let echo: serde_json::Value = response.json().await.unwrap();
     let headers = &echo["headers"];
-    assert_eq!(headers["x-chain"], serde_json::json!(["a", "b", "c"]), "request phase in order");
+    assert_eq!(
+        headers["x-chain"],
+        serde_json::json!(["a", "b", "c"]),
+        "request phase in order"
+    );
     // Each plugin saw the var set by the one before it.
     assert!(headers.get("x-prev-a").is_none(), "{headers}");
     assert_eq!(headers["x-prev-b"][0], "a");
@@ -143,7 +164,11 @@ async fn a_short_circuit_runs_the_response_phase_only_for_plugins_that_ran() {
         .iter()
         .map(|v| v.to_str().unwrap())
         .collect();
-    assert_eq!(chain_response, ["b", "a"], "c never ran, so it does not see the response");
+    assert_eq!(
+        chain_response,
+        ["b", "a"],
+        "c never ran, so it does not see the response"
+    );
     assert_eq!(upstream.hits(), 0);
 }
 
@@ -180,7 +205,11 @@ name = "bodyupper"
         .parse()
         .unwrap();
     let body = response.bytes().await.unwrap();
-    assert_eq!(response_len, body.len(), "the plugin saw the whole response body");
+    assert_eq!(
+        response_len,
+        body.len(),
+        "the plugin saw the whole response body"
+    );
     let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(echo["body"], "HELLO, BODY");
     assert_eq!(echo["body_len"], 11);
@@ -194,8 +223,18 @@ name = "bodyupper"
         .await
         .unwrap();
     let status = response.status().as_u16();
-    assert_envelope(status, None, &response.bytes().await.unwrap(), 413, "PAYLOAD_TOO_LARGE");
-    assert_eq!(upstream.hits(), before, "an oversized body is not forwarded");
+    assert_envelope(
+        status,
+        None,
+        &response.bytes().await.unwrap(),
+        413,
+        "PAYLOAD_TOO_LARGE",
+    );
+    assert_eq!(
+        upstream.hits(),
+        before,
+        "an oversized body is not forwarded"
+    );
 }
 
 #[tokio::test]
@@ -231,7 +270,11 @@ name = "counter"
         let response = http.get(gateway.url("/")).send().await.unwrap();
         assert_eq!(response.headers()["x-hits"], want.to_string().as_str());
     }
-    assert!(gateway.log().contains("counter hit 3"), "plugin log line: {}", gateway.log());
+    assert!(
+        gateway.log().contains("counter hit 3"),
+        "plugin log line: {}",
+        gateway.log()
+    );
     let status = tokio::task::spawn_blocking(move || {
         let status = gateway.terminate();
         drop(gateway);
@@ -242,5 +285,9 @@ name = "counter"
     assert!(status.is_some_and(|s| s.success()));
     let gateway = start();
     let response = http.get(gateway.url("/")).send().await.unwrap();
-    assert_eq!(response.headers()["x-hits"], "4", "the count survived the restart");
+    assert_eq!(
+        response.headers()["x-hits"],
+        "4",
+        "the count survived the restart"
+    );
 }

@@ -62,7 +62,13 @@ async fn routes_by_exact_path_params_prefix_method_and_host() {
     assert_eq!(echo["path"], "/exact");
     assert_eq!(echo["query"], "x=1");
 
-    let echo = echo_of(http.get(gateway.url("/users/42/orders/7")).send().await.unwrap()).await;
+    let echo = echo_of(
+        http.get(gateway.url("/users/42/orders/7"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(echo["path"], "/users/42/orders/7");
 
     // Prefix with strip: /api/v1/items reaches the upstream as /v1/items; /api alone as /.
@@ -73,7 +79,10 @@ async fn routes_by_exact_path_params_prefix_method_and_host() {
 
     // Prefixes match whole segments: /apix is not under /api.
     let response = http.get(gateway.url("/apix")).send().await.unwrap();
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body = response.bytes().await.unwrap();
     assert_envelope(404, Some(&id), &body, 404, "NOT_FOUND");
 
@@ -91,7 +100,14 @@ async fn routes_by_exact_path_params_prefix_method_and_host() {
     assert_eq!(response.status(), 404);
 
     // Methods: POST /submit passes, GET /submit is 405 with Allow.
-    let echo = echo_of(http.post(gateway.url("/submit")).body("x").send().await.unwrap()).await;
+    let echo = echo_of(
+        http.post(gateway.url("/submit"))
+            .body("x")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(echo["method"], "POST");
     let response = http.get(gateway.url("/submit")).send().await.unwrap();
     assert_eq!(response.status(), 405);
@@ -100,7 +116,11 @@ async fn routes_by_exact_path_params_prefix_method_and_host() {
     assert_envelope(405, None, &body, 405, "METHOD_NOT_ALLOWED");
 
     // Params route is GET only.
-    let response = http.delete(gateway.url("/users/42/orders/7")).send().await.unwrap();
+    let response = http
+        .delete(gateway.url("/users/42/orders/7"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
 }
 
@@ -133,7 +153,10 @@ async fn forwards_headers_and_sets_forwarded_headers_and_request_ids() {
         gateway.address.to_string().as_str()
     );
     assert_eq!(headers["x-request-id"][0], "client-id-123");
-    assert!(headers.get("x-hop").is_none(), "hop-by-hop header passed: {headers}");
+    assert!(
+        headers.get("x-hop").is_none(),
+        "hop-by-hop header passed: {headers}"
+    );
     assert_eq!(headers["host"][0], upstream.address.to_string().as_str());
 
     // An insane request id is replaced by a generated one, which the upstream sees too.
@@ -143,7 +166,10 @@ async fn forwards_headers_and_sets_forwarded_headers_and_request_ids() {
         .send()
         .await
         .unwrap();
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_ne!(id, "bad id with spaces");
     assert_eq!(id.len(), 36, "a UUID: {id}");
     let echo = echo_of(response).await;
@@ -160,7 +186,9 @@ async fn streams_a_10_mib_body_byte_exact_both_ways() {
     let gateway = routes(&upstream).start();
     let http = client();
 
-    let body: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let body: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
     let stream = futures_util::stream::iter(chunks);
@@ -184,7 +212,10 @@ async fn streams_a_10_mib_body_byte_exact_both_ways() {
 async fn unreachable_and_slow_upstreams_get_502_and_504() {
     let upstream = Upstream::start();
     // A port nothing listens on: bind one, note it, close it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let gateway = TestGateway::new()
         .service("echo", upstream.address)
         .service("gone", closed)
@@ -206,7 +237,10 @@ timeout_ms = 300
     let http = client();
 
     let response = http.get(gateway.url("/gone")).send().await.unwrap();
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let value = assert_envelope(
         response.status().as_u16(),
         Some(&id),
@@ -220,13 +254,31 @@ timeout_ms = 300
     );
 
     let started = std::time::Instant::now();
-    let response = http.get(gateway.url("/slow?delay_ms=3000")).send().await.unwrap();
+    let response = http
+        .get(gateway.url("/slow?delay_ms=3000"))
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
-    assert_envelope(status, None, &response.bytes().await.unwrap(), 504, "GATEWAY_TIMEOUT");
-    assert!(started.elapsed() < Duration::from_millis(2500), "took {:?}", started.elapsed());
+    assert_envelope(
+        status,
+        None,
+        &response.bytes().await.unwrap(),
+        504,
+        "GATEWAY_TIMEOUT",
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        started.elapsed()
+    );
 
     // The route still works for a quick answer.
-    let response = http.get(gateway.url("/slow?delay_ms=10")).send().await.unwrap();
+    let response = http
+        .get(gateway.url("/slow?delay_ms=10"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -237,17 +289,25 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
     let url = gateway.url("/exact?delay_ms=700");
     let in_flight = tokio::spawn(async move { client().get(url).send().await });
     // Wait until the request reached the upstream, then ask the gateway to stop.
-    wasmgate_e2e::wait_for("the request to reach the upstream", Duration::from_secs(5), || {
-        (upstream.hits() == 1).then_some(())
-    });
+    wasmgate_e2e::wait_for(
+        "the request to reach the upstream",
+        Duration::from_secs(5),
+        || (upstream.hits() == 1).then_some(()),
+    );
     let status = tokio::task::spawn_blocking(move || {
         let status = gateway.terminate();
         (status, gateway)
     });
-    let response = in_flight.await.unwrap().expect("in-flight request completes");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request completes");
     assert_eq!(response.status(), 200);
     let (status, _gateway) = status.await.unwrap();
-    assert!(status.is_some_and(|s| s.success()), "exit status {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
 }
 
 #[tokio::test]
@@ -266,5 +326,11 @@ async fn serves_http2_with_prior_knowledge() {
     assert_eq!(echo["query"], "via=h2");
     let response = h2.get(gateway.url("/nope")).send().await.unwrap();
     let status = response.status().as_u16();
-    assert_envelope(status, None, &response.bytes().await.unwrap(), 404, "NOT_FOUND");
+    assert_envelope(
+        status,
+        None,
+        &response.bytes().await.unwrap(),
+        404,
+        "NOT_FOUND",
+    );
 }

@@ -61,19 +61,25 @@ mod tests {
 
     #[test]
     fn greets_requests_that_carry_the_header() {
-        let mut harness = Harness::<Template>::new(r#"{"require_header": "x-api-version"}"#).unwrap();
+        let mut harness =
+            Harness::<Template>::new(r#"{"require_header": "x-api-version"}"#).unwrap();
         let action = harness.on_request(TestRequest::get("/").header("X-Api-Version", "2").build());
         let request = action.request().expect("continues");
-        assert_eq!(request.headers.get("x-greeting"), Some("hello from wasmgate"));
+        assert_eq!(
+            request.headers.get("x-greeting"),
+            Some("hello from wasmgate")
+        );
     }
 
     #[test]
     fn refuses_requests_without_it() {
-        let mut harness = Harness::<Template>::new(r#"{"require_header": "x-api-version"}"#).unwrap();
+        let mut harness =
+            Harness::<Template>::new(r#"{"require_header": "x-api-version"}"#).unwrap();
         let action = harness.on_request(TestRequest::get("/").build());
         let response = action.response().expect("answers");
         assert_eq!(response.status, 400);
-        let envelope: serde_json::Value = serde_json::from_slice(response.body.as_deref().unwrap()).unwrap();
+        let envelope: serde_json::Value =
+            serde_json::from_slice(response.body.as_deref().unwrap()).unwrap();
         assert_eq!(envelope["code"], "VALIDATION_ERROR");
         assert_eq!(harness.logs().len(), 1);
     }

@@ -10,8 +10,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    Config, GatewaySettings, Limits, OnError, PluginRef, PluginSettings, RouteConfig,
-    ServiceConfig,
+    Config, GatewaySettings, Limits, OnError, PluginRef, PluginSettings, RouteConfig, ServiceConfig,
 };
 
 /// A configuration that cannot be used, with the place that is wrong.

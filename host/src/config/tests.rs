@@ -13,7 +13,10 @@ fn an_empty_file_takes_the_defaults() {
     let loaded = parse("").unwrap();
     let config = &loaded.config;
     assert_eq!(config.gateway.listen.get_ref(), "127.0.0.1:8080");
-    assert_eq!(config.gateway.plugin_dir, Path::new("/etc/wasmgate/plugins"));
+    assert_eq!(
+        config.gateway.plugin_dir,
+        Path::new("/etc/wasmgate/plugins")
+    );
     assert_eq!(config.gateway.data_dir, Path::new("/etc/wasmgate/data"));
     assert_eq!(config.limits.max_body_bytes, 1 << 20);
     assert!(config.routes.is_empty());
@@ -33,31 +36,60 @@ fn errors_name_file_and_line() {
 #[test]
 fn route_rules_are_checked() {
     let cases = [
-        ("[[routes]]\nname = \"a\"\nservice = \"s\"\n", "needs a `path` or a `prefix`"),
-        ("[[routes]]\nname = \"a\"\npath = \"/x\"\nprefix = \"/y\"\nservice = \"s\"\n", "not both"),
-        ("[[routes]]\nname = \"a\"\npath = \"/x\"\nstrip_prefix = true\nservice = \"s\"\n", "strip_prefix needs"),
-        ("[[routes]]\nname = \"a\"\nprefix = \"/\"\n", "needs a `service`"),
-        ("[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\nmethods = [\"G T\"]\n", "not an HTTP method"),
-        ("[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\nhost = \"a b\"\n", "not a host name"),
-        ("[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\n[[routes.plugins]]\nname = \"Bad!\"\n", "not a plugin name"),
+        (
+            "[[routes]]\nname = \"a\"\nservice = \"s\"\n",
+            "needs a `path` or a `prefix`",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\npath = \"/x\"\nprefix = \"/y\"\nservice = \"s\"\n",
+            "not both",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\npath = \"/x\"\nstrip_prefix = true\nservice = \"s\"\n",
+            "strip_prefix needs",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\nprefix = \"/\"\n",
+            "needs a `service`",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\nmethods = [\"G T\"]\n",
+            "not an HTTP method",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\nhost = \"a b\"\n",
+            "not a host name",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\n[[routes.plugins]]\nname = \"Bad!\"\n",
+            "not a plugin name",
+        ),
     ];
     let services = "[services.s]\nendpoints = [\"http://127.0.0.1:1\"]\n";
     for (route, want) in cases {
-        let error = parse(&format!("{services}{route}")).unwrap_err().to_string();
+        let error = parse(&format!("{services}{route}"))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(want), "{route}: {error}");
     }
 }
 
 #[test]
 fn service_and_plugin_sections_are_checked() {
-    let error = parse("[services.s]\nendpoints = []\n").unwrap_err().to_string();
+    let error = parse("[services.s]\nendpoints = []\n")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("has no endpoints"), "{error}");
     let error = parse("[services.s]\nendpoints = [\"https://x:1\"]\n")
         .unwrap_err()
         .to_string();
     assert!(error.contains("only http://"), "{error}");
-    let error = parse("[plugins.p]\nhttp = [\"nowhere\"]\n").unwrap_err().to_string();
+    let error = parse("[plugins.p]\nhttp = [\"nowhere\"]\n")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("unknown service \"nowhere\""), "{error}");
-    let error = parse("[plugins.p]\nmemory_limit_mb = 0\n").unwrap_err().to_string();
+    let error = parse("[plugins.p]\nmemory_limit_mb = 0\n")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("memory_limit_mb"), "{error}");
 }

@@ -33,8 +33,7 @@ pub fn validate(config: &Config, base: &Path) -> Result<(), Invalid> {
     if config.limits.max_header_bytes < 1024 || config.limits.max_uri_bytes < 64 {
         return Err((
             0,
-            "[limits] max_header_bytes must be at least 1024 and max_uri_bytes at least 64"
-                .into(),
+            "[limits] max_header_bytes must be at least 1024 and max_uri_bytes at least 64".into(),
         ));
     }
 

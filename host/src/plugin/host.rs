@@ -146,7 +146,12 @@ impl kv::Host for HostState {
         self.grants.kv.get(&key).map_err(|e| e.to_string())
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), String> {
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), String> {
         self.grants
             .kv
             .set(&key, &value, ttl_ms)

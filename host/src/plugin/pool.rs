@@ -159,10 +159,11 @@ impl InstancePool {
     ) -> Result<(types::Action, Vec<(String, String)>), PluginFailure> {
         let mut instance = self.checkout().await?;
         self.begin(&mut instance, ctx);
-        let call = instance
-            .bindings
-            .wasmgate_plugin_handler()
-            .call_on_request(&mut instance.store, ctx, request);
+        let call = instance.bindings.wasmgate_plugin_handler().call_on_request(
+            &mut instance.store,
+            ctx,
+            request,
+        );
         let result = tokio::time::timeout(self.timeout, call).await;
         self.finish(instance, result)
     }

@@ -3,7 +3,9 @@
 //! AND'ed; a rule with no conditions matches everything.
 
 use serde::Deserialize;
-use wasmgate_plugin_sdk::{Action, Context, ErrorCode, Headers, Plugin, Request, Response, export_plugin};
+use wasmgate_plugin_sdk::{
+    Action, Context, ErrorCode, Headers, Plugin, Request, Response, export_plugin,
+};
 
 /// A header condition: present, or equal to `value` (case-sensitive).
 #[derive(Debug, Deserialize)]
@@ -55,7 +57,11 @@ fn default_message() -> String {
 
 impl Rule {
     fn matches(&self, request: &Request) -> bool {
-        (self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(&request.method)))
+        (self.methods.is_empty()
+            || self
+                .methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(&request.method)))
             && self.path.as_ref().is_none_or(|p| *p == request.path)
             && self.path_prefix.as_ref().is_none_or(|prefix| {
                 let prefix = prefix.trim_end_matches('/');
@@ -84,7 +90,10 @@ impl Plugin for Deny {
 
     fn new(config: Config) -> Result<Self, String> {
         if !(400..=599).contains(&config.status) {
-            return Err(format!("status {} must be between 400 and 599", config.status));
+            return Err(format!(
+                "status {} must be between 400 and 599",
+                config.status
+            ));
         }
         for rule in &config.rules {
             if let Some(header) = &rule.header
@@ -137,7 +146,10 @@ mod tests {
     fn denied(h: &mut Harness<Deny>, request: TestRequest) -> Option<serde_json::Value> {
         match h.on_request(request.build()) {
             Action::Respond(response) => {
-                assert_eq!(response.headers.get("content-type"), Some("application/json"));
+                assert_eq!(
+                    response.headers.get("content-type"),
+                    Some("application/json")
+                );
                 Some(serde_json::from_slice(response.body.as_deref().unwrap()).unwrap())
             }
             Action::Continue(_) => None,
@@ -169,7 +181,8 @@ mod tests {
         let action = h.on_request(TestRequest::get("/x").build());
         let response = action.response().unwrap();
         assert_eq!(response.status, 403);
-        let envelope: serde_json::Value = serde_json::from_slice(response.body.as_deref().unwrap()).unwrap();
+        let envelope: serde_json::Value =
+            serde_json::from_slice(response.body.as_deref().unwrap()).unwrap();
         assert_eq!(envelope["code"], "FORBIDDEN");
         assert_eq!(envelope["error"], "request denied");
         let mut h = Harness::<Deny>::new(r#"{"rules": [{}], "status": 401}"#).unwrap();
@@ -182,7 +195,10 @@ mod tests {
         for (config, want) in [
             (r#"{"rules": [], "status": 200}"#, "between 400 and 599"),
             (r#"{"rules": [{"path": "x"}]}"#, "must start with '/'"),
-            (r#"{"rules": [{"header": {"name": "a b"}}]}"#, "not a valid header name"),
+            (
+                r#"{"rules": [{"header": {"name": "a b"}}]}"#,
+                "not a valid header name",
+            ),
             (r#"{"rules": [{"paths": ["/x"]}]}"#, "unknown field `paths`"),
             (r#"{}"#, "missing field `rules`"),
         ] {

@@ -64,7 +64,9 @@ impl Edits {
                     } else if Headers::is_valid_value(value.as_bytes()) {
                         Ok((key, value))
                     } else {
-                        Err(format!("{side}.{op}.{key}: {value:?} is not a valid header value"))
+                        Err(format!(
+                            "{side}.{op}.{key}: {value:?} is not a valid header value"
+                        ))
                     }
                 })
                 .collect::<Result<Vec<_>, String>>()
@@ -160,7 +162,8 @@ mod tests {
 
     #[test]
     fn edits_responses() {
-        let mut h = harness(r#"{"response": {"set": {"X-Powered-By": "wasmgate"}, "remove": ["server"]}}"#);
+        let mut h =
+            harness(r#"{"response": {"set": {"X-Powered-By": "wasmgate"}, "remove": ["server"]}}"#);
         let response = Response::new(200)
             .with_header("server", "upstream/1.0")
             .with_header("x-powered-by", "php");
@@ -179,12 +182,24 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_a_reason() {
         for (config, want) in [
-            (r#"{"request": {"set": {"bad name": "x"}}}"#, "request.set: \"bad name\" is not a valid header name"),
-            (r#"{"response": {"add": {"x": "line\nbreak"}}}"#, "not a valid header value"),
-            (r#"{"request": {"rename": {"a": "b c"}}}"#, "not a valid header name"),
+            (
+                r#"{"request": {"set": {"bad name": "x"}}}"#,
+                "request.set: \"bad name\" is not a valid header name",
+            ),
+            (
+                r#"{"response": {"add": {"x": "line\nbreak"}}}"#,
+                "not a valid header value",
+            ),
+            (
+                r#"{"request": {"rename": {"a": "b c"}}}"#,
+                "not a valid header name",
+            ),
             (r#"{"request": {"set": {"x": 1}}}"#, "must be a string"),
             (r#"{"requests": {}}"#, "unknown field `requests`"),
-            (r#"{"request": {"delete": ["x"]}}"#, "unknown field `delete`"),
+            (
+                r#"{"request": {"delete": ["x"]}}"#,
+                "unknown field `delete`",
+            ),
         ] {
             let error = Harness::<HeadersPlugin>::new(config).err().expect(config);
             assert!(error.contains(want), "{config}: {error}");

@@ -34,7 +34,9 @@ impl Plugin for Record {
     }
 
     fn on_response(&self, mut response: Response, _: &mut Context) -> Response {
-        response.headers.append("x-chain-response", self.name.as_str());
+        response
+            .headers
+            .append("x-chain-response", self.name.as_str());
         response
     }
 }
