@@ -53,6 +53,9 @@
 
 #![deny(missing_docs)]
 
+// The code wit-bindgen generates: the one place in the SDK with `unsafe` (the canonical
+// ABI glue), hence the `allow`. Public only so that `export_plugin!` can reach it from
+// the plugin's crate; plugin authors never name it.
 #[doc(hidden)]
 #[allow(unsafe_code, missing_docs, clippy::all)]
 #[path = "bindings.rs"]
@@ -118,9 +121,10 @@ macro_rules! export_plugin {
             let _ = $crate::__private::on_response::<$plugin>;
         };
 
+        // The export glue's `unsafe` comes from the SDK's macros, so the plugin crate
+        // may keep `#![forbid(unsafe_code)]`.
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
-        #[allow(unsafe_code)]
         mod __wasmgate_plugin_export {
             use super::*;
             use $crate::__bindings::exports::wasmgate::plugin::handler as __handler;
