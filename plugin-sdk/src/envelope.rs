@@ -1,5 +1,7 @@
 //! The gateway's JSON error envelope, so a plugin's refusals look like the gateway's
-//! own: `{"success": false, "error", "code", "request_id", "timestamp"}`.
+//! own, byte for byte: `{"success":false,"error":…,"code":…,"request_id":…,"timestamp":…}`.
+//! Written by hand rather than through `serde_json::Value`, which keeps the fields in
+//! this order and keeps float formatting out of every plugin.
 
 use crate::message::{Context, Response};
 
@@ -68,6 +70,25 @@ impl ErrorCode {
         }
     }
 
+    /// The usual code for an error `status`, if the table has one (500 gives
+    /// `INTERNAL_ERROR`).
+    pub fn for_status(status: u16) -> Option<Self> {
+        Some(match status {
+            400 => Self::ValidationError,
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            409 => Self::Conflict,
+            413 => Self::PayloadTooLarge,
+            429 => Self::RateLimited,
+            500 => Self::InternalError,
+            502 => Self::BadGateway,
+            503 => Self::ServiceUnavailable,
+            504 => Self::GatewayTimeout,
+            _ => return None,
+        })
+    }
+
     /// The code for an envelope `code` string, e.g. from a plugin's config.
     pub fn parse(code: &str) -> Option<Self> {
         [
@@ -92,15 +113,25 @@ impl ErrorCode {
 impl Response {
     /// The gateway's error envelope with `status`, `code` and a message for the client.
     /// `code` is free text so plugins may add their own codes; prefer [`ErrorCode`].
+    ///
+    /// The body is `{"success":false,"error":"<message>","code":"<code>",
+    /// "request_id":"<ctx.request_id>","timestamp":"<RFC 3339 UTC, milliseconds>"}` with
+    /// `content-type: application/json`; the timestamp comes from [`crate::clock`].
     pub fn error(status: u16, code: &str, message: &str, ctx: &Context) -> Self {
-        let body = serde_json::json!({
-            "success": false,
-            "error": message,
-            "code": code,
-            "request_id": ctx.request_id,
-            "timestamp": rfc3339_utc(crate::clock::now_unix_ms()),
-        });
-        Self::json(status, &body)
+        let timestamp = rfc3339_utc(crate::clock::now_unix_ms());
+        let mut body = String::with_capacity(96 + message.len() + ctx.request_id.len());
+        body.push_str(r#"{"success":false,"error":"#);
+        push_json_string(&mut body, message);
+        body.push_str(r#","code":"#);
+        push_json_string(&mut body, code);
+        body.push_str(r#","request_id":"#);
+        push_json_string(&mut body, &ctx.request_id);
+        body.push_str(r#","timestamp":"#);
+        push_json_string(&mut body, &timestamp);
+        body.push('}');
+        let mut response = Self::new(status).with_header("content-type", "application/json");
+        response.body = Some(body.into_bytes());
+        response
     }
 
     /// The envelope for `code` with its usual status.
@@ -128,10 +159,54 @@ impl Response {
         Self::from_code(ErrorCode::NotFound, message, ctx)
     }
 
+    /// 409 `CONFLICT`.
+    pub fn conflict(message: &str, ctx: &Context) -> Self {
+        Self::from_code(ErrorCode::Conflict, message, ctx)
+    }
+
+    /// 413 `PAYLOAD_TOO_LARGE`.
+    pub fn payload_too_large(message: &str, ctx: &Context) -> Self {
+        Self::from_code(ErrorCode::PayloadTooLarge, message, ctx)
+    }
+
     /// 429 `RATE_LIMITED`.
     pub fn rate_limited(message: &str, ctx: &Context) -> Self {
         Self::from_code(ErrorCode::RateLimited, message, ctx)
     }
+
+    /// 500 `INTERNAL_ERROR`.
+    pub fn internal_error(message: &str, ctx: &Context) -> Self {
+        Self::from_code(ErrorCode::InternalError, message, ctx)
+    }
+
+    /// 503 `SERVICE_UNAVAILABLE`.
+    pub fn service_unavailable(message: &str, ctx: &Context) -> Self {
+        Self::from_code(ErrorCode::ServiceUnavailable, message, ctx)
+    }
+}
+
+/// Appends `text` as a JSON string, escaped as `serde_json` escapes it.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c < ' ' => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(c as u8 >> 4)]));
+                out.push(char::from(HEX[usize::from(c as u8 & 0xf)]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
@@ -166,6 +241,77 @@ mod tests {
         assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339_utc(1_795_355_400_000), "2026-11-22T13:50:00.000Z");
+    }
+
+    #[test]
+    fn the_envelope_is_the_gateways() {
+        let harness = crate::testing::Harness::<Nothing>::new("{}").unwrap();
+        harness.set_time_ms(1_795_355_400_123);
+        let ctx = Context {
+            request_id: "req-7".into(),
+            ..Context::default()
+        };
+        let response = Response::forbidden("no \"x\" here\n\u{1}é", &ctx);
+        assert_eq!(response.status, 403);
+        assert_eq!(
+            response.headers.get("content-type"),
+            Some("application/json")
+        );
+        let body = String::from_utf8(response.body.unwrap()).unwrap();
+        assert_eq!(
+            body,
+            r#"{"success":false,"error":"no \"x\" here\n\u0001é","code":"FORBIDDEN","request_id":"req-7","timestamp":"2026-11-22T13:50:00.123Z"}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["error"], "no \"x\" here\n\u{1}é");
+        let custom = Response::error(451, "LEGAL", "gone", &ctx);
+        assert_eq!(custom.status, 451);
+    }
+
+    #[test]
+    fn escaping_matches_serde_json() {
+        let all: String = (0u8..0x80)
+            .map(char::from)
+            .chain(['é', '€', '😀'])
+            .collect();
+        let mut ours = String::new();
+        push_json_string(&mut ours, &all);
+        assert_eq!(ours, serde_json::to_string(&all).unwrap());
+    }
+
+    #[test]
+    fn every_code_has_its_status() {
+        let table = [
+            (ErrorCode::ValidationError, 400, "VALIDATION_ERROR"),
+            (ErrorCode::Unauthorized, 401, "UNAUTHORIZED"),
+            (ErrorCode::Forbidden, 403, "FORBIDDEN"),
+            (ErrorCode::NotFound, 404, "NOT_FOUND"),
+            (ErrorCode::Conflict, 409, "CONFLICT"),
+            (ErrorCode::PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"),
+            (ErrorCode::RateLimited, 429, "RATE_LIMITED"),
+            (ErrorCode::InternalError, 500, "INTERNAL_ERROR"),
+            (ErrorCode::PluginError, 500, "PLUGIN_ERROR"),
+            (ErrorCode::BadGateway, 502, "BAD_GATEWAY"),
+            (ErrorCode::ServiceUnavailable, 503, "SERVICE_UNAVAILABLE"),
+            (ErrorCode::GatewayTimeout, 504, "GATEWAY_TIMEOUT"),
+        ];
+        for (code, status, text) in table {
+            assert_eq!((code.status(), code.as_str()), (status, text));
+            assert_eq!(ErrorCode::parse(text), Some(code));
+            if code != ErrorCode::PluginError {
+                assert_eq!(ErrorCode::for_status(status), Some(code));
+            }
+        }
+        assert_eq!(ErrorCode::for_status(451), None);
+    }
+
+    struct Nothing;
+
+    impl crate::Plugin for Nothing {
+        type Config = crate::NoConfig;
+        fn new(_: crate::NoConfig) -> Result<Self, String> {
+            Ok(Nothing)
+        }
     }
 
     #[test]

@@ -3,7 +3,23 @@
 /// HTTP header fields in order. Names are stored lower-case and compared without
 /// regard to case; values are bytes (usually ASCII text). Repeated fields are
 /// separate entries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// ```
+/// # use wasmgate_plugin_sdk::Headers;
+/// let mut headers = Headers::new();
+/// headers.append("X-Tag", "a");
+/// headers.append("x-tag", "b");
+/// assert_eq!(headers.get("X-TAG"), Some("a"));
+/// assert_eq!(headers.get_all("x-tag").collect::<Vec<_>>(), ["a", "b"]);
+/// headers.set("x-tag", "c");
+/// assert!(headers.rename("x-tag", "x-label"));
+/// assert_eq!(headers.iter().collect::<Vec<_>>(), [("x-label", &b"c"[..])]);
+/// ```
+///
+/// Nothing is checked on the way in; the gateway refuses a plugin's output with an
+/// invalid name or value ([`Headers::is_valid_name`], [`Headers::is_valid_value`]),
+/// and so does the [`crate::testing`] harness.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, Vec<u8>)>);
 
 impl Headers {
@@ -109,6 +125,31 @@ impl Headers {
     }
 }
 
+/// Shows values as text (lossily), so test failures are readable.
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(name, value)| (name, String::from_utf8_lossy(value))),
+            )
+            .finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a str, &'a [u8]);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Vec<u8>)>,
+        fn(&'a (String, Vec<u8>)) -> (&'a str, &'a [u8]),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+}
+
 impl<N: AsRef<str>, V: Into<Vec<u8>>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
         let mut headers = Self::new();
@@ -145,6 +186,30 @@ mod tests {
         assert!(headers.remove("c"));
         assert!(!headers.remove("c"));
         assert_eq!(headers.len(), 1);
+    }
+
+    #[test]
+    fn rename_keeps_order_and_values_and_debug_shows_text() {
+        let mut headers: Headers = [("a", "1"), ("b", "2"), ("A", "3")].into_iter().collect();
+        assert!(headers.rename("a", "z"));
+        assert!(!headers.rename("missing", "y"));
+        let fields: Vec<_> = (&headers).into_iter().collect();
+        assert_eq!(fields, [("z", &b"1"[..]), ("b", b"2"), ("z", b"3")]);
+        assert_eq!(
+            format!("{headers:?}"),
+            r#"[("z", "1"), ("b", "2"), ("z", "3")]"#
+        );
+    }
+
+    #[test]
+    fn values_that_are_not_text() {
+        let mut headers = Headers::new();
+        headers.append("bin", vec![0xff, 0x41]);
+        headers.append("bin", "ok");
+        assert_eq!(headers.get("bin"), None, "the first value is not UTF-8");
+        assert_eq!(headers.get_bytes("bin"), Some(&[0xff, 0x41][..]));
+        assert_eq!(headers.get_all("bin").collect::<Vec<_>>(), ["ok"]);
+        assert!(headers.get("absent").is_none());
     }
 
     #[test]

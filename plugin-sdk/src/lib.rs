@@ -1,8 +1,15 @@
-//! Write [wasmgate](https://github.com/) plugins in Rust.
+//! Write wasmgate plugins in Rust.
 //!
 //! A plugin is a type implementing [`Plugin`] and registered with
 //! [`export_plugin!`]. Build the crate for `wasm32-wasip2` and drop the `.wasm` into
 //! the gateway's plugin directory; test it natively with [`testing::Harness`].
+//!
+//! 1. Make a library crate with `crate-type = ["cdylib", "rlib"]` that depends on this
+//!    crate, `serde` (with `derive`) and, for tests, `serde_json`.
+//! 2. Write the plugin: a config type, a [`Plugin`] impl, one [`export_plugin!`] line.
+//! 3. `cargo test`: the [`testing`] harness runs it natively with in-memory host imports.
+//! 4. `cargo build --profile plugin --target wasm32-wasip2` (or `--release` with
+//!    `strip = true`): the `.wasm` is a component exporting `wasmgate:plugin/handler`.
 //!
 //! ```
 //! use wasmgate_plugin_sdk::{export_plugin, Action, Context, Plugin, Request, Response};
@@ -44,6 +51,25 @@
 //! assert_eq!(action.response().unwrap().status, 403);
 //! ```
 //!
+//! How the gateway calls a plugin, per route that uses it:
+//!
+//! 1. [`Plugin::new`], once per instance, with the route's config parsed into
+//!    [`Plugin::Config`]; an error (or a parse error, which names the field) refuses the
+//!    route's config before it serves traffic. [`Plugin::settings`] is read right after.
+//! 2. [`Plugin::on_request`], per request, in chain order: [`Action::Continue`] passes
+//!    the (possibly changed) [`Request`] on; [`Action::Respond`] answers the client,
+//!    skipping later plugins and the upstream.
+//! 3. [`Plugin::on_response`], in reverse chain order, only for plugins whose
+//!    `on_request` continued: change the [`Response`] or pass it on.
+//!
+//! A panic, a trap or output the gateway refuses (an invalid header, a status out of
+//! range) fails that request with a 500 `PLUGIN_ERROR` envelope and discards the
+//! instance.
+//!
+//! A plugin that takes no config uses [`NoConfig`] (accepts `{}`, refuses any field).
+//! Errors for the client are [`Response::error`] and its shortcuts, which write the
+//! gateway's JSON envelope.
+//!
 //! What the host gives a plugin: [`log`], [`clock`], [`kv`] (a key-value store kept by
 //! the gateway) and [`http`] (calls to services the operator granted). Nothing else:
 //! no files, no sockets, no environment.
@@ -75,12 +101,31 @@ pub use headers::Headers;
 pub use host::{clock, http, kv, log};
 pub use message::{Action, Context, Request, Response, Settings};
 
+/// The config of a plugin that takes none: accepts `{}` (what the gateway sends when a
+/// route gives no `config`) and refuses any field.
+///
+/// ```
+/// # use wasmgate_plugin_sdk::{NoConfig, Plugin};
+/// struct Quiet;
+/// impl Plugin for Quiet {
+///     type Config = NoConfig;
+///     fn new(_: NoConfig) -> Result<Self, String> {
+///         Ok(Quiet)
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoConfig {}
+
 /// A wasmgate plugin. Implement it for your type and register the type with
 /// [`export_plugin!`]. Every hook has a default that passes things through.
 pub trait Plugin: Sized + 'static {
     /// The route's configuration for this plugin, parsed from the `config` table of
     /// the route's `[[routes.plugins]]` entry (`{}` when there is none). Use
-    /// `#[serde(deny_unknown_fields)]` so typos are refused.
+    /// `#[serde(deny_unknown_fields)]` so typos are refused, and [`NoConfig`] when the
+    /// plugin takes none. A parse error refuses the route's config with a message that
+    /// names the field, e.g. ``invalid config at `rules[0].status`: invalid type: …``.
     type Config: serde::de::DeserializeOwned;
 
     /// Makes the plugin from its configuration. An error refuses the route's config
@@ -110,6 +155,12 @@ pub trait Plugin: Sized + 'static {
 /// ```ignore
 /// wasmgate_plugin_sdk::export_plugin!(MyPlugin);
 /// ```
+///
+/// On `wasm32` it exports `wasmgate:plugin/handler`: `configure` parses the JSON config
+/// into [`Plugin::Config`], calls [`Plugin::new`] and keeps the plugin for the
+/// instance's later calls; `on-request` and `on-response` call the hooks. A call before
+/// a successful `configure` answers 500 `PLUGIN_ERROR`. On other targets it only checks
+/// that the type fits, so `cargo test` builds the same crate.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {

@@ -7,6 +7,11 @@
 //! the gateway would refuse (a bad header, a status out of range, an unnormalised
 //! path) fails the test with a message.
 //!
+//! The in-memory host belongs to the test's thread and [`Harness::new`] starts a fresh
+//! one, so use one harness at a time in a test (Rust runs each test on its own thread).
+//! The capability functions ([`crate::kv`], [`crate::log`], …) called directly from a
+//! test reach the same host, which is handy for seeding or checking state.
+//!
 //! ```
 //! use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
 //! use wasmgate_plugin_sdk::{Action, Context, Plugin, Request};
@@ -146,11 +151,33 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&mut MockHost) -> R) -> R {
 }
 
 /// A plugin under test with its in-memory host.
+///
+/// ```
+/// # use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
+/// # use wasmgate_plugin_sdk::{Action, Context, NoConfig, Plugin, Request};
+/// # struct Who;
+/// # impl Plugin for Who {
+/// #     type Config = NoConfig;
+/// #     fn new(_: NoConfig) -> Result<Self, String> { Ok(Who) }
+/// #     fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
+/// #         let user = ctx.param("user").unwrap_or("nobody").to_string();
+/// #         ctx.set_var("consumer", &user);
+/// #         Action::Continue(request)
+/// #     }
+/// # }
+/// let mut harness = Harness::<Who>::new("{}").unwrap();
+/// harness.ctx.params.push(("user".into(), "alice".into()));
+/// harness.on_request(TestRequest::get("/users/alice").build());
+/// assert_eq!(harness.ctx.var("consumer"), Some("alice"));
+/// ```
 pub struct Harness<P: Plugin> {
     plugin: P,
     settings: Settings,
-    /// The context handed to each call; set request id, route, params or vars here.
-    /// Variables the plugin sets stay in it for the next call.
+    /// The context handed to each call; set request id, route, params or vars (as
+    /// if set by earlier plugins) here. Variables the plugin sets stay in it for the
+    /// next call, as the gateway keeps them from `on_request` to `on_response`; clear
+    /// `ctx.vars` to start a fresh request. Starts with request id `test-request-1`,
+    /// route `test` and client `127.0.0.1:40000`.
     pub ctx: Context,
 }
 
@@ -452,5 +479,115 @@ mod tests {
     fn output_the_gateway_refuses_fails_the_test() {
         let mut harness = Harness::<Bad>::new("{}").unwrap();
         harness.on_request(TestRequest::get("/").build());
+    }
+
+    struct Status(u16);
+
+    impl Plugin for Status {
+        type Config = u16;
+        fn new(status: u16) -> Result<Self, String> {
+            Ok(Status(status))
+        }
+        fn on_request(&self, _: Request, _: &mut Context) -> Action {
+            Action::Respond(Response::new(self.0))
+        }
+        fn on_response(&self, mut response: Response, _: &mut Context) -> Response {
+            response.status = self.0;
+            response
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "the gateway accepts 200..=599 here")]
+    fn a_plugins_own_response_needs_a_final_status() {
+        Harness::<Status>::new("101")
+            .unwrap()
+            .on_request(TestRequest::get("/").build());
+    }
+
+    #[test]
+    #[should_panic(expected = "status 600")]
+    fn a_changed_response_needs_a_status_below_600() {
+        Harness::<Status>::new("600")
+            .unwrap()
+            .on_response(Response::new(200));
+    }
+
+    #[test]
+    fn informational_statuses_may_pass_through_on_response() {
+        let mut harness = Harness::<Status>::new("101").unwrap();
+        assert_eq!(harness.on_response(Response::new(200)).status, 101);
+    }
+
+    struct Vars;
+
+    impl Plugin for Vars {
+        type Config = crate::NoConfig;
+        fn new(_: crate::NoConfig) -> Result<Self, String> {
+            Ok(Vars)
+        }
+        fn on_request(&self, mut request: Request, ctx: &mut Context) -> Action {
+            let id = format!("{}@{}", ctx.param("id").unwrap_or("-"), ctx.route);
+            request.headers.set("x-seen", id.as_str());
+            if let Some(prev) = ctx.var("consumer") {
+                request.headers.set("x-consumer", prev);
+            }
+            ctx.set_var("stage", "request");
+            Action::Continue(request)
+        }
+        fn on_response(&self, response: Response, ctx: &mut Context) -> Response {
+            let stage = ctx.var("stage").unwrap_or("none").to_string();
+            ctx.set_var("stage", "response");
+            response.with_header("x-stage", stage)
+        }
+    }
+
+    #[test]
+    fn the_context_is_the_tests_and_vars_carry_to_the_response() {
+        let mut harness = Harness::<Vars>::new("{}").unwrap();
+        harness.ctx.route = "users".into();
+        harness.ctx.params.push(("id".into(), "42".into()));
+        harness.ctx.vars.push(("consumer".into(), "alice".into()));
+        let action = harness.on_request(TestRequest::method("patch", "/u/42").build());
+        let request = action.request().unwrap();
+        assert_eq!(request.method, "PATCH");
+        assert_eq!(request.headers.get("x-seen"), Some("42@users"));
+        assert_eq!(request.headers.get("x-consumer"), Some("alice"));
+        let response = harness.on_response(Response::new(200));
+        assert_eq!(response.headers.get("x-stage"), Some("request"));
+        assert_eq!(harness.ctx.var("stage"), Some("response"));
+        assert_eq!(
+            harness.vars_set(),
+            [
+                ("stage".to_string(), "request".to_string()),
+                ("stage".to_string(), "response".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn the_clock_is_fixed_until_moved() {
+        let harness = Harness::<Vars>::new("{}").unwrap();
+        assert_eq!(crate::clock::now_unix_ms(), DEFAULT_TIME_MS);
+        let before = crate::clock::monotonic_ns();
+        harness.advance_ms(1500);
+        assert_eq!(crate::clock::now_unix_ms(), DEFAULT_TIME_MS + 1500);
+        assert_eq!(crate::clock::monotonic_ns() - before, 1_500_000_000);
+        harness.set_time_ms(0);
+        assert_eq!(crate::clock::now_unix_ms(), 0);
+    }
+
+    #[test]
+    fn kv_ttl_on_incr_applies_only_at_creation() {
+        let harness = Harness::<Vars>::new("{}").unwrap();
+        let ttl = Some(std::time::Duration::from_secs(10));
+        assert_eq!(kv::incr("w", 1, ttl).unwrap(), 1);
+        harness.advance_ms(6_000);
+        assert_eq!(kv::incr("w", 1, ttl).unwrap(), 2, "no new expiry");
+        harness.advance_ms(4_000);
+        assert_eq!(kv::get("w").unwrap(), None, "expired 10 s after creation");
+        assert_eq!(kv::incr("w", 1, ttl).unwrap(), 1);
+        harness.kv_set("seed", b"x", None);
+        assert_eq!(kv::get("seed").unwrap().as_deref(), Some(&b"x"[..]));
     }
 }
