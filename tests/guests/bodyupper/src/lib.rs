@@ -1,14 +1,16 @@
 //! Test guest: asks for both bodies; upper-cases the request body and sets
 //! `x-body-len`, and sets `x-response-body-len` on the response.
 
-use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, Response, Settings, export_plugin};
+use wasmgate_plugin_sdk::{
+    Action, Context, NoConfig, Plugin, Request, Response, Settings, export_plugin,
+};
 
 struct BodyUpper;
 
 impl Plugin for BodyUpper {
-    type Config = serde_json::Value;
+    type Config = NoConfig;
 
-    fn new(_: serde_json::Value) -> Result<Self, String> {
+    fn new(_: NoConfig) -> Result<Self, String> {
         Ok(BodyUpper)
     }
 
@@ -34,3 +36,23 @@ impl Plugin for BodyUpper {
 }
 
 export_plugin!(BodyUpper);
+
+#[cfg(test)]
+mod tests {
+    use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
+
+    use super::*;
+
+    #[test]
+    fn upper_cases_the_body_and_reports_lengths() {
+        let mut harness = Harness::<BodyUpper>::new("{}").unwrap();
+        let action = harness.on_request(TestRequest::post("/").body("héllo, body").build());
+        let request = action.request().unwrap();
+        assert_eq!(request.body.as_deref(), Some("HéLLO, BODY".as_bytes()));
+        assert_eq!(request.headers.get("x-body-len"), Some("12"));
+        let mut response = Response::new(200);
+        response.body = Some(b"abc".to_vec());
+        let response = harness.on_response(response);
+        assert_eq!(response.headers.get("x-response-body-len"), Some("3"));
+    }
+}

@@ -1,14 +1,17 @@
-//! Test guest: counts requests with the `kv` import, returns the count in `x-hits`,
-//! and logs `counter hit N`.
+//! Test guest: counts requests with the `kv` import (`incr("hits", 1)`), logs
+//! `counter hit N`, passes the count to its response phase in the var `hits`, and
+//! returns it in the response header `x-hits`.
 
-use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, Response, export_plugin, kv, log};
+use wasmgate_plugin_sdk::{
+    Action, Context, NoConfig, Plugin, Request, Response, export_plugin, kv, log,
+};
 
 struct Counter;
 
 impl Plugin for Counter {
-    type Config = serde_json::Value;
+    type Config = NoConfig;
 
-    fn new(_: serde_json::Value) -> Result<Self, String> {
+    fn new(_: NoConfig) -> Result<Self, String> {
         Ok(Counter)
     }
 
@@ -19,7 +22,10 @@ impl Plugin for Counter {
                 ctx.set_var("hits", &hits.to_string());
                 Action::Continue(request)
             }
-            Err(error) => Action::Respond(Response::text(500, error)),
+            Err(error) => {
+                log::error(&format!("kv.incr failed: {error}"));
+                Action::Respond(Response::internal_error("counter unavailable", ctx))
+            }
         }
     }
 
@@ -32,3 +38,27 @@ impl Plugin for Counter {
 }
 
 export_plugin!(Counter);
+
+#[cfg(test)]
+mod tests {
+    use wasmgate_plugin_sdk::log::Level;
+    use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
+
+    use super::*;
+
+    #[test]
+    fn counts_logs_and_reports_hits() {
+        let mut harness = Harness::<Counter>::new("{}").unwrap();
+        for want in ["1", "2"] {
+            harness.ctx.vars.clear();
+            harness.on_request(TestRequest::get("/").build());
+            let response = harness.on_response(Response::new(200));
+            assert_eq!(response.headers.get("x-hits"), Some(want));
+        }
+        assert_eq!(harness.kv_get("hits").as_deref(), Some(&b"2"[..]));
+        assert_eq!(
+            harness.logs()[1],
+            (Level::Info, "counter hit 2".to_string())
+        );
+    }
+}

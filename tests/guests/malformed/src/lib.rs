@@ -1,14 +1,14 @@
 //! Test guest: when the request has `x-malformed: 1`, answers with an invalid header
 //! name and a status out of range.
 
-use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, Response, export_plugin};
+use wasmgate_plugin_sdk::{Action, Context, NoConfig, Plugin, Request, Response, export_plugin};
 
 struct Malformed;
 
 impl Plugin for Malformed {
-    type Config = serde_json::Value;
+    type Config = NoConfig;
 
-    fn new(_: serde_json::Value) -> Result<Self, String> {
+    fn new(_: NoConfig) -> Result<Self, String> {
         Ok(Malformed)
     }
 
@@ -21,3 +21,27 @@ impl Plugin for Malformed {
 }
 
 export_plugin!(Malformed);
+
+#[cfg(test)]
+mod tests {
+    use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
+
+    use super::*;
+
+    #[test]
+    fn passes_normal_requests() {
+        let mut harness = Harness::<Malformed>::new("{}").unwrap();
+        let request = TestRequest::get("/").build();
+        assert_eq!(
+            harness.on_request(request.clone()),
+            Action::Continue(request)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "the plugin returned status 1000")]
+    fn the_harness_refuses_what_the_gateway_refuses() {
+        let mut harness = Harness::<Malformed>::new("{}").unwrap();
+        harness.on_request(TestRequest::get("/").header("x-malformed", "1").build());
+    }
+}

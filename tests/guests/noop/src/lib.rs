@@ -1,13 +1,13 @@
 //! Test guest: the trivial filter (every hook passes through), for benchmarks.
 
-use wasmgate_plugin_sdk::{Plugin, export_plugin};
+use wasmgate_plugin_sdk::{NoConfig, Plugin, export_plugin};
 
 struct Noop;
 
 impl Plugin for Noop {
-    type Config = serde_json::Value;
+    type Config = NoConfig;
 
-    fn new(_: serde_json::Value) -> Result<Self, String> {
+    fn new(_: NoConfig) -> Result<Self, String> {
         Ok(Noop)
     }
 }

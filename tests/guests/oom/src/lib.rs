@@ -1,14 +1,14 @@
 //! Test guest: allocates and touches 1 GiB in `on_request` when the request has
 //! `x-oom: 1`.
 
-use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, export_plugin};
+use wasmgate_plugin_sdk::{Action, Context, NoConfig, Plugin, Request, export_plugin};
 
 struct Oom;
 
 impl Plugin for Oom {
-    type Config = serde_json::Value;
+    type Config = NoConfig;
 
-    fn new(_: serde_json::Value) -> Result<Self, String> {
+    fn new(_: NoConfig) -> Result<Self, String> {
         Ok(Oom)
     }
 
@@ -22,3 +22,20 @@ impl Plugin for Oom {
 }
 
 export_plugin!(Oom);
+
+#[cfg(test)]
+mod tests {
+    use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
+
+    use super::*;
+
+    #[test]
+    fn passes_normal_requests() {
+        let mut harness = Harness::<Oom>::new("{}").unwrap();
+        let request = TestRequest::get("/").build();
+        assert_eq!(
+            harness.on_request(request.clone()),
+            Action::Continue(request)
+        );
+    }
+}

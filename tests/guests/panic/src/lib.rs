@@ -1,13 +1,13 @@
 //! Test guest: panics in `on_request` when the request has `x-panic: 1`.
 
-use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, export_plugin};
+use wasmgate_plugin_sdk::{Action, Context, NoConfig, Plugin, Request, export_plugin};
 
 struct Panic;
 
 impl Plugin for Panic {
-    type Config = serde_json::Value;
+    type Config = NoConfig;
 
-    fn new(_: serde_json::Value) -> Result<Self, String> {
+    fn new(_: NoConfig) -> Result<Self, String> {
         Ok(Panic)
     }
 
@@ -20,3 +20,27 @@ impl Plugin for Panic {
 }
 
 export_plugin!(Panic);
+
+#[cfg(test)]
+mod tests {
+    use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
+
+    use super::*;
+
+    #[test]
+    fn passes_normal_requests() {
+        let mut harness = Harness::<Panic>::new("{}").unwrap();
+        let request = TestRequest::get("/").header("x-panic", "0").build();
+        assert_eq!(
+            harness.on_request(request.clone()),
+            Action::Continue(request)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "on purpose")]
+    fn panics_when_asked() {
+        let mut harness = Harness::<Panic>::new("{}").unwrap();
+        harness.on_request(TestRequest::get("/").header("x-panic", "1").build());
+    }
+}

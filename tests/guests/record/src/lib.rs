@@ -42,3 +42,33 @@ impl Plugin for Record {
 }
 
 export_plugin!(Record);
+
+#[cfg(test)]
+mod tests {
+    use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
+
+    use super::*;
+
+    #[test]
+    fn records_its_name_and_the_previous_one() {
+        let mut harness = Harness::<Record>::new(r#"{"name": "b"}"#).unwrap();
+        harness.ctx.vars.push(("last".into(), "a".into()));
+        let action = harness.on_request(TestRequest::get("/").header("x-chain", "a").build());
+        let request = action.request().unwrap();
+        assert_eq!(
+            request.headers.get_all("x-chain").collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(request.headers.get("x-prev-b"), Some("a"));
+        assert_eq!(harness.ctx.var("last"), Some("b"));
+        let response = harness.on_response(Response::new(200).with_header("x-chain-response", "c"));
+        assert_eq!(
+            response
+                .headers
+                .get_all("x-chain-response")
+                .collect::<Vec<_>>(),
+            ["c", "b"]
+        );
+        assert!(Harness::<Record>::new("{}").is_err(), "name is required");
+    }
+}
