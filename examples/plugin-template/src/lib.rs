@@ -4,7 +4,9 @@
 //! Config: `{ "require_header": "x-api-version", "greeting": "hello" }`.
 
 use serde::Deserialize;
-use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, Response, export_plugin, log};
+use wasmgate_plugin_sdk::{
+    Action, Context, Headers, Plugin, Request, Response, export_plugin, log,
+};
 
 /// The route's config for this plugin.
 #[derive(Deserialize)]
@@ -31,8 +33,15 @@ impl Plugin for Template {
     type Config = Config;
 
     fn new(config: Config) -> Result<Self, String> {
-        if config.require_header.is_empty() {
-            return Err("require_header must not be empty".into());
+        // Check the config here: an error refuses the route before it serves traffic.
+        if !Headers::is_valid_name(&config.require_header) {
+            return Err(format!(
+                "require_header: {:?} is not a valid header name",
+                config.require_header
+            ));
+        }
+        if !Headers::is_valid_value(config.greeting.as_bytes()) {
+            return Err("greeting: not a valid header value".into());
         }
         Ok(Self {
             require_header: config.require_header,
@@ -85,8 +94,30 @@ mod tests {
     }
 
     #[test]
+    fn uses_the_configured_greeting() {
+        let mut harness =
+            Harness::<Template>::new(r#"{"require_header": "x-key", "greeting": "hi"}"#).unwrap();
+        let action = harness.on_request(TestRequest::post("/orders").header("x-key", "k").build());
+        assert_eq!(
+            action.request().unwrap().headers.get("x-greeting"),
+            Some("hi")
+        );
+        assert!(harness.logs().is_empty());
+    }
+
+    #[test]
     fn refuses_a_bad_config() {
-        assert!(Harness::<Template>::new(r#"{"require_header": ""}"#).is_err());
-        assert!(Harness::<Template>::new(r#"{}"#).is_err());
+        for (config, want) in [
+            (r#"{"require_header": ""}"#, "not a valid header name"),
+            (r#"{"require_header": "x", "greeting": "a\nb"}"#, "greeting"),
+            (r#"{}"#, "missing field `require_header`"),
+            (
+                r#"{"require_header": "x", "greting": "hi"}"#,
+                "unknown field `greting`",
+            ),
+        ] {
+            let error = Harness::<Template>::new(config).err().expect(config);
+            assert!(error.contains(want), "{config}: {error}");
+        }
     }
 }
