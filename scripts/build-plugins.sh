@@ -1,28 +1,62 @@
 #!/usr/bin/env bash
-# Builds every plugin (plugins/*, the test guests in tests/guests/*, and the plugin
-# template) as wasm32-wasip2 components with the `plugin` profile, in one cargo run.
-# With a directory argument, also copies the first-party plugins there as NAME.wasm.
+# Builds every plugin as a wasm32-wasip2 component with the workspace's `plugin`
+# profile, in one cargo run: the first-party plugins (plugins/*), the test guests
+# (tests/guests/*) and the plugin template (examples/plugin-template).
+#
+#   scripts/build-plugins.sh [DIR]
+#
+# The components land in $CARGO_TARGET_DIR/wasm32-wasip2/plugin/CRATE.wasm (default
+# target dir: target/ in the repository; a crate name's '-' becomes '_'). With DIR,
+# the first-party plugins (plugins/* only) are also copied there as CRATE.wasm.
+# Runs from any directory; relative paths are taken from the caller's directory.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+
+# Resolve the caller's relative paths before moving to the repository root.
+copy_to=""
+if [ $# -ge 1 ]; then
+    mkdir -p "$1"
+    copy_to="$(cd "$1" && pwd)"
+fi
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+    mkdir -p "$CARGO_TARGET_DIR"
+    CARGO_TARGET_DIR="$(cd "$CARGO_TARGET_DIR" && pwd)"
+    export CARGO_TARGET_DIR
+fi
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 
 if command -v rustup >/dev/null 2>&1; then
     rustup target add wasm32-wasip2 >/dev/null
 fi
 
+# The package name of a crate: the first `name = "…"` line of its manifest.
+crate_name() {
+    sed -n 's/^name = "\(.*\)"/\1/p' "$1" | head -n 1
+}
+
 packages=()
+first_party=()
 for manifest in plugins/*/Cargo.toml tests/guests/*/Cargo.toml examples/plugin-template/Cargo.toml; do
-    name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n 1)
+    [ -f "$manifest" ] || continue
+    name="$(crate_name "$manifest")"
     packages+=(-p "$name")
+    case "$manifest" in
+        plugins/*) first_party+=("$name") ;;
+    esac
 done
+
 cargo build --locked --profile plugin --target wasm32-wasip2 "${packages[@]}"
 
-out="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/plugin"
-echo "plugins built in $out"
-if [ $# -ge 1 ]; then
-    mkdir -p "$1"
-    for manifest in plugins/*/Cargo.toml; do
-        name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n 1)
-        cp "$out/${name//-/_}.wasm" "$1/$name.wasm"
+out="$target_dir/wasm32-wasip2/plugin"
+echo "components in $out:"
+for ((i = 1; i < ${#packages[@]}; i += 2)); do
+    file="$out/${packages[i]//-/_}.wasm"
+    printf '  %-32s %7d bytes\n' "$(basename "$file")" "$(wc -c <"$file")"
+done
+
+if [ -n "$copy_to" ]; then
+    for name in "${first_party[@]}"; do
+        cp "$out/${name//-/_}.wasm" "$copy_to/$name.wasm"
     done
-    echo "first-party plugins copied to $1"
+    echo "first-party plugins copied to $copy_to: ${first_party[*]/%/.wasm}"
 fi
