@@ -161,7 +161,18 @@ pub async fn handle(
             let bytes = response.body.take().unwrap_or_default();
             (response, Body::Buffered(bytes.into()))
         }
-        None => call_upstream(route, wit_request, body, client, &headers, request_id).await,
+        None => {
+            let original_host = headers.get(header::HOST).cloned().or_else(|| {
+                let authority = parts.uri.authority()?;
+                HeaderValue::from_str(authority.as_str()).ok()
+            });
+            let forwarded = Forwarded {
+                client,
+                host: original_host,
+                request_id,
+            };
+            call_upstream(route, wit_request, body, &forwarded).await
+        }
     };
 
     // Response phase.
@@ -333,10 +344,9 @@ async fn call_upstream(
     route: &Route,
     request: PluginRequest,
     body: Body,
-    client: SocketAddr,
-    original: &HeaderMap,
-    request_id: &str,
+    forwarded: &Forwarded<'_>,
 ) -> (PluginResponse, Body) {
+    let request_id = forwarded.request_id;
     let Some(service) = &route.service else {
         return envelope_response(
             ErrorCode::BadGateway,
@@ -354,7 +364,7 @@ async fn call_upstream(
         None => upstream_path.to_string(),
     };
     let mut headers = from_wit_headers(&request.headers).expect("checked after each plugin");
-    forwarded_headers(&mut headers, original, client, request_id);
+    forwarded.apply(&mut headers);
     if !route.preserve_host {
         headers.remove(header::HOST);
     }
@@ -417,31 +427,35 @@ fn envelope_response(code: ErrorCode, message: String, request_id: &str) -> (Plu
     (response, Body::Buffered(body))
 }
 
-/// Sets `X-Forwarded-For` (appended), `-Proto`, `-Host` and `X-Request-Id`.
-fn forwarded_headers(
-    headers: &mut HeaderMap,
-    original: &HeaderMap,
+/// What the upstream learns about the original request.
+struct Forwarded<'a> {
     client: SocketAddr,
-    request_id: &str,
-) {
-    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    let client_ip = client.ip().to_string();
-    let forwarded_for = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client_ip}"),
-        _ => client_ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(XFF, value);
-    }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
-    );
-    if let Some(host) = original.get(header::HOST) {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
-    }
-    if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert(crate::request_id::HEADER, id);
+    host: Option<HeaderValue>,
+    request_id: &'a str,
+}
+
+impl Forwarded<'_> {
+    /// Sets `X-Forwarded-For` (appended), `-Proto`, `-Host` and `X-Request-Id`.
+    fn apply(&self, headers: &mut HeaderMap) {
+        const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+        let client_ip = self.client.ip().to_string();
+        let forwarded_for = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+            Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client_ip}"),
+            _ => client_ip,
+        };
+        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+            headers.insert(XFF, value);
+        }
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
+        if let Some(host) = &self.host {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+        }
+        if let Ok(id) = HeaderValue::from_str(self.request_id) {
+            headers.insert(crate::request_id::HEADER, id);
+        }
     }
 }
 

@@ -324,6 +324,11 @@ async fn serves_http2_with_prior_knowledge() {
     assert!(response.headers().contains_key("x-request-id"));
     let echo = echo_of(response).await;
     assert_eq!(echo["query"], "via=h2");
+    assert_eq!(
+        echo["headers"]["x-forwarded-host"][0],
+        gateway.address.to_string().as_str(),
+        "the :authority of an HTTP/2 request is the forwarded host"
+    );
     let response = h2.get(gateway.url("/nope")).send().await.unwrap();
     let status = response.status().as_u16();
     assert_envelope(
