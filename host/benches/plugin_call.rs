@@ -45,7 +45,7 @@ async fn run() {
         "{} is missing: run scripts/build-plugins.sh",
         path.display()
     );
-    let plugins = PluginRuntime::new().expect("engine");
+    let plugins = PluginRuntime::new(None).expect("engine");
     let plugin = plugins.load("noop", &path).expect("load noop");
     let data = tempfile::tempdir().expect("temp dir");
     let state = StateStore::open(data.path()).expect("state");

@@ -1,4 +1,5 @@
-//! The command line: `wasmgate run` serves a config, `wasmgate check` validates one
+//! The command line: `wasmgate run` serves a config (the gateway listener, the admin
+//! API, the file watcher and `SIGHUP` reloads), `wasmgate check` validates one
 //! (including loading and configuring every plugin) without serving.
 
 use std::path::PathBuf;
@@ -8,11 +9,15 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
-use crate::config::LoadedConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin;
 use crate::plugin::PluginRuntime;
+use crate::reload::Reloader;
 use crate::server::{self, Shared};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, Sources};
 use crate::state::StateStore;
+use crate::watch;
 
 /// An HTTP API gateway whose every policy is a sandboxed WebAssembly component.
 #[derive(Debug, Parser)]
@@ -61,32 +66,51 @@ impl Fatal {
     }
 }
 
-/// Loads the config and builds the first snapshot.
-async fn prepare(file: &std::path::Path) -> Result<(LoadedConfig, StateStore, Snapshot), Fatal> {
-    let loaded = LoadedConfig::load(file).map_err(|e| Fatal::Config(e.to_string()))?;
-    let data_dir = &loaded.config.gateway.data_dir;
-    std::fs::create_dir_all(data_dir).map_err(|e| {
+/// Reads the config and the plugins and builds the first snapshot, keeping state in
+/// `state_dir` (the config's `data_dir/state` when `None`).
+async fn prepare(
+    file: &std::path::Path,
+    state_dir: Option<&std::path::Path>,
+) -> Result<(StateStore, PluginRuntime, Snapshot), Fatal> {
+    let sources = Sources::read(file).map_err(|e| Fatal::Config(e.to_string()))?;
+    let gateway = &sources.config.config.gateway;
+    let data_dir = gateway.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
         Fatal::Config(format!(
             "{}: cannot create data_dir {}: {e}",
             file.display(),
             data_dir.display()
         ))
     })?;
-    let state = StateStore::open(&data_dir.join("state")).map_err(|e| {
-        anyhow::anyhow!("cannot open the state store in {}: {e}", data_dir.display())
+    let state_dir = state_dir.map_or_else(|| data_dir.join("state"), |d| d.to_path_buf());
+    let state = StateStore::open(&state_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the state store in {}: {e}",
+            state_dir.display()
+        )
     })?;
-    let runtime = PluginRuntime::new()?;
-    let snapshot = Snapshot::build(&loaded, &runtime, &state, 1)
+    let cache_dir = gateway.plugin_cache.then(|| data_dir.join("plugin-cache"));
+    let runtime = PluginRuntime::new(cache_dir.as_deref())?;
+    let snapshot = Snapshot::build(sources, &runtime, &state, 1, None)
         .await
         .map_err(|e| Fatal::Config(e.to_string()))?;
-    Ok((loaded, state, snapshot))
+    Ok((state, runtime, snapshot))
+}
+
+/// Binds a listener, naming what it is for in the error.
+async fn bind(what: &str, address: &str) -> Result<tokio::net::TcpListener, Fatal> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| Fatal::Other(anyhow::anyhow!("cannot listen on {address} ({what}): {e}")))
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Fatal> {
     match cli.command {
         Command::Check { config } => {
-            let (_, _, snapshot) = prepare(&config).await?;
+            // A scratch state store: the running gateway holds the real one's lock.
+            let scratch = tempfile::tempdir().map_err(anyhow::Error::from)?;
+            let (_, _, snapshot) = prepare(&config, Some(scratch.path())).await?;
             println!(
                 "{}: ok ({} routes, {} plugins)",
                 config.display(),
@@ -96,14 +120,14 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
             Ok(())
         }
         Command::Run { config } => {
-            let (loaded, state, snapshot) = prepare(&config).await?;
-            let settings = &loaded.config.gateway;
-            let listener = tokio::net::TcpListener::bind(settings.listen.get_ref().as_str())
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot listen on {}: {e}", settings.listen.get_ref())
-                })?;
+            let (state, runtime, snapshot) = prepare(&config, None).await?;
+            let settings = snapshot.config.config.clone();
+            let listener = bind("gateway", settings.gateway.listen.get_ref()).await?;
             let address = listener.local_addr().map_err(anyhow::Error::from)?;
+            let admin_listener = match settings.admin.enabled {
+                true => Some(bind("admin API", settings.admin.listen.get_ref()).await?),
+                false => None,
+            };
             tracing::info!(
                 %address,
                 routes = snapshot.routes.len(),
@@ -111,19 +135,60 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                 config = %config.display(),
                 "wasmgate started"
             );
-            // One machine-readable line on stdout, for scripts and tests.
-            println!("wasmgate listening on http://{address}");
             let shared = Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(snapshot),
             });
+            let reloader = Arc::new(Reloader::new(
+                config.clone(),
+                runtime,
+                state.clone(),
+                shared.clone(),
+            ));
+            let stop = CancellationToken::new();
+            let admin = admin_listener
+                .map(|listener| {
+                    let admin_address = listener.local_addr().map_err(anyhow::Error::from)?;
+                    tracing::info!(address = %admin_address, "admin API started");
+                    // Machine-readable lines on stdout, for scripts and tests.
+                    println!("wasmgate admin on http://{admin_address}");
+                    let stopped = stop.clone();
+                    Ok::<_, Fatal>(tokio::spawn(admin::serve(
+                        listener,
+                        reloader.clone(),
+                        async move { stopped.cancelled().await },
+                    )))
+                })
+                .transpose()?;
+            let _watching = match settings.reload.watch {
+                true => Some(
+                    watch::watch_files(
+                        reloader.clone(),
+                        &settings.gateway.plugin_dir,
+                        &config,
+                        Duration::from_millis(settings.reload.debounce_ms),
+                    )
+                    .map_err(|e| Fatal::Other(e.context("cannot watch for changes")))?,
+                ),
+                false => None,
+            };
+            watch::reload_on_sighup(reloader.clone());
+            println!("wasmgate listening on http://{address}");
+            let stopping = stop.clone();
             server::serve(
                 listener,
                 shared,
-                loaded.config.limits.clone(),
-                Duration::from_millis(settings.shutdown_grace_ms),
-                shutdown_signal(),
+                settings.limits.clone(),
+                Duration::from_millis(settings.gateway.shutdown_grace_ms),
+                async move {
+                    shutdown_signal().await;
+                    stopping.cancel();
+                },
             )
             .await;
+            if let Some(admin) = admin {
+                let _ = admin.await;
+            }
+            drop(reloader);
             state
                 .flush()
                 .map_err(|e| anyhow::anyhow!("flushing the state store: {e}"))?;

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     UriTooLong,
     /// 431: headers too large.
     HeadersTooLarge,
+    /// 422: a reload was refused (admin API); the previous snapshot keeps serving.
+    ReloadRejected,
     /// 429: rate limited.
     RateLimited,
     /// 500: the gateway failed.
@@ -57,6 +59,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::ReloadRejected => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::InternalError | Self::PluginError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadGateway => StatusCode::BAD_GATEWAY,

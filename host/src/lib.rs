@@ -5,9 +5,11 @@
 //! `router` (route lookup on the `normalize`d path) → `pipeline` (request-phase plugins,
 //! then `upstream`, then response-phase plugins) → client. The `plugin` runtime runs
 //! the WebAssembly components; `state` keeps their key-value data; `snapshot` builds
-//! everything a request needs from a validated `config`; `error` is the one place a
+//! everything a request needs from a validated `config`, and `reload` (triggered by
+//! `watch`, `SIGHUP` or the `admin` API) swaps in a new one; `error` is the one place a
 //! failure becomes the JSON envelope.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod connection;
@@ -16,9 +18,11 @@ pub mod framing;
 pub mod normalize;
 pub mod pipeline;
 pub mod plugin;
+pub mod reload;
 pub mod request_id;
 pub mod router;
 pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod upstream;
+pub mod watch;

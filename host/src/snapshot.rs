@@ -1,25 +1,45 @@
 //! The runtime snapshot: everything a request needs (route table, routes with their
-//! configured plugin chains, services), built whole from a validated config, off the
-//! request path. A request holds the snapshot it started with until it finishes; a
-//! reload builds a new one and swaps it in.
+//! configured plugin chains, services, every plugin in the plugin directory), built
+//! whole from a validated config and the plugin files, off the request path. A request
+//! holds the snapshot it started with until it finishes; a reload builds a new one and
+//! swaps it in.
+//!
+//! [`Sources`] are the inputs as read from disk (the config and the bytes of every
+//! plugin file); their fingerprint tells a reload whether anything changed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::{Limits, LoadedConfig, OnError, PluginSettings};
-use crate::plugin::{Grants, InstancePool, LoadError, LoadedPlugin, PluginFailure, PluginRuntime};
+use sha2::{Digest, Sha256};
+
+use crate::config::{ConfigError, Limits, LoadedConfig, OnError, PluginSettings};
+use crate::plugin::{
+    Grants, InstancePool, LoadError, LoadedPlugin, PluginFailure, PluginRuntime, content_hash,
+};
 use crate::router::{PathPattern, RouteMatcher, RouteTable};
 use crate::state::{StateError, StateStore};
 use crate::upstream::{Endpoint, OutboundCalls, Service};
 
-/// Why a snapshot could not be built. Each names the config place it comes from.
+/// Why a snapshot could not be built. Each names the file (and line) it comes from.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// The config file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The plugin directory could not be listed.
+    #[error("plugin_dir {dir}: cannot list it: {source}")]
+    PluginDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A plugin file could not be loaded.
     #[error("{place}: plugin {plugin:?} cannot be loaded: {source}")]
     Load {
-        /// `file:line` of the route's reference to the plugin.
+        /// The plugin file.
         place: String,
         /// The plugin.
         plugin: String,
@@ -38,9 +58,117 @@ pub enum SnapshotError {
         /// The plugin's message.
         detail: String,
     },
+    /// A route uses a plugin that is not in the plugin directory (any more).
+    #[error("{place}: route {route:?}: unknown plugin {plugin:?}: there is no {plugin}.wasm in {dir}", dir = dir.display())]
+    Missing {
+        /// `file:line` of the route's reference to the plugin.
+        place: String,
+        /// The plugin directory.
+        dir: PathBuf,
+        /// The route.
+        route: String,
+        /// The plugin.
+        plugin: String,
+    },
     /// The state store failed.
     #[error("state store: {0}")]
     State(#[from] StateError),
+}
+
+impl SnapshotError {
+    /// The plugin this error is about, if it is about one.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            Self::Load { plugin, .. }
+            | Self::Configure { plugin, .. }
+            | Self::Missing { plugin, .. } => Some(plugin),
+            Self::Config(_) | Self::PluginDir { .. } | Self::State(_) => None,
+        }
+    }
+}
+
+/// One plugin file as read from the plugin directory.
+pub struct PluginFile {
+    /// The plugin's name: the file stem.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// SHA-256 of the bytes, hex.
+    pub hash: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What a snapshot is built from, read from disk in one go.
+pub struct Sources {
+    /// The validated config.
+    pub config: LoadedConfig,
+    /// Every plugin file in the plugin directory, by name.
+    pub plugins: BTreeMap<String, PluginFile>,
+}
+
+impl Sources {
+    /// Reads and validates the config at `file`, then reads every plugin file in its
+    /// plugin directory. Names that are not `NAME.wasm` with a valid plugin name are
+    /// ignored (so `.x.wasm.tmp` while an upload is in progress is never loaded).
+    pub fn read(file: &Path) -> Result<Self, SnapshotError> {
+        let config = LoadedConfig::load(file)?;
+        let dir = config.config.gateway.plugin_dir.clone();
+        let plugins =
+            read_plugin_dir(&dir).map_err(|source| SnapshotError::PluginDir { dir, source })?;
+        Ok(Self { config, plugins })
+    }
+
+    /// A digest of the config text and every plugin's name and hash: equal
+    /// fingerprints build equal snapshots.
+    pub fn fingerprint(&self) -> String {
+        let mut digest = Sha256::new();
+        digest.update(self.config.text.as_bytes());
+        for (name, file) in &self.plugins {
+            digest.update([0]);
+            digest.update(name.as_bytes());
+            digest.update([0]);
+            digest.update(file.hash.as_bytes());
+        }
+        hex::encode(digest.finalize())
+    }
+}
+
+/// Whether `name` is a file the plugin directory loads, and the plugin name if so.
+pub fn plugin_file_name(name: &str) -> Option<&str> {
+    let stem = name.strip_suffix(".wasm")?;
+    crate::config::is_plugin_name(stem).then_some(stem)
+}
+
+fn read_plugin_dir(dir: &Path) -> std::io::Result<BTreeMap<String, PluginFile>> {
+    let mut plugins = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str().and_then(plugin_file_name) else {
+            continue;
+        };
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            // Removed between listing and reading: it is gone.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        plugins.insert(
+            name.to_string(),
+            PluginFile {
+                name: name.to_string(),
+                path,
+                hash: content_hash(&bytes),
+                bytes,
+            },
+        );
+    }
+    Ok(plugins)
 }
 
 /// One plugin in a route's chain.
@@ -83,25 +211,37 @@ pub struct Snapshot {
     pub generation: u64,
     /// When it was built.
     pub loaded_at: SystemTime,
+    /// The [`Sources::fingerprint`] it was built from.
+    pub fingerprint: String,
+    /// The config it was built from.
+    pub config: LoadedConfig,
     /// Route lookup.
     pub table: RouteTable,
     /// Routes in config order (the table's indexes).
     pub routes: Vec<Route>,
     /// Request limits.
     pub limits: Limits,
-    /// The plugins loaded for this snapshot, by name.
-    pub plugins: HashMap<String, LoadedPlugin>,
+    /// Every plugin in the plugin directory, by name.
+    pub plugins: BTreeMap<String, LoadedPlugin>,
 }
 
 impl Snapshot {
-    /// Builds a snapshot from `loaded`: loads every plugin the routes use, configures
-    /// each for its routes, and makes the services.
+    /// Builds a snapshot from `sources`: loads every plugin file (taking those whose
+    /// hash is unchanged from `previous` as they are), configures each for the routes
+    /// that use it, and makes the services. Compilation runs on a blocking thread.
     pub async fn build(
-        loaded: &LoadedConfig,
+        sources: Sources,
         runtime: &PluginRuntime,
         state: &StateStore,
         generation: u64,
+        previous: Option<&Snapshot>,
     ) -> Result<Self, SnapshotError> {
+        let fingerprint = sources.fingerprint();
+        let Sources {
+            config: loaded,
+            plugins: files,
+        } = sources;
+        let plugins = load_plugins(files, runtime, previous).await?;
         let config = &loaded.config;
         let services: HashMap<String, Arc<Service>> = config
             .services
@@ -121,7 +261,6 @@ impl Snapshot {
             })
             .collect();
 
-        let mut plugins: HashMap<String, LoadedPlugin> = HashMap::new();
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut matchers = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
@@ -130,30 +269,13 @@ impl Snapshot {
             for entry in &route.plugins {
                 let plugin_name = entry.name.get_ref();
                 let place = loaded.place(entry.name.span().start);
-                let plugin = match plugins.get(plugin_name) {
-                    Some(plugin) => plugin.clone(),
-                    None => {
-                        let path = config
-                            .gateway
-                            .plugin_dir
-                            .join(format!("{plugin_name}.wasm"));
-                        let plugin = runtime.load(plugin_name, &path).map_err(|source| {
-                            SnapshotError::Load {
-                                place: place.clone(),
-                                plugin: plugin_name.clone(),
-                                source,
-                            }
-                        })?;
-                        tracing::info!(
-                            plugin = %plugin_name,
-                            hash = plugin.short_hash(),
-                            wit = %plugin.wit_version,
-                            compile_ms = format!("{:.1}", plugin.compile_ms),
-                            "plugin loaded"
-                        );
-                        plugins.insert(plugin_name.clone(), plugin.clone());
-                        plugin
-                    }
+                let Some(plugin) = plugins.get(plugin_name) else {
+                    return Err(SnapshotError::Missing {
+                        place,
+                        dir: config.gateway.plugin_dir.clone(),
+                        route: name.to_string(),
+                        plugin: plugin_name.clone(),
+                    });
                 };
                 let settings = config
                     .plugins
@@ -222,12 +344,62 @@ impl Snapshot {
         Ok(Self {
             generation,
             loaded_at: SystemTime::now(),
+            fingerprint,
             table: RouteTable::new(matchers),
             routes,
             limits: config.limits.clone(),
             plugins,
+            config: loaded,
         })
     }
+}
+
+/// Loads every plugin file: unchanged ones (same name and hash as in `previous`) are
+/// reused with their counters; the rest are compiled (or taken from the disk cache)
+/// on a blocking thread.
+async fn load_plugins(
+    files: BTreeMap<String, PluginFile>,
+    runtime: &PluginRuntime,
+    previous: Option<&Snapshot>,
+) -> Result<BTreeMap<String, LoadedPlugin>, SnapshotError> {
+    let mut plugins = BTreeMap::new();
+    for (name, file) in files {
+        if let Some(plugin) = previous
+            .and_then(|p| p.plugins.get(&name))
+            .filter(|p| *p.hash == file.hash)
+        {
+            plugins.insert(name, plugin.clone());
+            continue;
+        }
+        let runtime = runtime.clone();
+        let PluginFile {
+            name,
+            path,
+            hash,
+            bytes,
+        } = file;
+        let (name, result) = tokio::task::spawn_blocking(move || {
+            let result = runtime.load_hashed(&name, &hash, &bytes);
+            (name, result)
+        })
+        .await
+        .expect("plugin compilation does not panic");
+        let plugin = result.map_err(|source| SnapshotError::Load {
+            place: path.display().to_string(),
+            plugin: name.clone(),
+            source,
+        })?;
+        tracing::info!(
+            plugin = %name,
+            hash = plugin.short_hash(),
+            wit = %plugin.wit_version,
+            compile_ms = format!("{:.1}", plugin.compile_ms),
+            cache = plugin.cache.as_str(),
+            "plugin loaded"
+        );
+        plugins.insert(name, plugin);
+    }
+    Ok(plugins)
 }
 
 /// What the operator granted `plugin` when it serves `route`.

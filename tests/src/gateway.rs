@@ -83,14 +83,21 @@ impl TestGateway {
     }
 
     /// The whole config text. The `[gateway]` section takes lines 1-5 and line 6 is
-    /// blank, so TOML appended with [`TestGateway::toml`] starts on line 7.
+    /// blank, so TOML appended with [`TestGateway::toml`] starts on line 7. Unless the
+    /// appended TOML has its own `[admin]`, the admin API listens on a free loopback
+    /// port (the section goes last).
     fn config_text(&self) -> String {
         let data_dir = self
             .data_dir
             .clone()
             .unwrap_or_else(|| self.dir.path().join("data"));
+        let admin = if self.config.contains("[admin]") {
+            ""
+        } else {
+            "\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+        };
         format!(
-            "[gateway]\nlisten = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = {:?}\nshutdown_grace_ms = 3000\n\n{}",
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = {:?}\nshutdown_grace_ms = 3000\n\n{}{admin}",
             data_dir.display().to_string(),
             self.config
         )
@@ -185,14 +192,26 @@ impl TestGateway {
                 log.push('\n');
             }
         });
+        // stdout: `wasmgate admin on http://…` (when enabled), then
+        // `wasmgate listening on http://…` once it serves.
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        let read = stdout.read_line(&mut line).unwrap_or(0);
-        let address = line
-            .trim()
-            .strip_prefix("wasmgate listening on http://")
-            .and_then(|a| a.parse().ok());
-        let Some(address) = address.filter(|_| read > 0) else {
+        let mut admin = None;
+        let address = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                break None;
+            }
+            let text = line.trim();
+            if let Some(a) = text.strip_prefix("wasmgate admin on http://") {
+                admin = a.parse().ok();
+            } else {
+                break text
+                    .strip_prefix("wasmgate listening on http://")
+                    .and_then(|a| a.parse().ok());
+            }
+        };
+        let Some(address) = address else {
             let status = child.wait().ok();
             std::thread::sleep(Duration::from_millis(100));
             let mut rest = String::new();
@@ -210,8 +229,10 @@ impl TestGateway {
         GatewayProcess {
             child,
             address,
+            admin,
+            config,
             log,
-            _dir: self.dir,
+            dir: self.dir,
         }
     }
 }
@@ -221,14 +242,64 @@ pub struct GatewayProcess {
     child: Child,
     /// Where it listens.
     pub address: SocketAddr,
+    /// Where its admin API listens, when enabled.
+    pub admin: Option<SocketAddr>,
+    config: PathBuf,
     log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl GatewayProcess {
     /// `http://ADDRESS` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// `http://ADMIN_ADDRESS` + `path`.
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self.admin.expect("the admin API is enabled");
+        format!("http://{admin}{path}")
+    }
+
+    /// The config file it serves.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// Its plugin directory.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Puts `bytes` in place as plugin `NAME.wasm` the way operators are told to:
+    /// written to a temporary name in the same directory, then renamed.
+    pub fn install_plugin(&self, name: &str, bytes: &[u8]) {
+        let dir = self.plugin_dir();
+        let temporary = dir.join(format!(".{name}.wasm.tmp"));
+        std::fs::write(&temporary, bytes).expect("write the temporary plugin file");
+        std::fs::rename(&temporary, dir.join(format!("{name}.wasm"))).expect("rename it");
+    }
+
+    /// Replaces the config file, written to a temporary name and renamed.
+    pub fn rewrite_config(&self, text: &str) {
+        let temporary = self.dir.path().join(".wasmgate.toml.tmp");
+        std::fs::write(&temporary, text).expect("write the temporary config");
+        std::fs::rename(&temporary, &self.config).expect("rename it");
+    }
+
+    /// The config file's current text.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(&self.config).expect("read the config")
+    }
+
+    /// Sends a signal (`HUP`, `TERM`…) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// Everything the gateway logged so far.
@@ -250,9 +321,7 @@ impl GatewayProcess {
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        self.signal("TERM");
         crate::wait_for("wasmgate to exit", Duration::from_secs(15), || {
             self.child.try_wait().ok().flatten()
         })

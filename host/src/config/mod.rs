@@ -10,8 +10,10 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    Config, GatewaySettings, Limits, OnError, PluginRef, PluginSettings, RouteConfig, ServiceConfig,
+    AdminSettings, Config, GatewaySettings, Limits, OnError, PluginRef, PluginSettings,
+    ReloadSettings, RouteConfig, ServiceConfig,
 };
+pub use validate::is_plugin_name;
 
 /// A configuration that cannot be used, with the place that is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +83,7 @@ impl LoadedConfig {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        validate::validate(&config, &base).map_err(|(offset, message)| ConfigError::Invalid {
+        validate::validate(&config).map_err(|(offset, message)| ConfigError::Invalid {
             file: file.to_path_buf(),
             line: line_of(text, offset),
             message,

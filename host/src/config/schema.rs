@@ -14,6 +14,12 @@ pub struct Config {
     /// `[gateway]`: listener and directories.
     #[serde(default)]
     pub gateway: GatewaySettings,
+    /// `[admin]`: the admin API listener.
+    #[serde(default)]
+    pub admin: AdminSettings,
+    /// `[reload]`: how changes to plugins and this file are picked up.
+    #[serde(default)]
+    pub reload: ReloadSettings,
     /// `[limits]`: request size and time limits.
     #[serde(default)]
     pub limits: Limits,
@@ -30,7 +36,7 @@ pub struct Config {
 }
 
 /// `[gateway]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySettings {
     /// `listen = "127.0.0.1:8080"`: the address the gateway serves clients on.
@@ -44,6 +50,9 @@ pub struct GatewaySettings {
     /// `shutdown_grace_ms = 10000`: how long in-flight requests may take to finish
     /// after SIGTERM / Ctrl-C.
     pub shutdown_grace_ms: u64,
+    /// `plugin_cache = true`: keep compiled plugins in `data_dir/plugin-cache` so a
+    /// restart does not compile them again.
+    pub plugin_cache: bool,
 }
 
 impl Default for GatewaySettings {
@@ -53,12 +62,58 @@ impl Default for GatewaySettings {
             plugin_dir: PathBuf::from("plugins"),
             data_dir: PathBuf::from("data"),
             shutdown_grace_ms: 10_000,
+            plugin_cache: true,
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// `enabled = true`: serve the admin API.
+    pub enabled: bool,
+    /// `listen = "127.0.0.1:9901"`: its address. The admin API has no authentication,
+    /// so it must be a loopback address unless `allow_remote` is set.
+    pub listen: Spanned<String>,
+    /// `allow_remote = false`: allow a non-loopback `listen` (put it behind something
+    /// that authenticates).
+    pub allow_remote: bool,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: Spanned::new(0..0, "127.0.0.1:9901".to_string()),
+            allow_remote: false,
+        }
+    }
+}
+
+/// `[reload]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadSettings {
+    /// `watch = true`: reload when a plugin file or this config file changes
+    /// (`SIGHUP` and `POST /admin/reload` always work).
+    pub watch: bool,
+    /// `debounce_ms = 200`: wait for this long without further changes before
+    /// reloading, so that a burst of writes makes one reload.
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            debounce_ms: 200,
         }
     }
 }
 
 /// `[limits]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// `max_header_bytes = 16384`: total size of the request headers; larger gets 431.
@@ -199,7 +254,7 @@ pub struct PluginRef {
 }
 
 /// What a plugin failure does to the request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     /// Fail closed: the request gets a 500 `PLUGIN_ERROR` envelope.

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
 
 use serde_spanned::Spanned;
 
@@ -18,8 +17,8 @@ fn at<T>(value: &Spanned<T>, message: String) -> Invalid {
     (value.span().start, message)
 }
 
-/// Validates `config`; `base` is the folder of the config file.
-pub fn validate(config: &Config, base: &Path) -> Result<(), Invalid> {
+/// Validates `config`.
+pub fn validate(config: &Config) -> Result<(), Invalid> {
     let listen = &config.gateway.listen;
     listen.get_ref().parse::<SocketAddr>().map_err(|_| {
         at(
@@ -30,6 +29,31 @@ pub fn validate(config: &Config, base: &Path) -> Result<(), Invalid> {
             ),
         )
     })?;
+    let admin = &config.admin;
+    if admin.enabled {
+        let address = admin.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+            at(
+                &admin.listen,
+                format!(
+                    "[admin] listen = {:?} is not an address like \"127.0.0.1:9901\"",
+                    admin.listen.get_ref()
+                ),
+            )
+        })?;
+        if !address.ip().is_loopback() && !admin.allow_remote {
+            return Err(at(
+                &admin.listen,
+                format!(
+                    "[admin] listen = {:?} is not a loopback address; the admin API has no \
+                     authentication, so set allow_remote = true only behind something that has",
+                    admin.listen.get_ref()
+                ),
+            ));
+        }
+    }
+    if config.reload.debounce_ms > 60_000 {
+        return Err((0, "[reload] debounce_ms must be at most 60000".into()));
+    }
     if config.limits.max_header_bytes < 1024 || config.limits.max_uri_bytes < 64 {
         return Err((
             0,
@@ -79,7 +103,6 @@ pub fn validate(config: &Config, base: &Path) -> Result<(), Invalid> {
         }
     }
 
-    let plugin_dir = base.join(&config.gateway.plugin_dir);
     let mut names = HashSet::new();
     for route in &config.routes {
         let name = &route.name;
@@ -92,12 +115,12 @@ pub fn validate(config: &Config, base: &Path) -> Result<(), Invalid> {
                 format!("duplicate route name {:?}", name.get_ref()),
             ));
         }
-        validate_route(config, route, &plugin_dir)?;
+        validate_route(config, route)?;
     }
     Ok(())
 }
 
-fn validate_route(config: &Config, route: &RouteConfig, plugin_dir: &Path) -> Result<(), Invalid> {
+fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
     let name = route.name.get_ref();
     match (&route.path, &route.prefix) {
         (Some(path), None) => {
@@ -174,30 +197,25 @@ fn validate_route(config: &Config, route: &RouteConfig, plugin_dir: &Path) -> Re
     }
     for plugin in &route.plugins {
         let plugin_name = plugin.name.get_ref();
+        // Whether NAME.wasm exists is checked when the snapshot is built, against the
+        // plugin files read at the same moment.
         check_plugin_name(plugin_name)
             .map_err(|why| at(&plugin.name, format!("route {name:?}: {why}")))?;
-        let file = plugin_dir.join(format!("{plugin_name}.wasm"));
-        if !file.is_file() {
-            return Err(at(
-                &plugin.name,
-                format!(
-                    "route {name:?}: unknown plugin {plugin_name:?}: no file {}",
-                    file.display()
-                ),
-            ));
-        }
     }
     Ok(())
 }
 
 /// Plugin names are file stems: lower-case letters, digits, `-` and `_`.
-fn check_plugin_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
+pub fn is_plugin_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn check_plugin_name(name: &str) -> Result<(), String> {
+    if is_plugin_name(name) {
         Ok(())
     } else {
         Err(format!(

@@ -18,12 +18,14 @@
 //! call arguments.
 
 mod bindings;
+mod cache;
 mod host;
 mod pool;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -32,6 +34,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use bindings::WIT_VERSION;
 pub use bindings::http::{OutboundRequest, OutboundResponse};
 pub use bindings::types::{Action, Context, Request, Response, Settings};
+pub use cache::{CacheOutcome, DiskCache};
 pub use host::{Grants, HostState};
 pub use pool::InstancePool;
 
@@ -105,16 +108,19 @@ pub struct PluginFailure {
     pub detail: String,
 }
 
-/// The engine, the linker and the epoch ticker, shared by every plugin.
+/// The engine, the linker, the compiled-plugin cache and the epoch ticker, shared by
+/// every plugin.
 #[derive(Clone)]
 pub struct PluginRuntime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    cache: Option<DiskCache>,
 }
 
 impl PluginRuntime {
-    /// Makes the engine and starts its epoch ticker thread.
-    pub fn new() -> anyhow::Result<Self> {
+    /// Makes the engine and starts its epoch ticker thread. Compiled plugins are
+    /// cached in `cache_dir` when one is given.
+    pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(1000)
             .total_core_instances(5000)
@@ -148,9 +154,16 @@ impl PluginRuntime {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
+        let cache = match cache_dir {
+            Some(dir) => Some(DiskCache::open(dir, &engine).map_err(|e| {
+                anyhow::anyhow!("cannot create the plugin cache {}: {e}", dir.display())
+            })?),
+            None => None,
+        };
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            cache,
         })
     }
 
@@ -163,12 +176,25 @@ impl PluginRuntime {
         self.load_bytes(name, &bytes)
     }
 
-    /// Loads a plugin from its bytes.
+    /// Loads a plugin from its bytes (compiled, or taken from the cache).
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
-        let hash = hex::encode(Sha256::digest(bytes));
+        self.load_hashed(name, &content_hash(bytes), bytes)
+    }
+
+    /// Loads a plugin from its bytes whose [`content_hash`] is `hash`.
+    pub fn load_hashed(
+        &self,
+        name: &str,
+        hash: &str,
+        bytes: &[u8],
+    ) -> Result<LoadedPlugin, LoadError> {
         let started = std::time::Instant::now();
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compile = || Component::new(&self.engine, bytes);
+        let (component, cache) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, hash, compile),
+            None => compile().map(|c| (c, CacheOutcome::Disabled)),
+        }
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
         let wit_version = self.check_version(&component)?;
         let pre = self
@@ -181,6 +207,9 @@ impl PluginRuntime {
             hash: hash.into(),
             wit_version,
             compile_ms,
+            cache,
+            loaded_at: SystemTime::now(),
+            stats: Arc::default(),
             pre,
             engine: self.engine.clone(),
         })
@@ -210,6 +239,11 @@ impl PluginRuntime {
     }
 }
 
+/// The SHA-256 of a plugin file, hex: its identity in logs, the cache and reloads.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Semver compatibility of a plugin's WIT version with the host's.
 fn compatible(plugin: &str, host: &str) -> bool {
     let parse = |v: &str| -> Option<(u64, u64)> {
@@ -232,10 +266,43 @@ pub struct LoadedPlugin {
     pub hash: Arc<str>,
     /// The WIT package version it was built against.
     pub wit_version: String,
-    /// How long compilation took.
+    /// How long compilation (or loading from the cache) took.
     pub compile_ms: f64,
+    /// Whether it came from the compiled-plugin cache.
+    pub cache: CacheOutcome,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+    /// Calls and failures over its life, across routes and reloads.
+    pub stats: Arc<PluginStats>,
     pre: bindings::PluginPre<HostState>,
     engine: Engine,
+}
+
+/// Counters of one loaded plugin, shared by every pool configured from it.
+#[derive(Debug, Default)]
+pub struct PluginStats {
+    calls: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl PluginStats {
+    /// Counts one call and whether it failed.
+    pub fn record(&self, failed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Calls so far (`on-request` and `on-response`).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Failed calls so far.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
 }
 
 impl LoadedPlugin {

@@ -11,7 +11,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::bindings::{self, types};
 use super::host::{Grants, HostState};
-use super::{FailureKind, LoadedPlugin, PluginFailure};
+use super::{FailureKind, LoadedPlugin, PluginFailure, PluginStats};
 
 /// `configure` and instantiation get this long, whatever the call timeout.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,6 +36,7 @@ pub struct InstancePool {
     settings: types::Settings,
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
+    stats: Arc<PluginStats>,
 }
 
 impl InstancePool {
@@ -60,6 +61,7 @@ impl InstancePool {
             },
             idle: Mutex::new(Vec::new()),
             max_idle,
+            stats: plugin.stats.clone(),
         };
         let (instance, settings) = pool.instantiate().await?;
         pool.settings = settings;
@@ -157,15 +159,20 @@ impl InstancePool {
         ctx: &types::Context,
         request: &types::Request,
     ) -> Result<(types::Action, Vec<(String, String)>), PluginFailure> {
-        let mut instance = self.checkout().await?;
-        self.begin(&mut instance, ctx);
-        let call = instance.bindings.wasmgate_plugin_handler().call_on_request(
-            &mut instance.store,
-            ctx,
-            request,
-        );
-        let result = tokio::time::timeout(self.timeout, call).await;
-        self.finish(instance, result)
+        let result = async {
+            let mut instance = self.checkout().await?;
+            self.begin(&mut instance, ctx);
+            let call = instance.bindings.wasmgate_plugin_handler().call_on_request(
+                &mut instance.store,
+                ctx,
+                request,
+            );
+            let result = tokio::time::timeout(self.timeout, call).await;
+            self.finish(instance, result)
+        }
+        .await;
+        self.stats.record(result.is_err());
+        result
     }
 
     /// Runs `on-response`. Returns the response and the variables the plugin set.
@@ -174,14 +181,19 @@ impl InstancePool {
         ctx: &types::Context,
         response: &types::Response,
     ) -> Result<(types::Response, Vec<(String, String)>), PluginFailure> {
-        let mut instance = self.checkout().await?;
-        self.begin(&mut instance, ctx);
-        let call = instance
-            .bindings
-            .wasmgate_plugin_handler()
-            .call_on_response(&mut instance.store, ctx, response);
-        let result = tokio::time::timeout(self.timeout, call).await;
-        self.finish(instance, result)
+        let result = async {
+            let mut instance = self.checkout().await?;
+            self.begin(&mut instance, ctx);
+            let call = instance
+                .bindings
+                .wasmgate_plugin_handler()
+                .call_on_response(&mut instance.store, ctx, response);
+            let result = tokio::time::timeout(self.timeout, call).await;
+            self.finish(instance, result)
+        }
+        .await;
+        self.stats.record(result.is_err());
+        result
     }
 
     fn begin(&self, instance: &mut Instance, ctx: &types::Context) {

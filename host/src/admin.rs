@@ -1,0 +1,236 @@
+//! The admin API, on its own listener (loopback by default): what is loaded and
+//! serving, and a way to reload.
+//!
+//! - `GET /admin/plugins`: every plugin in the plugin directory (name, content hash,
+//!   WIT version, loaded at, compile ms, cache use, calls, errors, the routes that use
+//!   it) and the latest rejection about each, including files that never loaded.
+//! - `GET /admin/routes`: the routes being served, with their plugin chains.
+//! - `GET /admin/snapshot`: the serving generation, when it was loaded, reload counts
+//!   and the latest rejection.
+//! - `POST /admin/reload`: reload now; answers with the outcome (422 with the reason
+//!   when rejected).
+//!
+//! Every response carries `X-Request-Id`; errors are the gateway's JSON envelope.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{ErrorCode, Reject};
+use crate::reload::{Outcome, Rejection, Reloader, Trigger, rfc3339};
+use crate::request_id;
+
+/// The admin API's routes.
+pub fn router(reloader: Arc<Reloader>) -> Router {
+    Router::new()
+        .route("/admin/plugins", get(plugins))
+        .route("/admin/routes", get(routes))
+        .route("/admin/snapshot", get(snapshot))
+        .route("/admin/reload", post(reload))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(reloader)
+        .layer(axum::middleware::from_fn(with_request_id))
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    reloader: Arc<Reloader>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if let Err(error) = axum::serve(listener, router(reloader))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(%error, "admin API stopped");
+    }
+}
+
+/// The request id of the current admin request.
+#[derive(Clone)]
+struct RequestId(String);
+
+/// Picks the request id, hands it to the handler, and puts it on the response.
+async fn with_request_id(mut request: Request, next: Next) -> Response {
+    let id = request_id::from_headers(request.headers());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(request_id::HEADER, value);
+    }
+    response
+}
+
+fn reject(request: &Request, code: ErrorCode, message: String) -> Response {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    Reject::new(code, message).into_response::<axum::body::Body>(&id)
+}
+
+async fn not_found(request: Request) -> Response {
+    let message = format!(
+        "no admin endpoint at {}; there are /admin/plugins, /admin/routes, /admin/snapshot and /admin/reload",
+        request.uri().path()
+    );
+    reject(&request, ErrorCode::NotFound, message)
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let message = format!(
+        "{} is not allowed on {}",
+        request.method(),
+        request.uri().path()
+    );
+    reject(&request, ErrorCode::MethodNotAllowed, message)
+}
+
+#[derive(Serialize)]
+struct PluginView {
+    name: String,
+    /// `loaded`, or `rejected` for a file that is not loaded because it was refused.
+    status: &'static str,
+    hash: Option<String>,
+    wit_version: Option<String>,
+    #[serde(serialize_with = "optional_rfc3339")]
+    loaded_at: Option<std::time::SystemTime>,
+    compile_ms: Option<f64>,
+    cache: Option<&'static str>,
+    calls: u64,
+    errors: u64,
+    routes: Vec<String>,
+    last_rejection: Option<Rejection>,
+}
+
+async fn plugins(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value> {
+    let snapshot = reloader.shared().snapshot.load_full();
+    let mut rejections = reloader.status().plugin_rejections;
+    let mut users: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for route in &snapshot.routes {
+        for plugin in &route.chain {
+            let list = users.entry(plugin.pool.plugin()).or_default();
+            if list.last().map(String::as_str) != Some(&route.name) {
+                list.push(route.name.to_string());
+            }
+        }
+    }
+    let mut views: Vec<PluginView> = snapshot
+        .plugins
+        .iter()
+        .map(|(name, plugin)| PluginView {
+            name: name.clone(),
+            status: "loaded",
+            hash: Some(plugin.hash.to_string()),
+            wit_version: Some(plugin.wit_version.clone()),
+            loaded_at: Some(plugin.loaded_at),
+            compile_ms: Some((plugin.compile_ms * 10.0).round() / 10.0),
+            cache: Some(plugin.cache.as_str()),
+            calls: plugin.stats.calls(),
+            errors: plugin.stats.errors(),
+            routes: users.remove(name.as_str()).unwrap_or_default(),
+            last_rejection: rejections.remove(name),
+        })
+        .collect();
+    views.extend(rejections.into_iter().map(|(name, rejection)| PluginView {
+        name,
+        status: "rejected",
+        hash: None,
+        wit_version: None,
+        loaded_at: None,
+        compile_ms: None,
+        cache: None,
+        calls: 0,
+        errors: 0,
+        routes: Vec::new(),
+        last_rejection: Some(rejection),
+    }));
+    views.sort_by(|a, b| a.name.cmp(&b.name));
+    Json(json!({ "generation": snapshot.generation, "plugins": views }))
+}
+
+async fn routes(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value> {
+    let snapshot = reloader.shared().snapshot.load_full();
+    let routes: Vec<serde_json::Value> = snapshot
+        .config
+        .config
+        .routes
+        .iter()
+        .zip(&snapshot.routes)
+        .map(|(config, route)| {
+            json!({
+                "name": &*route.name,
+                "host": config.host.as_ref().map(|h| h.get_ref()),
+                "methods": config.methods.as_ref().map(|m| m.get_ref()),
+                "path": config.path.as_ref().map(|p| p.get_ref()),
+                "prefix": config.prefix.as_ref().map(|p| p.get_ref()),
+                "strip_prefix": route.strip_prefix,
+                "service": route.service.as_ref().map(|s| &*s.name),
+                "timeout_ms": route.timeout.as_millis() as u64,
+                "max_body_bytes": route.max_body_bytes,
+                "plugins": route.chain.iter().map(|p| json!({
+                    "name": &**p.pool.plugin(),
+                    "hash": &**p.pool.hash(),
+                    "on_error": p.on_error,
+                    "request_body": p.request_body,
+                    "response_body": p.response_body,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "generation": snapshot.generation, "routes": routes }))
+}
+
+async fn snapshot(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value> {
+    let snapshot = reloader.shared().snapshot.load_full();
+    let status = reloader.status();
+    Json(json!({
+        "generation": snapshot.generation,
+        "loaded_at": humantime::format_rfc3339_millis(snapshot.loaded_at).to_string(),
+        "fingerprint": snapshot.fingerprint,
+        "config_file": reloader.config_file().display().to_string(),
+        "routes": snapshot.routes.len(),
+        "plugins": snapshot.plugins.len(),
+        "reloads": {
+            "applied": status.applied,
+            "rejected": status.rejected,
+            "last_rejection": status.last_rejection,
+        },
+    }))
+}
+
+async fn reload(State(reloader): State<Arc<Reloader>>, request: Request) -> Response {
+    match reloader.reload(Trigger::Admin).await {
+        Ok(Outcome::Applied { generation }) => {
+            Json(json!({ "result": "applied", "generation": generation })).into_response()
+        }
+        Ok(Outcome::Unchanged { generation }) => {
+            Json(json!({ "result": "unchanged", "generation": generation })).into_response()
+        }
+        Err(rejection) => reject(
+            &request,
+            ErrorCode::ReloadRejected,
+            format!("reload rejected: {}", rejection.reason),
+        ),
+    }
+}
+
+fn optional_rfc3339<S: serde::Serializer>(
+    at: &Option<std::time::SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => rfc3339(at, serializer),
+        None => serializer.serialize_none(),
+    }
+}

@@ -1,0 +1,127 @@
+//! Watching the plugin directory and the config file, and `SIGHUP`: both end in
+//! [`Reloader::reload`].
+//!
+//! File events are debounced: a reload starts once no relevant event has arrived for
+//! the debounce period, so copying a file (many writes) or an editor's save (write a
+//! temporary file, rename it) makes one reload. Only `NAME.wasm` files in the plugin
+//! directory and the config file itself count; an upload to a temporary name is
+//! ignored until it is renamed into place.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::reload::{Reloader, Trigger};
+use crate::snapshot::plugin_file_name;
+
+/// Keeps the file watcher running; dropping it stops watching.
+pub struct WatchGuard {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Watches `plugin_dir` and `config_file` and reloads after each burst of changes.
+pub fn watch_files(
+    reloader: Arc<Reloader>,
+    plugin_dir: &Path,
+    config_file: &Path,
+    debounce: Duration,
+) -> anyhow::Result<WatchGuard> {
+    let plugin_dir = plugin_dir
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("plugin_dir {}: {e}", plugin_dir.display()))?;
+    let config_dir = config_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("config file {}: {e}", config_file.display()))?;
+    let config_name = config_file
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("config file {} has no name", config_file.display()))?
+        .to_os_string();
+    let config_path = config_dir.join(&config_name);
+
+    let (changed, mut changes) = mpsc::unbounded_channel::<PathBuf>();
+    let watched_plugin_dir = plugin_dir.clone();
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) => {
+                if !matters(&event.kind) {
+                    return;
+                }
+                for path in event.paths {
+                    let is_plugin = path.parent() == Some(watched_plugin_dir.as_path())
+                        && path
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .and_then(plugin_file_name)
+                            .is_some();
+                    if is_plugin || path == config_path {
+                        let _ = changed.send(path);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "file watcher error"),
+        })?;
+    watcher.watch(&plugin_dir, RecursiveMode::NonRecursive)?;
+    if config_dir != plugin_dir {
+        watcher.watch(&config_dir, RecursiveMode::NonRecursive)?;
+    }
+    tracing::info!(
+        plugin_dir = %plugin_dir.display(),
+        config = %config_dir.join(&config_name).display(),
+        debounce_ms = debounce.as_millis() as u64,
+        "watching for changes"
+    );
+
+    tokio::spawn(async move {
+        while let Some(first) = changes.recv().await {
+            tracing::debug!(path = %first.display(), "change seen; waiting for quiet");
+            loop {
+                match tokio::time::timeout(debounce, changes.recv()).await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return,
+                    Err(_quiet) => break,
+                }
+            }
+            // The outcome is logged and recorded by the reloader.
+            let _ = reloader.reload(Trigger::Watch).await;
+        }
+    });
+    Ok(WatchGuard { _watcher: watcher })
+}
+
+/// Whether an event can change what a reload reads: anything but reads and opens.
+fn matters(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(notify::event::AccessKind::Close(notify::event::AccessMode::Write)) => {
+            true
+        }
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// Reloads on every `SIGHUP`, for as long as the process runs.
+pub fn reload_on_sighup(reloader: Arc<Reloader>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload with the admin API");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading");
+            let _ = reloader.reload(Trigger::Signal).await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = reloader;
+}
