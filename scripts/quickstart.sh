@@ -31,6 +31,13 @@ wasmgate quickstart: try these in another terminal
   curl -i http://127.0.0.1:8080/a/../hello -H 'X-Request-Id: my-id-1' --path-as-is
       the path is normalised to /hello before routing; your request id comes back
 
+  curl -s http://127.0.0.1:9901/admin/plugins
+      the admin API (loopback only): loaded plugins, their hashes, calls and errors
+
+  edit examples/quickstart/wasmgate.toml (say, the x-hello value) and save
+      the gateway reloads by itself: the next /hello shows the change; a broken edit
+      is refused with one log line and the running config keeps serving
+
 Ctrl-C stops the gateway and the echo upstream.
 
 TRY

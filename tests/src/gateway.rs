@@ -82,22 +82,22 @@ impl TestGateway {
         self
     }
 
-    /// The whole config text. The `[gateway]` section takes lines 1-5 and line 6 is
-    /// blank, so TOML appended with [`TestGateway::toml`] starts on line 7. Unless the
-    /// appended TOML has its own `[admin]`, the admin API listens on a free loopback
-    /// port (the section goes last).
+    /// The whole config text. Line 1 puts the admin API on a free loopback port
+    /// (unless the appended TOML has its own `[admin]`: then it is a comment), the
+    /// `[gateway]` section takes lines 2-6 and line 7 is blank, so TOML appended with
+    /// [`TestGateway::toml`] starts on line 8.
     fn config_text(&self) -> String {
         let data_dir = self
             .data_dir
             .clone()
             .unwrap_or_else(|| self.dir.path().join("data"));
         let admin = if self.config.contains("[admin]") {
-            ""
+            "# [admin] is set below"
         } else {
-            "\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+            "admin = { listen = \"127.0.0.1:0\" }"
         };
         format!(
-            "[gateway]\nlisten = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = {:?}\nshutdown_grace_ms = 3000\n\n{}{admin}",
+            "{admin}\n[gateway]\nlisten = \"127.0.0.1:0\"\nplugin_dir = \"plugins\"\ndata_dir = {:?}\nshutdown_grace_ms = 3000\n\n{}",
             data_dir.display().to_string(),
             self.config
         )

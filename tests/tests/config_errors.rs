@@ -22,20 +22,20 @@ fn assert_line(output: &str, line: usize, what: &str) {
     assert!(output.contains(what), "expected {what:?} in: {output}");
 }
 
-// The builder's [gateway] section takes lines 1-5 and a blank line 6, so appended
-// TOML starts on line 7.
+// The builder's first line sets the admin listener, its [gateway] section takes
+// lines 2-6 and line 7 is blank, so appended TOML starts on line 8.
 
 #[test]
 fn bad_toml_names_its_line() {
     let output =
         refused(TestGateway::new().toml("[services.a]\nendpoints = [\"http://127.0.0.1:1\"\n"));
-    assert_line(&output, 8, "");
+    assert_line(&output, 9, "");
 }
 
 #[test]
 fn unknown_field_is_refused() {
     let output = refused(TestGateway::new().toml("[limits]\nmax_header_byte = 10\n"));
-    assert_line(&output, 8, "unknown field `max_header_byte`");
+    assert_line(&output, 9, "unknown field `max_header_byte`");
 }
 
 #[test]
@@ -44,7 +44,7 @@ fn unknown_service_names_its_line() {
         TestGateway::new()
             .toml("[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"nowhere\"\n"),
     );
-    assert_line(&output, 10, "unknown service \"nowhere\"");
+    assert_line(&output, 11, "unknown service \"nowhere\"");
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn unknown_plugin_names_its_line() {
             .service("up", "127.0.0.1:1".parse().unwrap())
             .toml("[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"up\"\n[[routes.plugins]]\nname = \"missing\"\n"),
     );
-    assert_line(&output, 15, "unknown plugin \"missing\"");
+    assert_line(&output, 16, "unknown plugin \"missing\"");
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn duplicate_route_name_names_its_line() {
             .service("up", "127.0.0.1:1".parse().unwrap())
             .toml("[[routes]]\nname = \"r\"\nprefix = \"/a\"\nservice = \"up\"\n\n[[routes]]\nname = \"r\"\nprefix = \"/b\"\nservice = \"up\"\n"),
     );
-    assert_line(&output, 16, "duplicate route name \"r\"");
+    assert_line(&output, 17, "duplicate route name \"r\"");
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn bad_path_pattern_names_its_line() {
             .service("up", "127.0.0.1:1".parse().unwrap())
             .toml("[[routes]]\nname = \"r\"\npath = \"/users/{id\"\nservice = \"up\"\n"),
     );
-    assert_line(&output, 12, "route \"r\": path");
+    assert_line(&output, 13, "route \"r\": path");
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn a_plugin_that_refuses_its_config_names_the_route_and_line() {
             .plugin("headers", "headers")
             .toml("[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"up\"\n[[routes.plugins]]\nname = \"headers\"\nconfig = { no_such_field = 1 }\n"),
     );
-    assert_line(&output, 15, "refused its config");
+    assert_line(&output, 16, "refused its config");
 }
 
 #[test]

@@ -164,7 +164,7 @@ async fn swapping_a_plugin_under_load_fails_no_request() {
         client.await.expect("no client failed");
     }
 
-    let served = served.lock().unwrap();
+    let served = std::mem::take(&mut *served.lock().unwrap());
     assert!(served.len() >= MIN_REQUESTS, "{} requests", served.len());
     // Once a swap has been seen, every request that starts later gets the new version
     // (until the next swap is installed).
