@@ -3,7 +3,8 @@
 //!
 //! - `GET /admin/plugins`: every plugin in the plugin directory (name, content hash,
 //!   WIT version, loaded at, compile ms, cache use, calls, errors, the routes that use
-//!   it) and the latest rejection about each, including files that never loaded.
+//!   it) and the latest rejection about each, including files that never loaded, plus
+//!   the latest rejection of any kind (a config error is about no one plugin).
 //! - `GET /admin/routes`: the routes being served, with their plugin chains.
 //! - `GET /admin/snapshot`: the serving generation, when it was loaded, reload counts
 //!   and the latest rejection.
@@ -115,7 +116,8 @@ struct PluginView {
 
 async fn plugins(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value> {
     let snapshot = reloader.shared().snapshot.load_full();
-    let mut rejections = reloader.status().plugin_rejections;
+    let status = reloader.status();
+    let mut rejections = status.plugin_rejections;
     let mut users: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for route in &snapshot.routes {
         for plugin in &route.chain {
@@ -156,7 +158,11 @@ async fn plugins(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Valu
         last_rejection: Some(rejection),
     }));
     views.sort_by(|a, b| a.name.cmp(&b.name));
-    Json(json!({ "generation": snapshot.generation, "plugins": views }))
+    Json(json!({
+        "generation": snapshot.generation,
+        "plugins": views,
+        "last_rejection": status.last_rejection,
+    }))
 }
 
 async fn routes(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value> {

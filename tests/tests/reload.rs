@@ -298,6 +298,8 @@ async fn config_edits_apply_and_a_broken_edit_is_rejected() {
     let place = format!("{}:", gateway.config_path().display());
     assert!(reason.contains(&place), "{reason}");
     assert_eq!(rejection["trigger"], "watch");
+    let plugins = admin_json(&gateway, "/admin/plugins").await;
+    assert_eq!(plugins["last_rejection"]["reason"], reason, "{plugins:#}");
     let (status, _) = get(&client, &gateway.url("/v/1")).await;
     assert_eq!(status, 200);
 
