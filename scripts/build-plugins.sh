@@ -34,23 +34,27 @@ crate_name() {
     sed -n 's/^name = "\(.*\)"/\1/p' "$1" | head -n 1
 }
 
-packages=()
+# Each crate is named by its path (`path+file://…`), not its name: a dependency may
+# share a guest's name (the `spin` guest and the `spin` crate, say).
+specs=()
+names=()
 first_party=()
 for manifest in plugins/*/Cargo.toml tests/guests/*/Cargo.toml examples/plugin-template/Cargo.toml; do
     [ -f "$manifest" ] || continue
     name="$(crate_name "$manifest")"
-    packages+=(-p "$name")
+    specs+=(-p "path+file://$PWD/$(dirname "$manifest")#$name")
+    names+=("$name")
     case "$manifest" in
         plugins/*) first_party+=("$name") ;;
     esac
 done
 
-cargo build --locked --profile plugin --target wasm32-wasip2 "${packages[@]}"
+cargo build --locked --profile plugin --target wasm32-wasip2 "${specs[@]}"
 
 out="$target_dir/wasm32-wasip2/plugin"
 echo "components in $out:"
-for ((i = 1; i < ${#packages[@]}; i += 2)); do
-    file="$out/${packages[i]//-/_}.wasm"
+for name in "${names[@]}"; do
+    file="$out/${name//-/_}.wasm"
     printf '  %-32s %7d bytes\n' "$(basename "$file")" "$(wc -c <"$file")"
 done
 

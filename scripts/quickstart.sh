@@ -23,13 +23,17 @@ wasmgate quickstart: try these in another terminal
 
   curl -i http://127.0.0.1:8080/hello
       the echo shows "x-hello: from-wasmgate" (added by the headers plugin on the way in)
-      and the response carries "x-powered-by: wasmgate" (added on the way out)
+      and the response carries "x-powered-by: wasmgate" (added on the way out);
+      the gateway's console shows the access-log plugin's JSON line for it
 
   curl -i http://127.0.0.1:8080/admin/settings
       403 with the JSON error envelope from the deny plugin; nothing reaches the upstream
 
   curl -i http://127.0.0.1:8080/a/../hello -H 'X-Request-Id: my-id-1' --path-as-is
       the path is normalised to /hello before routing; your request id comes back
+
+  curl -s http://127.0.0.1:8080/health
+      gateway status and the echo service's latest probe; /metrics has Prometheus metrics
 
   curl -s http://127.0.0.1:9901/admin/plugins
       the admin API (loopback only): loaded plugins, their hashes, calls and errors

@@ -11,12 +11,19 @@
 //! - `POST /admin/reload`: reload now; answers with the outcome (422 with the reason
 //!   when rejected).
 //!
+//! - `GET /metrics`, `/health`, `/health/live`, `/health/ready`: as on the gateway
+//!   listener (see `status`), always here whatever paths the gateway listener uses.
+//!
+//! - Anything else goes to the routes configured with `listener = "admin"`, if any:
+//!   operator-only endpoints made by plugins (an API-key manager, say).
+//!
 //! Every response carries `X-Request-Id`; errors are the gateway's JSON envelope.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,9 +32,14 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::config::Listener;
 use crate::error::{ErrorCode, Reject};
+use crate::plugin::monotonic_ns;
 use crate::reload::{Outcome, Rejection, Reloader, Trigger, rfc3339};
 use crate::request_id;
+use crate::server::Routed;
+use crate::status::{self, Builtin};
+use crate::upstream::full_body;
 
 /// The admin API's routes.
 pub fn router(reloader: Arc<Reloader>) -> Router {
@@ -36,7 +48,11 @@ pub fn router(reloader: Arc<Reloader>) -> Router {
         .route("/admin/routes", get(routes))
         .route("/admin/snapshot", get(snapshot))
         .route("/admin/reload", post(reload))
-        .fallback(not_found)
+        .route("/metrics", get(builtin_metrics))
+        .route("/health", get(builtin_health))
+        .route("/health/live", get(builtin_live))
+        .route("/health/ready", get(builtin_ready))
+        .fallback(plugin_routes)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(reloader)
         .layer(axum::middleware::from_fn(with_request_id))
@@ -48,7 +64,8 @@ pub async fn serve(
     reloader: Arc<Reloader>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(error) = axum::serve(listener, router(reloader))
+    let service = router(reloader).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(error) = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
     {
@@ -78,6 +95,50 @@ fn reject(request: &Request, code: ErrorCode, message: String) -> Response {
         .map(|id| id.0.clone())
         .unwrap_or_default();
     Reject::new(code, message).into_response::<axum::body::Body>(&id)
+}
+
+/// Requests for no admin endpoint go to the `listener = "admin"` routes, if the config
+/// has any: operator-only endpoints made by plugins. Their bodies are buffered (up to
+/// `[limits] max_body_bytes`); the rest is as on the gateway listener.
+async fn plugin_routes(
+    State(reloader): State<Arc<Reloader>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let received_ns = monotonic_ns();
+    let started = std::time::Instant::now();
+    let shared = reloader.shared().clone();
+    let snapshot = shared.snapshot.load_full();
+    if snapshot.admin_table.is_empty() {
+        return not_found(request).await;
+    }
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    let limit = snapshot.limits.max_body_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let message = format!("the request body is over the limit of {limit} bytes");
+            return Reject::new(ErrorCode::PayloadTooLarge, message)
+                .into_response::<axum::body::Body>(&id);
+        }
+    };
+    let request = http::Request::from_parts(parts, full_body(bytes));
+    let routed = Routed {
+        listener: Listener::Admin,
+        client,
+        request_id: &id,
+        received_ns,
+        started,
+    };
+    routed
+        .serve(&shared, snapshot, request, Ok(()))
+        .await
+        .map(axum::body::Body::new)
 }
 
 async fn not_found(request: Request) -> Response {
@@ -176,6 +237,7 @@ async fn routes(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value
         .map(|(config, route)| {
             json!({
                 "name": &*route.name,
+                "listener": route.listener,
                 "host": config.host.as_ref().map(|h| h.get_ref()),
                 "methods": config.methods.as_ref().map(|m| m.get_ref()),
                 "path": config.path.as_ref().map(|p| p.get_ref()),
@@ -229,6 +291,26 @@ async fn reload(State(reloader): State<Arc<Reloader>>, request: Request) -> Resp
             format!("reload rejected: {}", rejection.reason),
         ),
     }
+}
+
+async fn builtin_metrics(State(reloader): State<Arc<Reloader>>) -> Response {
+    builtin(&reloader, Builtin::Metrics)
+}
+
+async fn builtin_health(State(reloader): State<Arc<Reloader>>) -> Response {
+    builtin(&reloader, Builtin::Health)
+}
+
+async fn builtin_live(State(reloader): State<Arc<Reloader>>) -> Response {
+    builtin(&reloader, Builtin::Live)
+}
+
+async fn builtin_ready(State(reloader): State<Arc<Reloader>>) -> Response {
+    builtin(&reloader, Builtin::Ready)
+}
+
+fn builtin(reloader: &Reloader, endpoint: Builtin) -> Response {
+    status::answer(reloader.shared(), endpoint).map(axum::body::Body::from)
 }
 
 fn optional_rfc3339<S: serde::Serializer>(

@@ -12,11 +12,15 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
+use crate::health::{self, Health};
+use crate::logging;
+use crate::metrics::Metrics;
 use crate::plugin::PluginRuntime;
 use crate::reload::Reloader;
 use crate::server::{self, Shared};
 use crate::snapshot::{Snapshot, Sources};
 use crate::state::StateStore;
+use crate::status::BuiltinPaths;
 use crate::watch;
 
 /// An HTTP API gateway whose every policy is a sandboxed WebAssembly component.
@@ -73,6 +77,8 @@ async fn prepare(
     state_dir: Option<&std::path::Path>,
 ) -> Result<(StateStore, PluginRuntime, Snapshot), Fatal> {
     let sources = Sources::read(file).map_err(|e| Fatal::Config(e.to_string()))?;
+    logging::init(&sources.config.config.log)
+        .map_err(|e| Fatal::Config(format!("{}: [log]: {e}", file.display())))?;
     let gateway = &sources.config.config.gateway;
     let data_dir = gateway.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| {
@@ -90,7 +96,7 @@ async fn prepare(
         )
     })?;
     let cache_dir = gateway.plugin_cache.then(|| data_dir.join("plugin-cache"));
-    let runtime = PluginRuntime::new(cache_dir.as_deref())?;
+    let runtime = PluginRuntime::new(cache_dir.as_deref(), Arc::new(Metrics::new()))?;
     let snapshot = Snapshot::build(sources, &runtime, &state, 1, None)
         .await
         .map_err(|e| Fatal::Config(e.to_string()))?;
@@ -129,14 +135,25 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                 false => None,
             };
             tracing::info!(
+                event = "startup",
                 %address,
+                version = env!("CARGO_PKG_VERSION"),
                 routes = snapshot.routes.len(),
                 plugins = snapshot.plugins.len(),
                 config = %config.display(),
                 "wasmgate started"
             );
+            let metrics = runtime.metrics().clone();
+            metrics.generation.set(1);
+            let health = Arc::new(Health::new(metrics.clone()));
             let shared = Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(snapshot),
+                metrics,
+                health: health.clone(),
+                builtin: BuiltinPaths {
+                    health: settings.health.path.clone(),
+                    metrics: settings.metrics.path.clone(),
+                },
             });
             let reloader = Arc::new(Reloader::new(
                 config.clone(),
@@ -145,6 +162,13 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                 shared.clone(),
             ));
             let stop = CancellationToken::new();
+            health::spawn_prober(
+                health.clone(),
+                shared.clone(),
+                Duration::from_millis(settings.health.interval_ms),
+                Duration::from_millis(settings.health.timeout_ms),
+                stop.clone(),
+            );
             let admin = admin_listener
                 .map(|listener| {
                     let admin_address = listener.local_addr().map_err(anyhow::Error::from)?;
@@ -181,6 +205,7 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                 Duration::from_millis(settings.gateway.shutdown_grace_ms),
                 async move {
                     shutdown_signal().await;
+                    health.set_draining();
                     stopping.cancel();
                 },
             )
@@ -192,7 +217,7 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
             state
                 .flush()
                 .map_err(|e| anyhow::anyhow!("flushing the state store: {e}"))?;
-            tracing::info!("wasmgate stopped");
+            tracing::info!(event = "shutdown", "wasmgate stopped");
             Ok(())
         }
     }

@@ -12,15 +12,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
+use crate::config::Listener;
 use crate::config::OnError;
 use crate::error::{ErrorCode, Reject};
 use crate::normalize::normalize_path;
-use crate::plugin::{Action, Context, PluginFailure};
+use crate::plugin::{Action, Context, PluginFailure, UpstreamCall};
 use crate::plugin::{Request as PluginRequest, Response as PluginResponse};
 use crate::router::Miss;
 use crate::snapshot::{ChainPlugin, Route, Snapshot};
+use crate::trace::{TRACEPARENT, TraceContext};
 use crate::upstream::{ProxyBody, full_body, stream_body, strip_hop_by_hop};
 
 /// A body as the pipeline holds it: still streaming, or buffered.
@@ -59,20 +60,34 @@ impl Body {
     }
 }
 
-/// Serves one request with `snapshot`. `request_id` is already chosen; the response
-/// gets its `X-Request-Id` from the caller.
+/// What the server knows about a request before the pipeline sees it.
+pub struct RequestMeta<'a> {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The request id (already chosen; the caller puts it on the response).
+    pub request_id: &'a str,
+    /// The trace the request belongs to.
+    pub trace: &'a TraceContext,
+    /// When it was received, on the `clock.monotonic-ns` clock.
+    pub received_ns: u64,
+}
+
+/// Serves one request with `snapshot`. The matched route's name is left in `route`
+/// (for metrics), even when the request then fails.
 pub async fn handle(
     snapshot: Arc<Snapshot>,
-    request: Request<Incoming>,
-    client: SocketAddr,
-    request_id: &str,
+    listener: Listener,
+    request: Request<ProxyBody>,
+    meta: &RequestMeta<'_>,
+    matched: &mut Option<Arc<str>>,
 ) -> Result<Response<ProxyBody>, Reject> {
+    let (client, request_id) = (meta.client, meta.request_id);
     let (parts, body) = request.into_parts();
     let path = normalize_path(parts.uri.path())
         .map_err(|bad| Reject::new(ErrorCode::ValidationError, bad.0))?;
     let host = request_host(&parts.uri, &parts.headers);
     let found = snapshot
-        .table
+        .table(listener)
         .lookup(host.as_deref(), &parts.method, &path)
         .map_err(|miss| match miss {
             Miss::NotFound => Reject::new(ErrorCode::NotFound, format!("no route for {path}")),
@@ -89,15 +104,21 @@ pub async fn handle(
             }
         })?;
     let route = &snapshot.routes[found.index];
+    *matched = Some(route.name.clone());
 
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     let mut ctx = Context {
         request_id: request_id.to_string(),
+        trace_id: meta.trace.trace_id.clone(),
         route: route.name.to_string(),
         client_addr: client.to_string(),
+        method: parts.method.as_str().to_string(),
+        path: path.clone(),
+        received_ns: meta.received_ns,
         params: found.params,
         vars: Vec::new(),
+        upstream: None,
     };
     let mut wit_request = PluginRequest {
         method: parts.method.as_str().to_string(),
@@ -106,7 +127,7 @@ pub async fn handle(
         headers: to_wit_headers(&headers),
         body: None,
     };
-    let mut body = Body::Stream(stream_body(body));
+    let mut body = Body::Stream(body);
     if route.needs_request_body {
         let bytes = body.buffer(route.max_body_bytes).await.map_err(|()| {
             Reject::new(
@@ -170,8 +191,12 @@ pub async fn handle(
                 client,
                 host: original_host,
                 request_id,
+                traceparent: meta.trace.header_value(),
             };
-            call_upstream(route, wit_request, body, &forwarded).await
+            let (response, body, upstream) =
+                call_upstream(route, wit_request, body, &forwarded).await;
+            ctx.upstream = upstream;
+            (response, body)
         }
     };
 
@@ -308,13 +333,19 @@ fn checked_response(
 
 /// Logs a plugin failure; fails the request unless the plugin is `on_error = "skip"`.
 fn skip_or_fail(plugin: &ChainPlugin, ctx: &Context, failure: PluginFailure) -> Result<(), Reject> {
+    if failure.kind == crate::plugin::FailureKind::InvalidOutput {
+        // The call itself succeeded and was counted; its output is what failed.
+        plugin.pool.record_refused_output(&failure);
+    }
     let skipped = plugin.on_error == OnError::Skip;
     tracing::error!(
+        event = "plugin_error",
         plugin = &*failure.plugin,
         hash = &*failure.hash,
         kind = failure.kind.as_str(),
         route = %ctx.route,
         request_id = %ctx.request_id,
+        trace_id = %ctx.trace_id,
         skipped,
         error = %failure.detail,
         "plugin failed"
@@ -339,20 +370,22 @@ fn merge_vars(vars: &mut Vec<(String, String)>, set: Vec<(String, String)>) {
 }
 
 /// Calls the route's upstream with the request as the plugins left it. Upstream
-/// failures become envelope responses that still pass the response phase.
+/// failures become envelope responses that still pass the response phase. Returns the
+/// response, its body and, when the upstream answered, which service and endpoint.
 async fn call_upstream(
     route: &Route,
     request: PluginRequest,
     body: Body,
     forwarded: &Forwarded<'_>,
-) -> (PluginResponse, Body) {
+) -> (PluginResponse, Body, Option<UpstreamCall>) {
     let request_id = forwarded.request_id;
     let Some(service) = &route.service else {
-        return envelope_response(
+        let (response, body) = envelope_response(
             ErrorCode::BadGateway,
             format!("route {} has no upstream service", route.name),
             request_id,
         );
+        return (response, body, None);
     };
     let upstream_path = if route.strip_prefix {
         route.pattern.strip(&request.path)
@@ -378,15 +411,16 @@ async fn call_upstream(
     let outbound = match builder.body(body.into_proxy()) {
         Ok(outbound) => outbound,
         Err(error) => {
-            return envelope_response(
+            let (response, body) = envelope_response(
                 ErrorCode::BadGateway,
                 format!("bad upstream request: {error}"),
                 request_id,
             );
+            return (response, body, None);
         }
     };
     match service.send(outbound, route.timeout).await {
-        Ok(response) => {
+        Ok((response, endpoint)) => {
             let (parts, body) = response.into_parts();
             let mut headers = parts.headers;
             strip_hop_by_hop(&mut headers);
@@ -397,6 +431,10 @@ async fn call_upstream(
                     body: None,
                 },
                 Body::Stream(stream_body(body)),
+                Some(UpstreamCall {
+                    service: service.name.to_string(),
+                    endpoint: endpoint.to_string(),
+                }),
             )
         }
         Err(error) => {
@@ -411,7 +449,8 @@ async fn call_upstream(
                 }
                 _ => format!("service {} is unreachable", service.name),
             };
-            envelope_response(code, message, request_id)
+            let (response, body) = envelope_response(code, message, request_id);
+            (response, body, None)
         }
     }
 }
@@ -432,10 +471,12 @@ struct Forwarded<'a> {
     client: SocketAddr,
     host: Option<HeaderValue>,
     request_id: &'a str,
+    traceparent: HeaderValue,
 }
 
 impl Forwarded<'_> {
-    /// Sets `X-Forwarded-For` (appended), `-Proto`, `-Host` and `X-Request-Id`.
+    /// Sets `X-Forwarded-For` (appended), `-Proto`, `-Host`, `X-Request-Id` and
+    /// `traceparent` (the gateway's span as parent).
     fn apply(&self, headers: &mut HeaderMap) {
         const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
         let client_ip = self.client.ip().to_string();
@@ -456,6 +497,7 @@ impl Forwarded<'_> {
         if let Ok(id) = HeaderValue::from_str(self.request_id) {
             headers.insert(crate::request_id::HEADER, id);
         }
+        headers.insert(TRACEPARENT, self.traceparent.clone());
     }
 }
 

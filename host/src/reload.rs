@@ -9,7 +9,7 @@
 //! the admin API, and leaves the serving snapshot alone.
 //!
 //! The sections that shape listeners and threads (`[gateway]`, `[admin]`, `[reload]`,
-//! `[limits]`) are read once at start; a reload that changes them says so in the log
+//! `[limits]`, `[log]`, `[health]`, `[metrics]`) are read once at start; a reload that changes them says so in the log
 //! and keeps the running values.
 
 use std::collections::BTreeMap;
@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::config::Config;
+use crate::metrics::ReloadLabels;
 use crate::plugin::PluginRuntime;
 use crate::server::Shared;
 use crate::snapshot::{Snapshot, SnapshotError, Sources};
@@ -153,7 +154,13 @@ impl Reloader {
                     plugin: error.plugin().map(str::to_string),
                     reason: error.to_string(),
                 };
+                self.shared
+                    .metrics
+                    .reloads
+                    .get_or_create(&ReloadLabels { result: "rejected" })
+                    .inc();
                 tracing::warn!(
+                    event = "reload_rejected",
                     ?trigger,
                     plugin = rejection.plugin.as_deref().unwrap_or("-"),
                     generation = current.generation,
@@ -212,6 +219,18 @@ impl Reloader {
         if config.limits != running.limits {
             changed.push("[limits]");
             config.limits = running.limits.clone();
+        }
+        if config.log != running.log {
+            changed.push("[log]");
+            config.log = running.log.clone();
+        }
+        if config.health != running.health {
+            changed.push("[health]");
+            config.health = running.health.clone();
+        }
+        if config.metrics != running.metrics {
+            changed.push("[metrics]");
+            config.metrics = running.metrics.clone();
         }
         if !changed.is_empty() {
             tracing::warn!(

@@ -204,9 +204,19 @@ pub struct RouteTable {
 impl RouteTable {
     /// Builds the table from matchers in config order.
     pub fn new(matchers: Vec<RouteMatcher>) -> Self {
-        let mut ordered: Vec<(usize, RouteMatcher)> = matchers.into_iter().enumerate().collect();
+        Self::with_indexes(matchers.into_iter().enumerate().collect())
+    }
+
+    /// Builds the table from (route index, matcher) pairs: a table of some of the
+    /// routes, whose lookups still give indexes into all of them.
+    pub fn with_indexes(mut ordered: Vec<(usize, RouteMatcher)>) -> Self {
         ordered.sort_by_key(|(index, m)| (m.host.is_none(), m.pattern.rank(), *index));
         Self { ordered }
+    }
+
+    /// Whether the table has no routes.
+    pub fn is_empty(&self) -> bool {
+        self.ordered.is_empty()
     }
 
     /// Finds the route for a request. `host` is the request's host without port.

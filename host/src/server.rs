@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::{HeaderValue, Request, Response, Version, header};
+use http::{HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -21,24 +21,35 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Limits;
+use crate::config::{Limits, Listener};
 use crate::connection::{Activity, ActivityIo};
 use crate::error::{ErrorCode, Reject};
 use crate::framing::{FramingFacts, SniffedIo};
+use crate::health::Health;
+use crate::metrics::{self, Metrics, RequestLabels, RouteLabels};
 use crate::pipeline;
+use crate::plugin::monotonic_ns;
 use crate::request_id;
 use crate::snapshot::Snapshot;
-use crate::upstream::{ProxyBody, full_body};
+use crate::status::{self, BuiltinPaths};
+use crate::trace::TraceContext;
+use crate::upstream::{ProxyBody, full_body, stream_body};
 
 /// The future of one served request, boxed to keep the connection type nameable.
 type ServedFuture = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>,
 >;
 
-/// What every connection shares: the current snapshot.
+/// What every connection shares: the current snapshot, metrics and health.
 pub struct Shared {
     /// The snapshot requests start with; swapped whole on reload.
     pub snapshot: ArcSwap<Snapshot>,
+    /// Every metric the gateway exports.
+    pub metrics: Arc<Metrics>,
+    /// Upstream probes and the gateway's readiness.
+    pub health: Arc<Health>,
+    /// Where this listener answers `/health` and `/metrics`.
+    pub builtin: BuiltinPaths,
 }
 
 /// Serves `listener` until `shutdown` completes, then lets in-flight requests finish
@@ -170,37 +181,142 @@ async fn respond(
     peer: SocketAddr,
     facts: FramingFacts,
 ) -> Response<ProxyBody> {
+    let received_ns = monotonic_ns();
+    let started = std::time::Instant::now();
     let request_id = request_id::from_headers(request.headers());
     let snapshot = shared.snapshot.load_full();
     let checked = check(&request, &snapshot.limits, &facts);
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let started = std::time::Instant::now();
-    let result = match checked {
-        Ok(()) => pipeline::handle(snapshot, request, peer, &request_id).await,
-        Err(reject) => Err(reject),
-    };
-    let mut response = match result {
-        Ok(response) => response,
-        Err(reject) => {
-            tracing::debug!(request_id, code = ?reject.code, message = %reject.message, "request refused");
-            reject
-                .into_response::<bytes::Bytes>(&request_id)
-                .map(full_body)
+    if checked.is_ok()
+        && matches!(*request.method(), Method::GET | Method::HEAD)
+        && let Some(endpoint) = shared.builtin.lookup(request.uri().path())
+    {
+        let mut response = status::answer(&shared, endpoint).map(full_body);
+        if let Ok(id) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(request_id::HEADER, id);
         }
-    };
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(request_id::HEADER, id);
+        return response;
     }
-    tracing::debug!(
-        request_id,
-        %method,
-        path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request served"
-    );
-    response
+    let request = request.map(stream_body);
+    let routed = Routed {
+        listener: Listener::Gateway,
+        client: peer,
+        request_id: &request_id,
+        received_ns,
+        started,
+    };
+    routed.serve(&shared, snapshot, request, checked).await
+}
+
+/// A request on its way through a listener's routes.
+pub struct Routed<'a> {
+    /// The listener it came to.
+    pub listener: Listener,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Its request id.
+    pub request_id: &'a str,
+    /// When it was received, on the `clock.monotonic-ns` clock.
+    pub received_ns: u64,
+    /// When it was received.
+    pub started: std::time::Instant,
+}
+
+impl Routed<'_> {
+    /// Runs the request through `snapshot`'s routes for the listener (unless `checked`
+    /// already refused it), and counts it in the metrics: the part of serving that the
+    /// gateway and admin listeners share.
+    pub async fn serve(
+        self,
+        shared: &Shared,
+        snapshot: Arc<Snapshot>,
+        request: Request<ProxyBody>,
+        checked: Result<(), Reject>,
+    ) -> Response<ProxyBody> {
+        let Self {
+            listener,
+            client,
+            request_id,
+            received_ns,
+            started,
+        } = self;
+        let trace = TraceContext::from_headers(request.headers());
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let in_progress = InProgress::start(&shared.metrics.in_progress);
+        let mut matched = None;
+        let result = match checked {
+            Ok(()) => {
+                let meta = pipeline::RequestMeta {
+                    client,
+                    request_id,
+                    trace: &trace,
+                    received_ns,
+                };
+                pipeline::handle(snapshot, listener, request, &meta, &mut matched).await
+            }
+            Err(reject) => Err(reject),
+        };
+        drop(in_progress);
+        let mut response = match result {
+            Ok(response) => response,
+            Err(reject) => {
+                tracing::debug!(request_id, code = ?reject.code, message = %reject.message, "request refused");
+                reject
+                    .into_response::<bytes::Bytes>(request_id)
+                    .map(full_body)
+            }
+        };
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            response.headers_mut().insert(request_id::HEADER, id);
+        }
+        let elapsed = started.elapsed();
+        let route = matched.unwrap_or_else(|| Arc::from("unmatched"));
+        let method_label = metrics::method_label(&method);
+        shared
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                method: method_label,
+                status: response.status().as_u16(),
+            })
+            .inc();
+        shared
+            .metrics
+            .request_duration
+            .get_or_create(&RouteLabels {
+                route,
+                method: method_label,
+            })
+            .observe(elapsed.as_secs_f64());
+        tracing::debug!(
+            request_id,
+            trace_id = %trace.trace_id,
+            %method,
+            path,
+            status = response.status().as_u16(),
+            micros = elapsed.as_micros() as u64,
+            "request served"
+        );
+        response
+    }
+}
+
+/// Counts a request in `http_requests_in_progress` until dropped (also when the
+/// client goes away mid-request and the future is dropped).
+struct InProgress<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> InProgress<'a> {
+    fn start(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The checks made before routing.

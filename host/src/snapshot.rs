@@ -7,16 +7,17 @@
 //! [`Sources`] are the inputs as read from disk (the config and the bytes of every
 //! plugin file); their fingerprint tells a reload whether anything changed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{ConfigError, Limits, LoadedConfig, OnError, PluginSettings};
+use crate::config::{ConfigError, Limits, Listener, LoadedConfig, OnError, PluginSettings};
 use crate::plugin::{
-    Grants, InstancePool, LoadError, LoadedPlugin, PluginFailure, PluginRuntime, content_hash,
+    Grants, InstancePool, LoadError, LoadedPlugin, PluginFailure, PluginRuntime, Secrets,
+    content_hash,
 };
 use crate::router::{PathPattern, RouteMatcher, RouteTable};
 use crate::state::{StateError, StateStore};
@@ -58,6 +59,18 @@ pub enum SnapshotError {
         /// The plugin's message.
         detail: String,
     },
+    /// A granted secret could not be read.
+    #[error("{place}: plugin {plugin:?}: secret {name:?}: {reason}")]
+    Secret {
+        /// `file:line` of the secret's grant.
+        place: String,
+        /// The plugin.
+        plugin: String,
+        /// The secret's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// A route uses a plugin that is not in the plugin directory (any more).
     #[error("{place}: route {route:?}: unknown plugin {plugin:?}: there is no {plugin}.wasm in {dir}", dir = dir.display())]
     Missing {
@@ -81,7 +94,8 @@ impl SnapshotError {
         match self {
             Self::Load { plugin, .. }
             | Self::Configure { plugin, .. }
-            | Self::Missing { plugin, .. } => Some(plugin),
+            | Self::Missing { plugin, .. }
+            | Self::Secret { plugin, .. } => Some(plugin),
             Self::Config(_) | Self::PluginDir { .. } | Self::State(_) => None,
         }
     }
@@ -105,6 +119,8 @@ pub struct Sources {
     pub config: LoadedConfig,
     /// Every plugin file in the plugin directory, by name.
     pub plugins: BTreeMap<String, PluginFile>,
+    /// The secrets granted to each plugin (`[plugins.NAME] secrets`), read now.
+    pub secrets: BTreeMap<String, Arc<Secrets>>,
 }
 
 impl Sources {
@@ -116,11 +132,16 @@ impl Sources {
         let dir = config.config.gateway.plugin_dir.clone();
         let plugins =
             read_plugin_dir(&dir).map_err(|source| SnapshotError::PluginDir { dir, source })?;
-        Ok(Self { config, plugins })
+        let secrets = read_secrets(&config)?;
+        Ok(Self {
+            config,
+            plugins,
+            secrets,
+        })
     }
 
-    /// A digest of the config text and every plugin's name and hash: equal
-    /// fingerprints build equal snapshots.
+    /// A digest of the config text, every plugin's name and hash, and every granted
+    /// secret: equal fingerprints build equal snapshots.
     pub fn fingerprint(&self) -> String {
         let mut digest = Sha256::new();
         digest.update(self.config.text.as_bytes());
@@ -130,8 +151,49 @@ impl Sources {
             digest.update([0]);
             digest.update(file.hash.as_bytes());
         }
+        for (plugin, secrets) in &self.secrets {
+            for (name, value) in secrets.iter() {
+                digest.update([1]);
+                digest.update(plugin.as_bytes());
+                digest.update([0]);
+                digest.update(name.as_bytes());
+                digest.update([0]);
+                digest.update(Sha256::digest(value));
+            }
+        }
         hex::encode(digest.finalize())
     }
+}
+
+/// Reads every secret granted in `[plugins.NAME] secrets`: a missing environment
+/// variable or an unreadable file is an error at the secret's line.
+fn read_secrets(loaded: &LoadedConfig) -> Result<BTreeMap<String, Arc<Secrets>>, SnapshotError> {
+    let mut all = BTreeMap::new();
+    for (plugin, settings) in &loaded.config.plugins {
+        let mut secrets = Secrets::new();
+        for (name, source) in &settings.get_ref().secrets {
+            let fail = |reason: String| SnapshotError::Secret {
+                place: loaded.place(source.span().start),
+                plugin: plugin.clone(),
+                name: name.clone(),
+                reason,
+            };
+            let value: Vec<u8> = match (&source.get_ref().env, &source.get_ref().file) {
+                (Some(var), _) => std::env::var_os(var)
+                    .ok_or_else(|| fail(format!("environment variable {var} is not set")))?
+                    .into_encoded_bytes(),
+                (None, Some(file)) => std::fs::read(file)
+                    .map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?,
+                (None, None) => unreachable!("validated: env or file"),
+            };
+            if value.is_empty() {
+                return Err(fail("it is empty".into()));
+            }
+            secrets.insert(name.clone(), value.into());
+        }
+        all.insert(plugin.clone(), Arc::new(secrets));
+    }
+    Ok(all)
 }
 
 /// Whether `name` is a file the plugin directory loads, and the plugin name if so.
@@ -199,6 +261,8 @@ pub struct Route {
     pub max_body_bytes: usize,
     /// Send the client's `Host` upstream.
     pub preserve_host: bool,
+    /// The listener that serves it.
+    pub listener: Listener,
     /// The plugin chain, in request order.
     pub chain: Vec<ChainPlugin>,
     /// Some plugin in the chain reads request bodies.
@@ -215,14 +279,18 @@ pub struct Snapshot {
     pub fingerprint: String,
     /// The config it was built from.
     pub config: LoadedConfig,
-    /// Route lookup.
+    /// Route lookup for the gateway listener.
     pub table: RouteTable,
+    /// Route lookup for the admin listener (`listener = "admin"` routes).
+    pub admin_table: RouteTable,
     /// Routes in config order (the table's indexes).
     pub routes: Vec<Route>,
     /// Request limits.
     pub limits: Limits,
     /// Every plugin in the plugin directory, by name.
     pub plugins: BTreeMap<String, LoadedPlugin>,
+    /// The upstream services, by name.
+    pub services: BTreeMap<String, Arc<Service>>,
 }
 
 impl Snapshot {
@@ -240,10 +308,11 @@ impl Snapshot {
         let Sources {
             config: loaded,
             plugins: files,
+            secrets,
         } = sources;
         let plugins = load_plugins(files, runtime, previous).await?;
         let config = &loaded.config;
-        let services: HashMap<String, Arc<Service>> = config
+        let services: BTreeMap<String, Arc<Service>> = config
             .services
             .iter()
             .map(|(name, service)| {
@@ -256,13 +325,20 @@ impl Snapshot {
                 let connect = Duration::from_millis(service.connect_timeout_ms);
                 (
                     name.clone(),
-                    Arc::new(Service::new(name, endpoints, connect)),
+                    Arc::new(Service::new(
+                        name,
+                        endpoints,
+                        connect,
+                        service.health_path.clone(),
+                        runtime.metrics().clone(),
+                    )),
                 )
             })
             .collect();
 
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut matchers = Vec::with_capacity(config.routes.len());
+        let mut admin_matchers = Vec::new();
         for route in &config.routes {
             let name: Arc<str> = route.name.get_ref().as_str().into();
             let mut chain = Vec::with_capacity(route.plugins.len());
@@ -282,7 +358,15 @@ impl Snapshot {
                     .get(plugin_name)
                     .map(|s| s.get_ref().clone())
                     .unwrap_or_default();
-                let grants = grants(&settings, plugin_name, &name, state, &services)?;
+                let granted_secrets = secrets.get(plugin_name).cloned().unwrap_or_default();
+                let grants = grants(
+                    &settings,
+                    plugin_name,
+                    &name,
+                    state,
+                    &services,
+                    granted_secrets,
+                )?;
                 let json = serde_json::to_string(&entry.config.clone().unwrap_or_default())
                     .expect("TOML values serialise as JSON");
                 let pool = plugin
@@ -313,19 +397,28 @@ impl Snapshot {
                 (None, None) => unreachable!("validated: a route has a path or a prefix"),
             }
             .expect("validated pattern");
-            matchers.push(RouteMatcher {
-                host: route
-                    .host
-                    .as_ref()
-                    .map(|h| h.get_ref().to_ascii_lowercase()),
-                methods: route.methods.as_ref().map(|m| {
-                    m.get_ref()
-                        .iter()
-                        .map(|m| http::Method::from_bytes(m.as_bytes()).expect("validated method"))
-                        .collect()
-                }),
-                pattern: pattern.clone(),
-            });
+            let table = match route.listener {
+                Listener::Gateway => &mut matchers,
+                Listener::Admin => &mut admin_matchers,
+            };
+            table.push((
+                routes.len(),
+                RouteMatcher {
+                    host: route
+                        .host
+                        .as_ref()
+                        .map(|h| h.get_ref().to_ascii_lowercase()),
+                    methods: route.methods.as_ref().map(|m| {
+                        m.get_ref()
+                            .iter()
+                            .map(|m| {
+                                http::Method::from_bytes(m.as_bytes()).expect("validated method")
+                            })
+                            .collect()
+                    }),
+                    pattern: pattern.clone(),
+                },
+            ));
             routes.push(Route {
                 name,
                 pattern,
@@ -337,6 +430,7 @@ impl Snapshot {
                 timeout: Duration::from_millis(route.timeout_ms),
                 max_body_bytes: route.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
                 preserve_host: route.preserve_host,
+                listener: route.listener,
                 needs_request_body: chain.iter().any(|p| p.request_body),
                 chain,
             });
@@ -345,10 +439,12 @@ impl Snapshot {
             generation,
             loaded_at: SystemTime::now(),
             fingerprint,
-            table: RouteTable::new(matchers),
+            table: RouteTable::with_indexes(matchers),
+            admin_table: RouteTable::with_indexes(admin_matchers),
             routes,
             limits: config.limits.clone(),
             plugins,
+            services,
             config: loaded,
         })
     }
@@ -408,7 +504,8 @@ fn grants(
     plugin: &str,
     route: &Arc<str>,
     state: &StateStore,
-    services: &HashMap<String, Arc<Service>>,
+    services: &BTreeMap<String, Arc<Service>>,
+    secrets: Arc<Secrets>,
 ) -> Result<Grants, SnapshotError> {
     let namespace = settings.kv_namespace.as_deref().unwrap_or(plugin);
     let granted = settings
@@ -422,5 +519,16 @@ fn grants(
         kv: state.namespace(namespace)?,
         http: OutboundCalls::new(granted),
         memory_limit: (settings.memory_limit_mb as usize) << 20,
+        secrets,
     })
+}
+
+impl Snapshot {
+    /// The route table of `listener`.
+    pub fn table(&self, listener: Listener) -> &RouteTable {
+        match listener {
+            Listener::Gateway => &self.table,
+            Listener::Admin => &self.admin_table,
+        }
+    }
 }

@@ -155,6 +155,67 @@ impl Namespace {
             .remove(key)?
             .is_some_and(|stored| decode(&stored, now_ms()).is_some()))
     }
+
+    /// Stores `value` under `key` only if no live value is there (an expired one is
+    /// replaced), atomically; whether it was stored.
+    pub fn insert(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StateError> {
+        let now = now_ms();
+        let fresh = encode(value, expiry(ttl_ms, now));
+        loop {
+            let current = self.tree.get(key)?;
+            if current
+                .as_ref()
+                .is_some_and(|stored| decode(stored, now).is_some())
+            {
+                return Ok(false);
+            }
+            match self
+                .tree
+                .compare_and_swap(key, current, Some(fresh.as_slice()))?
+            {
+                Ok(()) => return Ok(true),
+                // Someone wrote meanwhile: look again.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Up to `limit` live entries whose keys start with `prefix`, in key order, starting
+    /// after the key `after` when given.
+    pub fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        let now = now_ms();
+        let mut entries = Vec::new();
+        let range = match after {
+            Some(after) if after.as_bytes() >= prefix.as_bytes() => self.tree.range::<&[u8], _>((
+                std::ops::Bound::Excluded(after.as_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            _ => self.tree.range::<&[u8], _>(prefix.as_bytes()..),
+        };
+        for item in range {
+            if entries.len() >= limit {
+                break;
+            }
+            let (key, stored) = item?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            let Some((value, _)) = decode(&stored, now) else {
+                continue;
+            };
+            // Keys are written from `string`s, so they are UTF-8.
+            let Ok(key) = String::from_utf8(key.to_vec()) else {
+                continue;
+            };
+            entries.push((key, value.to_vec()));
+        }
+        Ok(entries)
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +276,41 @@ mod tests {
             1,
             "expired counter restarts"
         );
+    }
+
+    #[test]
+    fn insert_claims_a_key_once() {
+        let (_dir, ns) = store();
+        assert!(ns.insert("name:alice", b"1", None).unwrap());
+        assert!(!ns.insert("name:alice", b"2", None).unwrap());
+        assert_eq!(ns.get("name:alice").unwrap().as_deref(), Some(&b"1"[..]));
+        ns.tree.insert("name:bob", encode(b"old", 1)).unwrap();
+        assert!(
+            ns.insert("name:bob", b"new", None).unwrap(),
+            "expired is free"
+        );
+        assert_eq!(ns.get("name:bob").unwrap().as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn scan_pages_through_live_entries_under_a_prefix() {
+        let (_dir, ns) = store();
+        for key in ["a", "key:1", "key:2", "key:3", "key:4", "kez"] {
+            ns.set(key, key.as_bytes(), None).unwrap();
+        }
+        ns.tree.insert("key:25", encode(b"gone", 1)).unwrap();
+        let keys = |entries: Vec<(String, Vec<u8>)>| -> Vec<String> {
+            entries.into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(keys(ns.scan("key:", None, 2).unwrap()), ["key:1", "key:2"]);
+        assert_eq!(
+            keys(ns.scan("key:", Some("key:2"), 10).unwrap()),
+            ["key:3", "key:4"],
+            "the expired key:25 is skipped"
+        );
+        assert_eq!(ns.scan("key:", Some("key:4"), 10).unwrap(), vec![]);
+        assert_eq!(keys(ns.scan("", None, 10).unwrap()).len(), 6);
+        assert_eq!(ns.scan("key:1", None, 1).unwrap()[0].1, b"key:1");
     }
 
     #[test]

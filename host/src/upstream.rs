@@ -19,6 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::metrics::{EndpointLabels, Metrics, UpstreamErrorLabels};
+
 /// Errors of boxed bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type the gateway sends: a client's streamed body or a buffered one.
@@ -45,6 +47,8 @@ const MAX_OUTBOUND_BODY: usize = 8 << 20;
 pub struct Endpoint {
     /// `host:port`.
     pub authority: Authority,
+    /// `http://host:port`, for logs, metrics and plugins.
+    pub url: Arc<str>,
 }
 
 impl Endpoint {
@@ -64,7 +68,8 @@ impl Endpoint {
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return Err("give only scheme, host and port (no path or query)".into());
         }
-        Ok(Self { authority })
+        let url = format!("http://{authority}").into();
+        Ok(Self { authority, url })
     }
 
     /// The absolute URI of `path_and_query` on this endpoint.
@@ -101,18 +106,28 @@ pub enum UpstreamError {
     Build(#[from] http::Error),
 }
 
-/// A service: its endpoints, balanced round-robin, and its connection pool.
+/// A service: its endpoints, balanced round-robin, its connection pool, and how its
+/// health is probed.
 pub struct Service {
     /// The service's name.
     pub name: Arc<str>,
     endpoints: Vec<Endpoint>,
     next: AtomicUsize,
     client: Client<HttpConnector, ProxyBody>,
+    health_path: Option<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl Service {
-    /// A service over `endpoints` (at least one).
-    pub fn new(name: &str, endpoints: Vec<Endpoint>, connect_timeout: Duration) -> Self {
+    /// A service over `endpoints` (at least one); probed with `GET health_path` when
+    /// given, else by connecting.
+    pub fn new(
+        name: &str,
+        endpoints: Vec<Endpoint>,
+        connect_timeout: Duration,
+        health_path: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         assert!(!endpoints.is_empty(), "validated: a service has endpoints");
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
@@ -126,6 +141,48 @@ impl Service {
             endpoints,
             next: AtomicUsize::new(0),
             client,
+            health_path,
+            metrics,
+        }
+    }
+
+    /// The service's endpoints.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// Probes `endpoint` once: `GET health_path` must answer 2xx or 3xx within
+    /// `timeout`; without a health path, a TCP connection must open.
+    pub async fn probe(&self, endpoint: &Endpoint, timeout: Duration) -> Result<(), String> {
+        let Some(path) = &self.health_path else {
+            let address = endpoint.authority.as_str();
+            return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address))
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(format!("connect: {error}")),
+                Err(_) => Err(format!("connect: no answer within {timeout:?}")),
+            };
+        };
+        let request = Request::get(endpoint.uri(path).map_err(|e| e.to_string())?)
+            .header(header::USER_AGENT, "wasmgate-health")
+            .body(full_body(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                // Read the body so the connection goes back to the pool.
+                let _ = Limited::new(response.into_body(), 64 * 1024)
+                    .collect()
+                    .await;
+                if status.is_success() || status.is_redirection() {
+                    Ok(())
+                } else {
+                    Err(format!("GET {path}: status {}", status.as_u16()))
+                }
+            }
+            Ok(Err(error)) => Err(format!("GET {path}: {error}")),
+            Err(_) => Err(format!("GET {path}: no answer within {timeout:?}")),
         }
     }
 
@@ -136,12 +193,13 @@ impl Service {
     }
 
     /// Sends `request` (whose URI holds only path and query) to the next endpoint and
-    /// waits up to `timeout` for the response headers; the body then streams.
+    /// waits up to `timeout` for the response headers; the body then streams. Returns
+    /// the response and the endpoint's URL; records the call's duration or failure.
     pub async fn send(
         &self,
         mut request: Request<ProxyBody>,
         timeout: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<(Response<Incoming>, Arc<str>), UpstreamError> {
         let endpoint = self.pick();
         let path_and_query = request
             .uri()
@@ -150,8 +208,35 @@ impl Service {
             .to_string();
         *request.uri_mut() = endpoint.uri(&path_and_query)?;
         let name = || format!("{}/{}", self.name, endpoint.authority);
-        match tokio::time::timeout(timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(timeout, self.client.request(request)).await;
+        let error_kind = match &result {
+            Ok(Ok(_)) => {
+                self.metrics
+                    .upstream_duration
+                    .get_or_create(&EndpointLabels {
+                        service: self.name.clone(),
+                        endpoint: endpoint.url.clone(),
+                    })
+                    .observe(started.elapsed().as_secs_f64());
+                None
+            }
+            Ok(Err(error)) if error.is_connect() => Some("connect"),
+            Ok(Err(_)) => Some("protocol"),
+            Err(_) => Some("timeout"),
+        };
+        if let Some(kind) = error_kind {
+            self.metrics
+                .upstream_errors
+                .get_or_create(&UpstreamErrorLabels {
+                    service: self.name.clone(),
+                    endpoint: endpoint.url.clone(),
+                    kind,
+                })
+                .inc();
+        }
+        match result {
+            Ok(Ok(response)) => Ok((response, endpoint.url.clone())),
             Ok(Err(source)) => Err(UpstreamError::Failed {
                 endpoint: name(),
                 source,
@@ -236,7 +321,7 @@ impl OutboundCalls {
             .body(full_body(request.body))
             .map_err(|e| e.to_string())?;
         // The plugin's own call deadline bounds this call.
-        let response = service
+        let (response, _) = service
             .send(outbound, Duration::from_secs(3600))
             .await
             .map_err(|e| e.to_string())?;
@@ -294,6 +379,8 @@ mod tests {
                 Endpoint::parse("http://127.0.0.1:2").unwrap(),
             ],
             Duration::from_secs(1),
+            None,
+            Arc::new(Metrics::new()),
         );
         let picks: Vec<String> = (0..4)
             .map(|_| service.pick().authority.to_string())

@@ -153,10 +153,18 @@ mod tests {
     fn wit_ctx() -> wit::Context {
         wit::Context {
             request_id: "req-1".into(),
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
             route: "r".into(),
             client_addr: "127.0.0.1:1".into(),
+            method: "GET".into(),
+            path: "/".into(),
+            received_ns: 7,
             params: Vec::new(),
             vars: Vec::new(),
+            upstream: Some(wit::UpstreamCall {
+                service: "users".into(),
+                endpoint: "http://127.0.0.1:9001".into(),
+            }),
         }
     }
 
@@ -168,6 +176,19 @@ mod tests {
             headers: vec![("x-a".into(), b"1".to_vec())],
             body: None,
         }
+    }
+
+    #[test]
+    fn the_context_comes_over_whole() {
+        let ctx = Context::from(wit_ctx());
+        assert_eq!(ctx.request_id, "req-1");
+        assert_eq!(ctx.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!((ctx.method.as_str(), ctx.path.as_str()), ("GET", "/"));
+        assert_eq!(ctx.received_ns, 7);
+        assert_eq!(
+            ctx.upstream,
+            Some(crate::UpstreamCall::new("users", "http://127.0.0.1:9001"))
+        );
     }
 
     #[test]

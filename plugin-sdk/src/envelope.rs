@@ -134,6 +134,53 @@ impl Response {
         response
     }
 
+    /// The error envelope for `code` with details for the client in `data` (e.g. which
+    /// fields of a form are wrong): `{"success":false,"error":…,"code":…,"data":…,
+    /// "request_id":…,"timestamp":…}`.
+    pub fn error_with_data(
+        code: ErrorCode,
+        message: &str,
+        data: &impl serde::Serialize,
+        ctx: &Context,
+    ) -> Self {
+        let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+        let mut response = Self::from_code(code, message, ctx);
+        let body = response.body.take().unwrap_or_default();
+        let text = String::from_utf8(body).expect("the envelope is UTF-8");
+        let at = text
+            .find(r#","request_id":"#)
+            .expect("the envelope has a request id");
+        response.body =
+            Some(format!("{},\"data\":{data}{}", &text[..at], &text[at..]).into_bytes());
+        response
+    }
+
+    /// A success envelope, as service plugins answer (SkyClust's shape):
+    /// `{"success":true,"message":…,"data":…,"request_id":…,"timestamp":…}` with
+    /// `content-type: application/json`.
+    pub fn success(
+        status: u16,
+        message: &str,
+        data: &impl serde::Serialize,
+        ctx: &Context,
+    ) -> Self {
+        let timestamp = rfc3339_utc(crate::clock::now_unix_ms());
+        let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+        let mut body = String::with_capacity(96 + message.len() + data.len());
+        body.push_str(r#"{"success":true,"message":"#);
+        push_json_string(&mut body, message);
+        body.push_str(r#","data":"#);
+        body.push_str(&data);
+        body.push_str(r#","request_id":"#);
+        push_json_string(&mut body, &ctx.request_id);
+        body.push_str(r#","timestamp":"#);
+        push_json_string(&mut body, &timestamp);
+        body.push('}');
+        let mut response = Self::new(status).with_header("content-type", "application/json");
+        response.body = Some(body.into_bytes());
+        response
+    }
+
     /// The envelope for `code` with its usual status.
     pub fn from_code(code: ErrorCode, message: &str, ctx: &Context) -> Self {
         Self::error(code.status(), code.as_str(), message, ctx)
@@ -266,6 +313,30 @@ mod tests {
         assert_eq!(parsed["error"], "no \"x\" here\n\u{1}é");
         let custom = Response::error(451, "LEGAL", "gone", &ctx);
         assert_eq!(custom.status, 451);
+    }
+
+    #[test]
+    fn success_and_detailed_errors_carry_data() {
+        let harness = crate::testing::Harness::<Nothing>::new("{}").unwrap();
+        harness.set_time_ms(1_795_355_400_123);
+        let ctx = Context {
+            request_id: "req-8".into(),
+            ..Context::default()
+        };
+        let ok = Response::success(201, "created", &serde_json::json!({"id": 1}), &ctx);
+        assert_eq!(ok.status, 201);
+        assert_eq!(
+            String::from_utf8(ok.body.unwrap()).unwrap(),
+            r#"{"success":true,"message":"created","data":{"id":1},"request_id":"req-8","timestamp":"2026-11-22T13:50:00.123Z"}"#
+        );
+        let fields = serde_json::json!({"fields": {"email": "not an email address"}});
+        let bad =
+            Response::error_with_data(ErrorCode::ValidationError, "invalid input", &fields, &ctx);
+        assert_eq!(bad.status, 400);
+        assert_eq!(
+            String::from_utf8(bad.body.unwrap()).unwrap(),
+            r#"{"success":false,"error":"invalid input","code":"VALIDATION_ERROR","data":{"fields":{"email":"not an email address"}},"request_id":"req-8","timestamp":"2026-11-22T13:50:00.123Z"}"#
+        );
     }
 
     #[test]

@@ -94,6 +94,12 @@ pub mod clock {
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| host.now_ms().saturating_mul(1_000_000))
     }
+
+    /// `unix_ms` (e.g. from [`now_unix_ms`]) as RFC 3339 UTC with milliseconds, e.g.
+    /// `2026-11-22T13:50:00.123Z`: the format of the gateway's own timestamps.
+    pub fn rfc3339_utc(unix_ms: u64) -> String {
+        crate::envelope::rfc3339_utc(unix_ms)
+    }
 }
 
 /// A key-value store kept by the gateway, namespaced per plugin (or shared where the
@@ -142,6 +148,43 @@ pub mod kv {
         return wit::delete(key);
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| Ok(host.kv_delete(key)))
+    }
+
+    /// Stores `value` under `key` only if no live value is there, atomically; whether
+    /// it was stored. Claims a unique name (a username, an email) even when several
+    /// instances race for it.
+    pub fn insert(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, String> {
+        #[cfg(target_arch = "wasm32")]
+        return wit::insert(key, value, ms(ttl));
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::with_host(|host| Ok(host.kv_insert(key, value, ms(ttl))))
+    }
+
+    /// Up to `limit` (at most 1000) live entries whose keys start with `prefix`, in key
+    /// order, after the key `after` when given: pass the last key of a page to get the
+    /// next one.
+    pub fn scan(
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+        #[cfg(target_arch = "wasm32")]
+        return wit::scan(prefix, after, limit);
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::with_host(|host| Ok(host.kv_scan(prefix, after, limit.min(1000) as usize)))
+    }
+}
+
+/// Secrets the operator grants the plugin by name (`[plugins.NAME] secrets = { jwt =
+/// { env = "JWT_SECRET" } }` in the gateway config), so keys stay out of route configs.
+/// Read them in [`crate::Plugin::new`]; the gateway reads them again on every reload.
+pub mod secrets {
+    /// The secret granted under `name`, or `None` when none is.
+    pub fn get(name: &str) -> Option<Vec<u8>> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::__bindings::wasmgate::plugin::secrets::get(name);
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::with_host(|host| host.secret(name))
     }
 }
 
@@ -206,5 +249,74 @@ pub mod http {
         }
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| host.http(&request))
+    }
+}
+
+/// Counters, gauges and histograms the gateway exports on its `/metrics` endpoint, each
+/// series labelled `plugin="NAME"` besides the labels given.
+///
+/// The gateway refuses a call that breaks one of its rules, and the error says which:
+/// a name is `[a-z_][a-z0-9_]*`, at most 64 bytes, and does not start with a prefix the
+/// gateway uses itself (`http_`, `plugin_`, `upstream_`, `service_`, `wasmgate_`,
+/// `process_`); a name keeps the kind (counter, gauge, histogram) it was first used
+/// with; at most 4 labels, each named `[a-z_][a-z0-9_]*` (not `plugin`, none twice)
+/// with a value of at most 128 bytes; at most 100 label combinations per metric; gauge
+/// and histogram values are finite. The [`crate::testing`] harness applies the same
+/// rules. Keep label values few and bounded (a route, a status class), never a user
+/// id or a path.
+///
+/// ```
+/// use wasmgate_plugin_sdk::metrics;
+///
+/// metrics::counter_add("rate_limit_exceeded_total", &[("route", "users")], 1).ok();
+/// metrics::histogram_observe("auth_lookup_seconds", &[], 0.012).ok();
+/// assert!(metrics::gauge_set("http_in_flight", &[], 1.0).is_err(), "a reserved prefix");
+/// ```
+pub mod metrics {
+    /// Adds `value` to the counter `name` (end the name in `_total`, e.g.
+    /// `rate_limit_exceeded_total`).
+    pub fn counter_add(name: &str, labels: &[(&str, &str)], value: u64) -> Result<(), String> {
+        record(name, labels, Value::Counter(value))
+    }
+
+    /// Sets the gauge `name` to `value`.
+    pub fn gauge_set(name: &str, labels: &[(&str, &str)], value: f64) -> Result<(), String> {
+        record(name, labels, Value::Gauge(value))
+    }
+
+    /// Records `value` in the histogram `name`. The buckets are Prometheus's defaults
+    /// (5 ms to 10 s), so observe seconds and end the name in `_seconds`.
+    pub fn histogram_observe(
+        name: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) -> Result<(), String> {
+        record(name, labels, Value::Histogram(value))
+    }
+
+    /// A value to record, of one of the three kinds.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub(crate) enum Value {
+        Counter(u64),
+        Gauge(f64),
+        Histogram(f64),
+    }
+
+    fn record(name: &str, labels: &[(&str, &str)], value: Value) -> Result<(), String> {
+        let labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        #[cfg(target_arch = "wasm32")]
+        {
+            use crate::__bindings::wasmgate::plugin::metrics as wit;
+            match value {
+                Value::Counter(v) => wit::counter_add(name, &labels, v),
+                Value::Gauge(v) => wit::gauge_set(name, &labels, v),
+                Value::Histogram(v) => wit::histogram_observe(name, &labels, v),
+            }
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::with_host(|host| host.metric(name, labels, value))
     }
 }

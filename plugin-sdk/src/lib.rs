@@ -70,9 +70,17 @@
 //! Errors for the client are [`Response::error`] and its shortcuts, which write the
 //! gateway's JSON envelope.
 //!
-//! What the host gives a plugin: [`log`], [`clock`], [`kv`] (a key-value store kept by
-//! the gateway) and [`http`] (calls to services the operator granted). Nothing else:
-//! no files, no sockets, no environment.
+//! What the host gives a plugin: [`log`] (lines in the gateway's log, tagged with the
+//! plugin, route, request id and trace id), [`clock`], [`kv`] (a key-value store kept
+//! by the gateway), [`http`] (calls to services the operator granted) and [`metrics`]
+//! (counters, gauges and histograms on the gateway's `/metrics`). Nothing else: no
+//! files, no sockets, no environment.
+//!
+//! What a plugin knows about the request besides the request itself is its
+//! [`Context`]: the request id and trace id, the route, the client's address, the
+//! method and path as received, when it was received ([`Context::elapsed`]), path
+//! parameters, variables set by earlier plugins and, in `on_response`, the upstream
+//! that answered ([`UpstreamCall`]).
 //!
 //! An instance may serve many requests, one at a time: keep request data in the
 //! arguments, not in globals.
@@ -96,10 +104,12 @@ mod message;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
+pub mod identity;
+
 pub use envelope::ErrorCode;
 pub use headers::Headers;
-pub use host::{clock, http, kv, log};
-pub use message::{Action, Context, Request, Response, Settings};
+pub use host::{clock, http, kv, log, metrics, secrets};
+pub use message::{Action, Context, Request, Response, Settings, UpstreamCall};
 
 /// The config of a plugin that takes none: accepts `{}` (what the gateway sends when a
 /// route gives no `config`) and refuses any field.

@@ -1,5 +1,6 @@
 //! The values a plugin works with: [`Request`], [`Response`], [`Action`],
-//! [`Context`] and [`Settings`], and their conversion from and to the WIT types.
+//! [`Context`] (with [`UpstreamCall`]) and [`Settings`], and their conversion from
+//! and to the WIT types.
 
 use crate::__bindings::wasmgate::plugin::types as wit;
 use crate::headers::Headers;
@@ -101,19 +102,53 @@ pub struct Settings {
     pub response_body: bool,
 }
 
-/// Facts about the request being served.
+/// Facts about the request being served, handed to both hooks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
     /// The request id the client sees in `X-Request-Id`.
     pub request_id: String,
+    /// The W3C trace id of the request (32 lower-case hex digits): the client's, from a
+    /// valid `traceparent`, else one the gateway started. Also on the plugin's log lines.
+    pub trace_id: String,
     /// The name of the matched route.
     pub route: String,
     /// The client's address, `ip:port`.
     pub client_addr: String,
+    /// The request's method as received, e.g. `GET`, in both phases.
+    pub method: String,
+    /// The normalised path the route matched, as received, in both phases (an earlier
+    /// plugin may have changed the path sent upstream; this one stays).
+    pub path: String,
+    /// When the gateway received the request, on the [`crate::clock::monotonic_ns`]
+    /// clock; [`Context::elapsed`] is the time spent since.
+    pub received_ns: u64,
     /// Values captured by the route's `{param}` segments.
     pub params: Vec<(String, String)>,
     /// Variables set by earlier plugins in the chain.
     pub vars: Vec<(String, String)>,
+    /// In `on_response`, the upstream that answered; `None` in `on_request`, and when a
+    /// plugin answered or the upstream could not be reached (the gateway's own 502 or
+    /// 504).
+    pub upstream: Option<UpstreamCall>,
+}
+
+/// The upstream call behind a response ([`Context::upstream`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamCall {
+    /// The service's name in the gateway config.
+    pub service: String,
+    /// The endpoint that answered, e.g. `http://127.0.0.1:9001`.
+    pub endpoint: String,
+}
+
+impl UpstreamCall {
+    /// The call to `endpoint` of `service`.
+    pub fn new(service: &str, endpoint: &str) -> Self {
+        Self {
+            service: service.to_string(),
+            endpoint: endpoint.to_string(),
+        }
+    }
 }
 
 impl Context {
@@ -131,6 +166,14 @@ impl Context {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The time since the gateway received the request ([`Context::received_ns`] to
+    /// now on the host's monotonic clock).
+    pub fn elapsed(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(
+            crate::clock::monotonic_ns().saturating_sub(self.received_ns),
+        )
     }
 
     /// Sets variable `name` for the plugins after this one (e.g. `consumer`, `role`).
@@ -191,10 +234,18 @@ impl From<wit::Context> for Context {
     fn from(c: wit::Context) -> Self {
         Self {
             request_id: c.request_id,
+            trace_id: c.trace_id,
             route: c.route,
             client_addr: c.client_addr,
+            method: c.method,
+            path: c.path,
+            received_ns: c.received_ns,
             params: c.params,
             vars: c.vars,
+            upstream: c.upstream.map(|u| UpstreamCall {
+                service: u.service,
+                endpoint: u.endpoint,
+            }),
         }
     }
 }

@@ -3,9 +3,11 @@
 //! [`Harness`] configures the plugin exactly as the gateway does (the same JSON
 //! parsing and `new`), then calls its hooks with a [`Context`] you control. The host
 //! imports are in memory, per test thread: a real key-value store with expiry against
-//! a clock you set, captured log lines, and canned answers for outbound HTTP. Output
-//! the gateway would refuse (a bad header, a status out of range, an unnormalised
-//! path) fails the test with a message.
+//! a clock you set, captured log lines and metrics, and canned answers for outbound
+//! HTTP. Output the gateway would refuse (a bad header, a status out of range, an
+//! unnormalised path) fails the test with a message; a metric call the gateway would
+//! refuse gets the gateway's error, and the test can see it in
+//! [`Harness::refused_metrics`].
 //!
 //! The in-memory host belongs to the test's thread and [`Harness::new`] starts a fresh
 //! one, so use one harness at a time in a test (Rust runs each test on its own thread).
@@ -34,15 +36,29 @@
 //! assert_eq!(harness.kv_get("hits").as_deref(), Some(&b"2"[..]));
 //! ```
 
+mod metric_store;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::http::{OutboundRequest, OutboundResponse};
 use crate::log::Level;
-use crate::{Action, Context, Headers, Plugin, Request, Response, Settings};
+use crate::{Action, Context, Headers, Plugin, Request, Response, Settings, UpstreamCall};
+use metric_store::MetricStore;
+
+pub use metric_store::{MetricCall, MetricValue};
 
 /// 2026-01-01T00:00:00Z, the harness clock's starting time.
 pub const DEFAULT_TIME_MS: u64 = 1_767_225_600_000;
+
+/// The trace id in the harness's [`Context`] unless a test sets another.
+pub const DEFAULT_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// The service of the harness's default [`Context::upstream`].
+pub const DEFAULT_SERVICE: &str = "test";
+
+/// The endpoint of the harness's default [`Context::upstream`].
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9000";
 
 type HttpHandler = Box<dyn FnMut(&OutboundRequest) -> Result<OutboundResponse, String>>;
 
@@ -54,6 +70,8 @@ pub(crate) struct MockHost {
     vars_set: Vec<(String, String)>,
     http: HashMap<String, HttpHandler>,
     http_calls: Vec<OutboundRequest>,
+    metrics: MetricStore,
+    secrets: HashMap<String, Vec<u8>>,
 }
 
 impl Default for MockHost {
@@ -65,6 +83,8 @@ impl Default for MockHost {
             vars_set: Vec::new(),
             http: HashMap::new(),
             http_calls: Vec::new(),
+            metrics: MetricStore::default(),
+            secrets: HashMap::new(),
         }
     }
 }
@@ -128,6 +148,50 @@ impl MockHost {
         live
     }
 
+    pub(crate) fn kv_insert(&mut self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> bool {
+        if self.live(key).is_some() {
+            return false;
+        }
+        self.kv_set(key, value, ttl_ms);
+        true
+    }
+
+    pub(crate) fn kv_scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<(String, Vec<u8>)> {
+        let mut keys: Vec<&String> = self
+            .kv
+            .keys()
+            .filter(|k| k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a))
+            .filter(|k| self.live(k).is_some())
+            .collect();
+        keys.sort();
+        keys.into_iter()
+            .take(limit)
+            .map(|k| (k.clone(), self.kv[k].0.clone()))
+            .collect()
+    }
+
+    pub(crate) fn secret(&self, name: &str) -> Option<Vec<u8>> {
+        self.secrets.get(name).cloned()
+    }
+
+    pub(crate) fn metric(
+        &mut self,
+        name: &str,
+        labels: Vec<(String, String)>,
+        value: crate::metrics::Value,
+    ) -> Result<(), String> {
+        self.metrics.record(MetricCall {
+            name: name.to_string(),
+            labels,
+            value: value.into(),
+        })
+    }
+
     pub(crate) fn http(&mut self, request: &OutboundRequest) -> Result<OutboundResponse, String> {
         self.http_calls.push(request.clone());
         match self.http.get_mut(&request.service) {
@@ -173,31 +237,77 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&mut MockHost) -> R) -> R {
 pub struct Harness<P: Plugin> {
     plugin: P,
     settings: Settings,
-    /// The context handed to each call; set request id, route, params or vars (as
-    /// if set by earlier plugins) here. Variables the plugin sets stay in it for the
-    /// next call, as the gateway keeps them from `on_request` to `on_response`; clear
-    /// `ctx.vars` to start a fresh request. Starts with request id `test-request-1`,
-    /// route `test` and client `127.0.0.1:40000`.
+    /// The context handed to each call; set request id, trace id, route, params or
+    /// vars (as if set by earlier plugins) here. Variables the plugin sets stay in it
+    /// for the next call, as the gateway keeps them from `on_request` to
+    /// `on_response`; clear `ctx.vars` to start a fresh request.
+    ///
+    /// Starts with request id `test-request-1`, trace id [`DEFAULT_TRACE_ID`], route
+    /// `test`, client `127.0.0.1:40000` and upstream [`DEFAULT_SERVICE`] at
+    /// [`DEFAULT_ENDPOINT`]. As in the gateway:
+    ///
+    /// - [`Harness::on_request`] sets `method` and `path` from the request it is given
+    ///   and `received_ns` to the clock's monotonic time, unless the test set them
+    ///   itself (a value the harness did not write is kept, e.g. to pretend an earlier
+    ///   plugin rewrote the path);
+    /// - `upstream` is `None` in `on_request` (the harness hides it for that call) and
+    ///   is handed to `on_response` as set: set it to `None` to test a response a
+    ///   plugin made, or the gateway's own 502 or 504.
     pub ctx: Context,
+    /// What the harness last wrote into `ctx.method`, `ctx.path`, `ctx.received_ns`.
+    stamped: (String, String, u64),
 }
 
 impl<P: Plugin> Harness<P> {
     /// Configures the plugin with `config` (JSON) as the gateway would, with a fresh
     /// in-memory host for this thread.
     pub fn new(config: &str) -> Result<Self, String> {
-        with_host(|host| *host = MockHost::default());
+        Self::with_secrets(config, &[])
+    }
+
+    /// Like [`Harness::new`], with `secrets` granted (name, value) as the operator
+    /// would grant them in `[plugins.NAME] secrets`.
+    ///
+    /// ```
+    /// # use wasmgate_plugin_sdk::testing::Harness;
+    /// # use wasmgate_plugin_sdk::{NoConfig, Plugin, secrets};
+    /// struct Keyed(Vec<u8>);
+    /// impl Plugin for Keyed {
+    ///     type Config = NoConfig;
+    ///     fn new(_: NoConfig) -> Result<Self, String> {
+    ///         secrets::get("key").map(Keyed).ok_or_else(|| "no secret `key`".into())
+    ///     }
+    /// }
+    /// assert!(Harness::<Keyed>::new("{}").is_err());
+    /// let harness = Harness::<Keyed>::with_secrets("{}", &[("key", b"s3cret")]).unwrap();
+    /// assert_eq!(harness.plugin().0, b"s3cret");
+    /// ```
+    pub fn with_secrets(config: &str, secrets: &[(&str, &[u8])]) -> Result<Self, String> {
+        with_host(|host| {
+            *host = MockHost::default();
+            for (name, value) in secrets {
+                host.secrets.insert(name.to_string(), value.to_vec());
+            }
+        });
         let plugin = crate::__private::build::<P>(config)?;
         let settings = plugin.settings();
+        let received_ns = crate::clock::monotonic_ns();
         Ok(Self {
             plugin,
             settings,
             ctx: Context {
                 request_id: "test-request-1".into(),
+                trace_id: DEFAULT_TRACE_ID.into(),
                 route: "test".into(),
                 client_addr: "127.0.0.1:40000".into(),
+                method: String::new(),
+                path: String::new(),
+                received_ns,
                 params: Vec::new(),
                 vars: Vec::new(),
+                upstream: Some(UpstreamCall::new(DEFAULT_SERVICE, DEFAULT_ENDPOINT)),
             },
+            stamped: (String::new(), String::new(), received_ns),
         })
     }
 
@@ -212,17 +322,39 @@ impl<P: Plugin> Harness<P> {
     }
 
     /// Runs `on_request`. As in the gateway, the body is handed over only if the
-    /// plugin asked for request bodies. Panics on output the gateway would refuse.
+    /// plugin asked for request bodies, and the context carries the request's method
+    /// and path, the time it was received and no upstream (see [`Harness::ctx`]).
+    /// Panics on output the gateway would refuse.
     pub fn on_request(&mut self, mut request: Request) -> Action {
         if !self.settings.request_body {
             request.body = None;
         }
+        self.stamp(&request);
+        let upstream = self.ctx.upstream.take();
         let action = self.plugin.on_request(request, &mut self.ctx);
+        self.ctx.upstream = upstream;
         match &action {
             Action::Continue(request) => check_request(request),
             Action::Respond(response) => check_response(response, 200),
         }
         action
+    }
+
+    /// Writes the request's facts into the context, except those the test set.
+    fn stamp(&mut self, request: &Request) {
+        let (method, path, received_ns) = &mut self.stamped;
+        if self.ctx.method == *method {
+            self.ctx.method.clone_from(&request.method);
+            method.clone_from(&request.method);
+        }
+        if self.ctx.path == *path {
+            self.ctx.path.clone_from(&request.path);
+            path.clone_from(&request.path);
+        }
+        if self.ctx.received_ns == *received_ns {
+            self.ctx.received_ns = crate::clock::monotonic_ns();
+            *received_ns = self.ctx.received_ns;
+        }
     }
 
     /// Runs `on_response`. The body is handed over only if the plugin asked for
@@ -239,6 +371,60 @@ impl<P: Plugin> Harness<P> {
     /// The log lines written so far.
     pub fn logs(&self) -> Vec<(Level, String)> {
         with_host(|host| host.logs.clone())
+    }
+
+    /// The total the plugin added to counter `name` with exactly `labels` (in any
+    /// order); 0 if it never did.
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        with_host(|host| {
+            host.metrics
+                .values(name, labels)
+                .map(|value| match value {
+                    MetricValue::Counter(v) => v,
+                    _ => 0,
+                })
+                .sum()
+        })
+    }
+
+    /// The last value the plugin set gauge `name` with exactly `labels` to.
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        with_host(|host| {
+            host.metrics
+                .values(name, labels)
+                .filter_map(|value| match value {
+                    MetricValue::Gauge(v) => Some(v),
+                    _ => None,
+                })
+                .last()
+        })
+    }
+
+    /// The values the plugin observed in histogram `name` with exactly `labels`, in
+    /// order.
+    pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+        with_host(|host| {
+            host.metrics
+                .values(name, labels)
+                .filter_map(|value| match value {
+                    MetricValue::Histogram(v) => Some(v),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// Every metric call the gateway would have accepted, in order.
+    pub fn metric_calls(&self) -> Vec<MetricCall> {
+        with_host(|host| host.metrics.accepted.clone())
+    }
+
+    /// Every metric call the gateway would have refused, with its reason (the error
+    /// the plugin got), in order. `assert!(harness.refused_metrics().is_empty())`
+    /// checks that a plugin, which usually ignores these errors, records only what
+    /// the gateway takes.
+    pub fn refused_metrics(&self) -> Vec<(MetricCall, String)> {
+        with_host(|host| host.metrics.refused.clone())
     }
 
     /// The variables the plugin set through [`Context::set_var`], in order.
@@ -386,208 +572,4 @@ impl TestRequest {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kv;
-
-    struct Echo;
-
-    impl Plugin for Echo {
-        type Config = serde_json::Value;
-        fn new(config: serde_json::Value) -> Result<Self, String> {
-            match config.get("fail") {
-                Some(_) => Err("told to fail".into()),
-                None => Ok(Echo),
-            }
-        }
-    }
-
-    #[test]
-    fn config_errors_come_back() {
-        assert_eq!(
-            Harness::<Echo>::new(r#"{"fail": 1}"#).err().unwrap(),
-            "told to fail"
-        );
-        assert!(
-            Harness::<Echo>::new("{not json")
-                .err()
-                .unwrap()
-                .starts_with("invalid config")
-        );
-        assert!(Harness::<Echo>::new("").is_ok(), "empty config means {{}}");
-    }
-
-    #[test]
-    fn kv_expires_with_the_clock() {
-        let harness = Harness::<Echo>::new("{}").unwrap();
-        kv::set("k", b"v", Some(std::time::Duration::from_millis(100))).unwrap();
-        assert_eq!(kv::get("k").unwrap().as_deref(), Some(&b"v"[..]));
-        harness.advance_ms(100);
-        assert_eq!(kv::get("k").unwrap(), None);
-        assert_eq!(kv::incr("n", 5, None).unwrap(), 5);
-        assert_eq!(kv::incr("n", -7, None).unwrap(), -2);
-        kv::set("t", b"text", None).unwrap();
-        assert!(kv::incr("t", 1, None).is_err());
-        assert!(kv::delete("n").unwrap());
-        assert!(!kv::delete("n").unwrap());
-    }
-
-    #[test]
-    fn bodies_are_withheld_unless_asked_for() {
-        let mut harness = Harness::<Echo>::new("{}").unwrap();
-        let action = harness.on_request(TestRequest::post("/x?a=1").body("secret").build());
-        let request = action.request().unwrap();
-        assert_eq!(request.body, None);
-        assert_eq!(request.query.as_deref(), Some("a=1"));
-    }
-
-    #[test]
-    fn canned_http_and_logs() {
-        let harness = Harness::<Echo>::new("{}").unwrap();
-        harness.on_http("svc", |request| {
-            Ok(OutboundResponse {
-                status: 201,
-                body: request.path_and_query.clone().into_bytes(),
-                ..OutboundResponse::default()
-            })
-        });
-        let response = crate::http::send(OutboundRequest::new("svc", "GET", "/ping")).unwrap();
-        assert_eq!(
-            (response.status, response.body.as_slice()),
-            (201, &b"/ping"[..])
-        );
-        assert!(crate::http::send(OutboundRequest::new("other", "GET", "/")).is_err());
-        assert_eq!(harness.http_calls().len(), 2);
-        crate::log::warn("careful");
-        assert_eq!(harness.logs(), [(Level::Warn, "careful".to_string())]);
-    }
-
-    struct Bad;
-
-    impl Plugin for Bad {
-        type Config = serde_json::Value;
-        fn new(_: serde_json::Value) -> Result<Self, String> {
-            Ok(Bad)
-        }
-        fn on_request(&self, _: Request, _: &mut Context) -> Action {
-            Action::Respond(Response::new(200).with_header("bad name", "x"))
-        }
-    }
-
-    #[test]
-    #[should_panic(expected = "invalid header name")]
-    fn output_the_gateway_refuses_fails_the_test() {
-        let mut harness = Harness::<Bad>::new("{}").unwrap();
-        harness.on_request(TestRequest::get("/").build());
-    }
-
-    struct Status(u16);
-
-    impl Plugin for Status {
-        type Config = u16;
-        fn new(status: u16) -> Result<Self, String> {
-            Ok(Status(status))
-        }
-        fn on_request(&self, _: Request, _: &mut Context) -> Action {
-            Action::Respond(Response::new(self.0))
-        }
-        fn on_response(&self, mut response: Response, _: &mut Context) -> Response {
-            response.status = self.0;
-            response
-        }
-    }
-
-    #[test]
-    #[should_panic(expected = "the gateway accepts 200..=599 here")]
-    fn a_plugins_own_response_needs_a_final_status() {
-        Harness::<Status>::new("101")
-            .unwrap()
-            .on_request(TestRequest::get("/").build());
-    }
-
-    #[test]
-    #[should_panic(expected = "status 600")]
-    fn a_changed_response_needs_a_status_below_600() {
-        Harness::<Status>::new("600")
-            .unwrap()
-            .on_response(Response::new(200));
-    }
-
-    #[test]
-    fn informational_statuses_may_pass_through_on_response() {
-        let mut harness = Harness::<Status>::new("101").unwrap();
-        assert_eq!(harness.on_response(Response::new(200)).status, 101);
-    }
-
-    struct Vars;
-
-    impl Plugin for Vars {
-        type Config = crate::NoConfig;
-        fn new(_: crate::NoConfig) -> Result<Self, String> {
-            Ok(Vars)
-        }
-        fn on_request(&self, mut request: Request, ctx: &mut Context) -> Action {
-            let id = format!("{}@{}", ctx.param("id").unwrap_or("-"), ctx.route);
-            request.headers.set("x-seen", id.as_str());
-            if let Some(prev) = ctx.var("consumer") {
-                request.headers.set("x-consumer", prev);
-            }
-            ctx.set_var("stage", "request");
-            Action::Continue(request)
-        }
-        fn on_response(&self, response: Response, ctx: &mut Context) -> Response {
-            let stage = ctx.var("stage").unwrap_or("none").to_string();
-            ctx.set_var("stage", "response");
-            response.with_header("x-stage", stage)
-        }
-    }
-
-    #[test]
-    fn the_context_is_the_tests_and_vars_carry_to_the_response() {
-        let mut harness = Harness::<Vars>::new("{}").unwrap();
-        harness.ctx.route = "users".into();
-        harness.ctx.params.push(("id".into(), "42".into()));
-        harness.ctx.vars.push(("consumer".into(), "alice".into()));
-        let action = harness.on_request(TestRequest::method("patch", "/u/42").build());
-        let request = action.request().unwrap();
-        assert_eq!(request.method, "PATCH");
-        assert_eq!(request.headers.get("x-seen"), Some("42@users"));
-        assert_eq!(request.headers.get("x-consumer"), Some("alice"));
-        let response = harness.on_response(Response::new(200));
-        assert_eq!(response.headers.get("x-stage"), Some("request"));
-        assert_eq!(harness.ctx.var("stage"), Some("response"));
-        assert_eq!(
-            harness.vars_set(),
-            [
-                ("stage".to_string(), "request".to_string()),
-                ("stage".to_string(), "response".to_string())
-            ]
-        );
-    }
-
-    #[test]
-    fn the_clock_is_fixed_until_moved() {
-        let harness = Harness::<Vars>::new("{}").unwrap();
-        assert_eq!(crate::clock::now_unix_ms(), DEFAULT_TIME_MS);
-        let before = crate::clock::monotonic_ns();
-        harness.advance_ms(1500);
-        assert_eq!(crate::clock::now_unix_ms(), DEFAULT_TIME_MS + 1500);
-        assert_eq!(crate::clock::monotonic_ns() - before, 1_500_000_000);
-        harness.set_time_ms(0);
-        assert_eq!(crate::clock::now_unix_ms(), 0);
-    }
-
-    #[test]
-    fn kv_ttl_on_incr_applies_only_at_creation() {
-        let harness = Harness::<Vars>::new("{}").unwrap();
-        let ttl = Some(std::time::Duration::from_secs(10));
-        assert_eq!(kv::incr("w", 1, ttl).unwrap(), 1);
-        harness.advance_ms(6_000);
-        assert_eq!(kv::incr("w", 1, ttl).unwrap(), 2, "no new expiry");
-        harness.advance_ms(4_000);
-        assert_eq!(kv::get("w").unwrap(), None, "expired 10 s after creation");
-        assert_eq!(kv::incr("w", 1, ttl).unwrap(), 1);
-        harness.kv_set("seed", b"x", None);
-        assert_eq!(kv::get("seed").unwrap().as_deref(), Some(&b"x"[..]));
-    }
-}
+mod tests;

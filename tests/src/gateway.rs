@@ -185,7 +185,7 @@ impl TestGateway {
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr");
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let log_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -232,6 +232,7 @@ impl TestGateway {
             admin,
             config,
             log,
+            log_reader: Some(log_reader),
             dir: self.dir,
         }
     }
@@ -246,6 +247,7 @@ pub struct GatewayProcess {
     pub admin: Option<SocketAddr>,
     config: PathBuf,
     log: Arc<Mutex<String>>,
+    log_reader: Option<std::thread::JoinHandle<()>>,
     dir: tempfile::TempDir,
 }
 
@@ -307,6 +309,24 @@ impl GatewayProcess {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (up to 10 s) until the log holds `needle`, and returns the log.
+    /// Log lines reach the test through a pipe some time after the response
+    /// that caused them, so a positive check on the log must wait.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway never logged {needle:?}; its log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The gateway's resident set size in KiB, from `/proc`.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -319,13 +339,17 @@ impl GatewayProcess {
             .expect("VmRSS line")
     }
 
-    /// Sends SIGTERM and waits (bounded) for the exit status.
+    /// Sends SIGTERM and waits (bounded) for the exit status; afterwards
+    /// [`log`](Self::log) holds everything the process wrote.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
         self.signal("TERM");
-        crate::wait_for("wasmgate to exit", Duration::from_secs(15), || {
+        let status = crate::wait_for("wasmgate to exit", Duration::from_secs(15), || {
             self.child.try_wait().ok().flatten()
-        })
-        .into()
+        });
+        if let Some(reader) = self.log_reader.take() {
+            let _ = reader.join();
+        }
+        Some(status)
     }
 
     /// Whether the process is still running.

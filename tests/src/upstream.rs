@@ -43,7 +43,12 @@ impl Upstream {
 
     /// Starts an upstream with `behaviour`.
     pub fn start_with(behaviour: UpstreamBehaviour) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        Self::start_at("127.0.0.1:0".parse().unwrap(), behaviour)
+    }
+
+    /// Starts an upstream on `address` (e.g. the address of one stopped earlier).
+    pub fn start_at(address: SocketAddr, behaviour: UpstreamBehaviour) -> Self {
+        let listener = std::net::TcpListener::bind(address).expect("bind upstream");
         listener.set_nonblocking(true).expect("nonblocking");
         let address = listener.local_addr().expect("address");
         let hits = Arc::new(AtomicUsize::new(0));
@@ -69,6 +74,11 @@ impl Upstream {
     /// How many requests reached the upstream.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Stops it and waits until its port is closed.
+    pub fn stop(self) {
+        drop(self);
     }
 }
 

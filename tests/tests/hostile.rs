@@ -81,7 +81,8 @@ async fn each_hostile_plugin_fails_only_its_request() {
     );
 
     // The log names the plugin, its hash and the kind of failure.
-    let log = gateway.log();
+    gateway.wait_for_log("kind=\"invalid_output\"");
+    let log = gateway.wait_for_log("panicked");
     for (plugin, kind) in [
         ("spin", "timeout"),
         ("panic", "trap"),

@@ -270,11 +270,7 @@ name = "counter"
         let response = http.get(gateway.url("/")).send().await.unwrap();
         assert_eq!(response.headers()["x-hits"], want.to_string().as_str());
     }
-    assert!(
-        gateway.log().contains("counter hit 3"),
-        "plugin log line: {}",
-        gateway.log()
-    );
+    gateway.wait_for_log("counter hit 3");
     let status = tokio::task::spawn_blocking(move || {
         let status = gateway.terminate();
         drop(gateway);

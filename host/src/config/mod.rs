@@ -10,8 +10,9 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    AdminSettings, Config, GatewaySettings, Limits, OnError, PluginRef, PluginSettings,
-    ReloadSettings, RouteConfig, ServiceConfig,
+    AdminSettings, Config, GatewaySettings, HealthSettings, Limits, Listener, LogFormat,
+    LogSettings, MetricsSettings, OnError, PluginRef, PluginSettings, ReloadSettings, RouteConfig,
+    SecretSource, ServiceConfig,
 };
 pub use validate::is_plugin_name;
 
@@ -90,6 +91,16 @@ impl LoadedConfig {
         })?;
         config.gateway.plugin_dir = base.join(&config.gateway.plugin_dir);
         config.gateway.data_dir = base.join(&config.gateway.data_dir);
+        if let Some(file) = &config.log.file {
+            config.log.file = Some(base.join(file));
+        }
+        for settings in config.plugins.values_mut() {
+            for source in settings.get_mut().secrets.values_mut() {
+                if let Some(file) = &mut source.get_mut().file {
+                    *file = base.join(&*file);
+                }
+            }
+        }
         Ok(Self {
             config,
             file: file.to_path_buf(),

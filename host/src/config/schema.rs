@@ -23,6 +23,15 @@ pub struct Config {
     /// `[limits]`: request size and time limits.
     #[serde(default)]
     pub limits: Limits,
+    /// `[log]`: log level, format and file.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// `[health]`: upstream probes and the health endpoints.
+    #[serde(default)]
+    pub health: HealthSettings,
+    /// `[metrics]`: the Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     /// `[plugins.NAME]`: per-plugin grants and limits (optional; a plugin used by a
     /// route without a section gets the defaults and no grants).
     #[serde(default)]
@@ -63,6 +72,89 @@ impl Default for GatewaySettings {
             data_dir: PathBuf::from("data"),
             shutdown_grace_ms: 10_000,
             plugin_cache: true,
+        }
+    }
+}
+
+/// `[log]`: environment variables override each field (`LOG_LEVEL` or `RUST_LOG`,
+/// `LOG_FORMAT`, `LOG_TO_FILE`, `LOG_FILE_PATH`, `LOG_FILE_MAX_BYTES`,
+/// `LOG_FILE_BACKUP_COUNT`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `level = "info"`: a level or a filter like `"info,wasmgate=debug"`.
+    pub level: String,
+    /// `format = "console"`: `"console"` (human-readable, coloured on a terminal) or
+    /// `"json"` (one JSON object per line).
+    pub format: LogFormat,
+    /// `file = "logs/wasmgate.log"`: also write the log to this file (relative to the
+    /// config file), rotated by size; no file when absent.
+    pub file: Option<PathBuf>,
+    /// `file_max_bytes = 10485760`: rotate the file when it would grow past this.
+    pub file_max_bytes: u64,
+    /// `file_backups = 5`: rotated files kept (`FILE.1` newest … `FILE.N`).
+    pub file_backups: usize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Console,
+            file: None,
+            file_max_bytes: 10 * 1024 * 1024,
+            file_backups: 5,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured when writing to a terminal.
+    #[default]
+    Console,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[health]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSettings {
+    /// `path = "/health"`: where the gateway listener answers health checks (also
+    /// `PATH/live` and `PATH/ready`); `""` answers them on the admin listener only.
+    pub path: String,
+    /// `interval_ms = 10000`: time between probes of each upstream endpoint.
+    pub interval_ms: u64,
+    /// `timeout_ms = 2000`: time one probe may take.
+    pub timeout_ms: u64,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            path: "/health".into(),
+            interval_ms: 10_000,
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// `path = "/metrics"`: where the gateway listener serves Prometheus metrics;
+    /// `""` serves them on the admin listener only.
+    pub path: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            path: "/metrics".into(),
         }
     }
 }
@@ -158,6 +250,23 @@ pub struct PluginSettings {
     /// `instances = 64`: most idle, configured instances kept per route for reuse;
     /// `0` makes a fresh instance for every call.
     pub instances: usize,
+    /// `secrets = { jwt = { env = "JWT_SECRET" }, signing = { file = "keys/sign.pem" } }`:
+    /// secrets the plugin reads by name through the `secrets` import, each from an
+    /// environment variable or a file (relative to the config file), read when the
+    /// config is loaded or reloaded.
+    pub secrets: BTreeMap<String, Spanned<SecretSource>>,
+}
+
+/// Where a granted secret comes from: exactly one of `env` and `file`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// `env = "JWT_SECRET"`: the value of this environment variable.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// `file = "keys/jwt.pem"`: the contents of this file (a trailing newline is kept).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 impl Default for PluginSettings {
@@ -168,6 +277,7 @@ impl Default for PluginSettings {
             http: Vec::new(),
             kv_namespace: None,
             instances: 64,
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -182,6 +292,10 @@ pub struct ServiceConfig {
     /// `connect_timeout_ms = 2000`: time allowed to open a connection to an endpoint.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// `health_path = "/health"`: probe each endpoint with `GET` here (2xx or 3xx is
+    /// up); without it, a probe only opens a TCP connection.
+    #[serde(default)]
+    pub health_path: Option<String>,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -225,6 +339,11 @@ pub struct RouteConfig {
     /// endpoint's.
     #[serde(default)]
     pub preserve_host: bool,
+    /// `listener = "gateway"`: where the route is served: `"gateway"`, or `"admin"`
+    /// for operator-only endpoints made by plugins (an API-key manager, say) on the
+    /// admin listener, behind the admin API's own paths.
+    #[serde(default)]
+    pub listener: Listener,
     /// `on_error = "fail"`: the default for this route's plugins: `"fail"` answers a
     /// plugin failure with a 500 `PLUGIN_ERROR`, `"skip"` carries on without the plugin.
     #[serde(default)]
@@ -262,4 +381,15 @@ pub enum OnError {
     Fail,
     /// Fail open: skip the plugin and carry on.
     Skip,
+}
+
+/// Which listener serves a route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Listener {
+    /// The client-facing listener (`[gateway] listen`).
+    #[default]
+    Gateway,
+    /// The admin listener (`[admin] listen`).
+    Admin,
 }

@@ -93,3 +93,49 @@ fn service_and_plugin_sections_are_checked() {
         .to_string();
     assert!(error.contains("memory_limit_mb"), "{error}");
 }
+
+#[test]
+fn secrets_need_one_source_and_files_resolve_against_the_config() {
+    for (text, want) in [
+        ("[plugins.p]\nsecrets = { k = {} }\n", "exactly one of"),
+        (
+            "[plugins.p]\nsecrets = { k = { env = \"A\", file = \"b\" } }\n",
+            "exactly one of",
+        ),
+        (
+            "[plugins.p]\nsecrets = { k = { env = \"\" } }\n",
+            "exactly one of",
+        ),
+        (
+            "[plugins.p]\nsecrets = { K = { env = \"A\" } }\n",
+            "secret name \"K\"",
+        ),
+        (
+            "[plugins.p]\nsecrets = { k = { path = \"x\" } }\n",
+            "unknown field",
+        ),
+    ] {
+        let error = parse(text).unwrap_err().to_string();
+        assert!(error.starts_with("/etc/wasmgate/gw.toml:2: "), "{error}");
+        assert!(error.contains(want), "{text}: {error}");
+    }
+    let loaded = parse("[plugins.p]\nsecrets = { k = { file = \"keys/k.pem\" } }\n").unwrap();
+    let source = loaded.config.plugins["p"].get_ref().secrets["k"]
+        .get_ref()
+        .clone();
+    assert_eq!(source.file.unwrap(), Path::new("/etc/wasmgate/keys/k.pem"));
+}
+
+#[test]
+fn admin_routes_need_the_admin_api() {
+    let route = "[[routes]]\nname = \"keys\"\nlistener = \"admin\"\nprefix = \"/k\"\nservice = \"s\"\n[services.s]\nendpoints = [\"http://127.0.0.1:1\"]\n";
+    parse(route).unwrap();
+    let error = parse(&format!("[admin]\nenabled = false\n{route}"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("the admin API is off"), "{error}");
+    let error = parse(&route.replace("\"admin\"", "\"public\""))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown variant"), "{error}");
+}

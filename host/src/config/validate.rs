@@ -51,6 +51,29 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
             ));
         }
     }
+    for (what, path) in [
+        ("[health] path", &config.health.path),
+        ("[metrics] path", &config.metrics.path),
+    ] {
+        if !path.is_empty()
+            && (!path.starts_with('/')
+                || crate::normalize::normalize_path(path).ok().as_deref() != Some(path.as_str()))
+        {
+            return Err((
+                0,
+                format!("{what} = {path:?} must be a normalised path starting with '/', or \"\""),
+            ));
+        }
+    }
+    if config.health.interval_ms < 100 || config.health.timeout_ms == 0 {
+        return Err((
+            0,
+            "[health] interval_ms must be at least 100 and timeout_ms above 0".into(),
+        ));
+    }
+    if config.log.file_max_bytes < 1024 {
+        return Err((0, "[log] file_max_bytes must be at least 1024".into()));
+    }
     if config.reload.debounce_ms > 60_000 {
         return Err((0, "[reload] debounce_ms must be at most 60000".into()));
     }
@@ -66,6 +89,14 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
             return Err(at(
                 service,
                 format!("service {name:?} has no endpoints; give at least one"),
+            ));
+        }
+        if let Some(path) = &service.get_ref().health_path
+            && (!path.starts_with('/') || http::uri::PathAndQuery::try_from(path.as_str()).is_err())
+        {
+            return Err(at(
+                service,
+                format!("service {name:?}: health_path {path:?} must be a path starting with '/'"),
             ));
         }
         for endpoint in &service.get_ref().endpoints {
@@ -88,6 +119,29 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
                     "plugin {name:?}: timeout_ms must be > 0 and memory_limit_mb between 1 and 4096"
                 ),
             ));
+        }
+        for (secret, source) in &s.secrets {
+            if !is_plugin_name(secret) {
+                return Err(at(
+                    source,
+                    format!(
+                        "plugin {name:?}: secret name {secret:?} must be lower-case letters, digits, '-' or '_'"
+                    ),
+                ));
+            }
+            let source_ref = source.get_ref();
+            match (&source_ref.env, &source_ref.file) {
+                (Some(var), None) if !var.is_empty() => {}
+                (None, Some(file)) if !file.as_os_str().is_empty() => {}
+                _ => {
+                    return Err(at(
+                        source,
+                        format!(
+                            "plugin {name:?}: secret {secret:?} needs exactly one of `env = \"VAR\"` and `file = \"PATH\"`"
+                        ),
+                    ));
+                }
+            }
         }
         for service in &s.http {
             if !config.services.contains_key(service.get_ref()) {
@@ -170,6 +224,14 @@ fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
                 ));
             }
         }
+    }
+    if route.listener == super::schema::Listener::Admin && !config.admin.enabled {
+        return Err(at(
+            &route.name,
+            format!(
+                "route {name:?}: listener = \"admin\", but the admin API is off ([admin] enabled = false)"
+            ),
+        ));
     }
     if let Some(service) = &route.service
         && !config.services.contains_key(service.get_ref())

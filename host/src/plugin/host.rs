@@ -11,7 +11,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{clock, http, kv, log, types, vars};
+use super::bindings::{clock, http, kv, log, metrics, secrets, types, vars};
+use crate::metrics::{Metrics, PluginValue};
 use crate::state::Namespace;
 use crate::upstream::OutboundCalls;
 
@@ -32,7 +33,12 @@ pub struct Grants {
     pub http: OutboundCalls,
     /// The most linear memory the instance may grow to.
     pub memory_limit: usize,
+    /// The secrets granted to the plugin, by name.
+    pub secrets: Arc<Secrets>,
 }
+
+/// Secrets granted to one plugin: name → value.
+pub type Secrets = std::collections::BTreeMap<String, Arc<[u8]>>;
 
 /// The data of one plugin instance's store.
 pub struct HostState {
@@ -45,12 +51,15 @@ pub struct HostState {
     pub vars_set: Vec<(String, String)>,
     /// The request id of the current call, for log lines.
     pub request_id: String,
+    /// The trace id of the current call, for log lines.
+    pub trace_id: String,
+    metrics: Arc<Metrics>,
 }
 
 impl HostState {
     /// The state of a new instance with `grants`; the guest's stderr (where a Rust
     /// panic message goes) is kept in `stderr` for the failure log.
-    pub fn new(grants: Arc<Grants>, stderr: MemoryOutputPipe) -> Self {
+    pub fn new(grants: Arc<Grants>, stderr: MemoryOutputPipe, metrics: Arc<Metrics>) -> Self {
         Self {
             wasi: WasiCtx::builder().stderr(stderr).build(),
             table: ResourceTable::new(),
@@ -58,6 +67,8 @@ impl HostState {
             memory_refused: false,
             vars_set: Vec::new(),
             request_id: String::new(),
+            trace_id: String::new(),
+            metrics,
         }
     }
 }
@@ -102,30 +113,31 @@ impl log::Host for HostState {
         let plugin = &*self.grants.plugin;
         let route = &*self.grants.route;
         let request_id = &*self.request_id;
+        let trace_id = &*self.trace_id;
         match level {
             log::Level::Trace => {
-                tracing::trace!(target: "plugin", plugin, route, request_id, "{message}")
+                tracing::trace!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
             }
             log::Level::Debug => {
-                tracing::debug!(target: "plugin", plugin, route, request_id, "{message}")
+                tracing::debug!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
             }
             log::Level::Info => {
-                tracing::info!(target: "plugin", plugin, route, request_id, "{message}")
+                tracing::info!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
             }
             log::Level::Warn => {
-                tracing::warn!(target: "plugin", plugin, route, request_id, "{message}")
+                tracing::warn!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
             }
             log::Level::Error => {
-                tracing::error!(target: "plugin", plugin, route, request_id, "{message}")
+                tracing::error!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
             }
         }
     }
 }
 
-/// A fixed point for `monotonic-ns`.
-fn process_start() -> Instant {
+/// The `clock.monotonic-ns` clock: nanoseconds since a fixed point in this process.
+pub fn monotonic_ns() -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *START.get_or_init(Instant::now)
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 impl clock::Host for HostState {
@@ -137,7 +149,7 @@ impl clock::Host for HostState {
     }
 
     async fn monotonic_ns(&mut self) -> u64 {
-        process_start().elapsed().as_nanos() as u64
+        monotonic_ns()
     }
 }
 
@@ -168,6 +180,40 @@ impl kv::Host for HostState {
     async fn delete(&mut self, key: String) -> Result<bool, String> {
         self.grants.kv.delete(&key).map_err(|e| e.to_string())
     }
+
+    async fn insert(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, String> {
+        self.grants
+            .kv
+            .insert(&key, &value, ttl_ms)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn scan(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let limit = (limit as usize).min(MAX_SCAN);
+        self.grants
+            .kv
+            .scan(&prefix, after.as_deref(), limit)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Most entries one `kv.scan` returns.
+const MAX_SCAN: usize = 1000;
+
+impl secrets::Host for HostState {
+    async fn get(&mut self, name: String) -> Option<Vec<u8>> {
+        self.grants.secrets.get(&name).map(|value| value.to_vec())
+    }
 }
 
 impl http::Host for HostState {
@@ -176,6 +222,52 @@ impl http::Host for HostState {
         request: http::OutboundRequest,
     ) -> Result<http::OutboundResponse, String> {
         self.grants.http.send(request).await
+    }
+}
+
+impl HostState {
+    fn record_metric(
+        &self,
+        name: &str,
+        labels: Vec<(String, String)>,
+        value: PluginValue,
+    ) -> Result<(), String> {
+        let result = self
+            .metrics
+            .record_plugin(&self.grants.plugin, name, labels, value);
+        if let Err(why) = &result {
+            tracing::debug!(plugin = &*self.grants.plugin, metric = name, error = %why, "metric refused");
+        }
+        result
+    }
+}
+
+impl metrics::Host for HostState {
+    async fn counter_add(
+        &mut self,
+        name: String,
+        labels: Vec<(String, String)>,
+        value: u64,
+    ) -> Result<(), String> {
+        self.record_metric(&name, labels, PluginValue::Counter(value))
+    }
+
+    async fn gauge_set(
+        &mut self,
+        name: String,
+        labels: Vec<(String, String)>,
+        value: f64,
+    ) -> Result<(), String> {
+        self.record_metric(&name, labels, PluginValue::Gauge(value))
+    }
+
+    async fn histogram_observe(
+        &mut self,
+        name: String,
+        labels: Vec<(String, String)>,
+        value: f64,
+    ) -> Result<(), String> {
+        self.record_metric(&name, labels, PluginValue::Histogram(value))
     }
 }
 

@@ -28,14 +28,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
+
+use crate::metrics::Metrics;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use bindings::WIT_VERSION;
 pub use bindings::http::{OutboundRequest, OutboundResponse};
-pub use bindings::types::{Action, Context, Request, Response, Settings};
+pub use bindings::types::{Action, Context, Request, Response, Settings, UpstreamCall};
 pub use cache::{CacheOutcome, DiskCache};
-pub use host::{Grants, HostState};
+pub use host::{Grants, HostState, Secrets, monotonic_ns};
 pub use pool::InstancePool;
 
 /// One epoch tick; call deadlines are counted in ticks.
@@ -115,12 +117,13 @@ pub struct PluginRuntime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     cache: Option<DiskCache>,
+    metrics: Arc<Metrics>,
 }
 
 impl PluginRuntime {
     /// Makes the engine and starts its epoch ticker thread. Compiled plugins are
-    /// cached in `cache_dir` when one is given.
-    pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+    /// cached in `cache_dir` when one is given; calls are counted in `metrics`.
+    pub fn new(cache_dir: Option<&Path>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(1000)
             .total_core_instances(5000)
@@ -164,7 +167,13 @@ impl PluginRuntime {
             engine,
             linker: Arc::new(linker),
             cache,
+            metrics,
         })
+    }
+
+    /// The metrics plugin calls and services record into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Loads the plugin `name` from `path`: compile, check its WIT version, link.
@@ -212,6 +221,7 @@ impl PluginRuntime {
             stats: Arc::default(),
             pre,
             engine: self.engine.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 
@@ -276,6 +286,7 @@ pub struct LoadedPlugin {
     pub stats: Arc<PluginStats>,
     pre: bindings::PluginPre<HostState>,
     engine: Engine,
+    metrics: Arc<Metrics>,
 }
 
 /// Counters of one loaded plugin, shared by every pool configured from it.
@@ -292,6 +303,11 @@ impl PluginStats {
         if failed {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a failure found after a call that itself succeeded (refused output).
+    pub fn record_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Calls so far (`on-request` and `on-response`).

@@ -12,6 +12,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use super::bindings::{self, types};
 use super::host::{Grants, HostState};
 use super::{FailureKind, LoadedPlugin, PluginFailure, PluginStats};
+use crate::metrics::{Metrics, PluginCallLabels, PluginErrorLabels};
 
 /// `configure` and instantiation get this long, whatever the call timeout.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,6 +38,7 @@ pub struct InstancePool {
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
     stats: Arc<PluginStats>,
+    metrics: Arc<Metrics>,
 }
 
 impl InstancePool {
@@ -62,6 +64,7 @@ impl InstancePool {
             idle: Mutex::new(Vec::new()),
             max_idle,
             stats: plugin.stats.clone(),
+            metrics: plugin.metrics.clone(),
         };
         let (instance, settings) = pool.instantiate().await?;
         pool.settings = settings;
@@ -98,7 +101,7 @@ impl InstancePool {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut store = Store::new(
             &self.engine,
-            HostState::new(self.grants.clone(), stderr.clone()),
+            HostState::new(self.grants.clone(), stderr.clone(), self.metrics.clone()),
         );
         store.limiter(|state| state as &mut dyn wasmtime::ResourceLimiter);
         store.epoch_deadline_trap();
@@ -159,6 +162,7 @@ impl InstancePool {
         ctx: &types::Context,
         request: &types::Request,
     ) -> Result<(types::Action, Vec<(String, String)>), PluginFailure> {
+        let started = std::time::Instant::now();
         let result = async {
             let mut instance = self.checkout().await?;
             self.begin(&mut instance, ctx);
@@ -171,7 +175,7 @@ impl InstancePool {
             self.finish(instance, result)
         }
         .await;
-        self.stats.record(result.is_err());
+        self.record("request", started, result.as_ref().err());
         result
     }
 
@@ -181,6 +185,7 @@ impl InstancePool {
         ctx: &types::Context,
         response: &types::Response,
     ) -> Result<(types::Response, Vec<(String, String)>), PluginFailure> {
+        let started = std::time::Instant::now();
         let result = async {
             let mut instance = self.checkout().await?;
             self.begin(&mut instance, ctx);
@@ -192,13 +197,51 @@ impl InstancePool {
             self.finish(instance, result)
         }
         .await;
-        self.stats.record(result.is_err());
+        self.record("response", started, result.as_ref().err());
         result
+    }
+
+    /// Counts one call in the plugin's stats and the metrics.
+    fn record(
+        &self,
+        phase: &'static str,
+        started: std::time::Instant,
+        failure: Option<&PluginFailure>,
+    ) {
+        self.stats.record(failure.is_some());
+        self.metrics
+            .plugin_call_duration
+            .get_or_create(&PluginCallLabels {
+                plugin: self.plugin.clone(),
+                phase,
+            })
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(failure) = failure {
+            self.record_failure(failure);
+        }
+    }
+
+    /// Counts output the pipeline refused (the call itself was counted as a success).
+    pub fn record_refused_output(&self, failure: &PluginFailure) {
+        self.stats.record_error();
+        self.record_failure(failure);
+    }
+
+    /// Counts a failure in `plugin_errors_total`.
+    fn record_failure(&self, failure: &PluginFailure) {
+        self.metrics
+            .plugin_errors
+            .get_or_create(&PluginErrorLabels {
+                plugin: self.plugin.clone(),
+                kind: failure.kind.as_str(),
+            })
+            .inc();
     }
 
     fn begin(&self, instance: &mut Instance, ctx: &types::Context) {
         let state = instance.store.data_mut();
         state.request_id.clone_from(&ctx.request_id);
+        state.trace_id.clone_from(&ctx.trace_id);
         state.vars_set.clear();
         instance.store.set_epoch_deadline(ticks(self.timeout));
     }

@@ -1,0 +1,506 @@
+//! The gateway's Prometheus metrics: the families the gateway itself records (requests,
+//! upstream calls, plugin calls and errors, reloads, service health) and the metrics
+//! plugins record through the `metrics` import, rendered in the OpenMetrics text
+//! format for `GET /metrics`.
+//!
+//! Plugin metrics are namespaced by a `plugin` label and bounded: the rules (name
+//! syntax, reserved prefixes, one kind per name, at most 4 labels, at most 100 label
+//! combinations per metric and plugin) are checked here and a call that breaks one is
+//! refused with the reason, which the plugin sees as an error.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Prefixes of the gateway's own metric names, refused for plugin metrics.
+pub const RESERVED_PREFIXES: [&str; 6] = [
+    "http_",
+    "plugin_",
+    "upstream_",
+    "service_",
+    "wasmgate_",
+    "process_",
+];
+/// Most labels a plugin metric may carry (besides `plugin`).
+pub const MAX_LABELS: usize = 4;
+/// Longest label value a plugin may set.
+pub const MAX_LABEL_VALUE: usize = 128;
+/// Most label combinations per plugin metric and plugin.
+pub const MAX_SERIES: usize = 100;
+
+type Labels = Vec<(String, String)>;
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Buckets for request and upstream durations: 1 ms to ~16 s.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// Buckets for plugin calls: 5 µs to ~20 ms.
+fn plugin_call_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_005, 2.0, 13))
+}
+
+/// Prometheus's default buckets, for plugin histograms.
+fn default_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+/// `route`, `method`, `status` of a served request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route's name, `unmatched` when no route took the request.
+    pub route: Arc<str>,
+    /// The method, `OTHER` for a non-standard one.
+    pub method: &'static str,
+    /// The status code sent.
+    pub status: u16,
+}
+
+/// `route`, `method` of a served request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route's name, `unmatched` when no route took the request.
+    pub route: Arc<str>,
+    /// The method, `OTHER` for a non-standard one.
+    pub method: &'static str,
+}
+
+/// `service`, `endpoint` of an upstream call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// The service's name.
+    pub service: Arc<str>,
+    /// The endpoint's base URL.
+    pub endpoint: Arc<str>,
+}
+
+/// `service`, `endpoint`, `kind` of a failed upstream call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    /// The service's name.
+    pub service: Arc<str>,
+    /// The endpoint's base URL.
+    pub endpoint: Arc<str>,
+    /// `connect`, `timeout` or `protocol`.
+    pub kind: &'static str,
+}
+
+/// `plugin`, `phase` of a plugin call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginCallLabels {
+    /// The plugin's name.
+    pub plugin: Arc<str>,
+    /// `request` or `response`.
+    pub phase: &'static str,
+}
+
+/// `plugin`, `kind` of a failed plugin call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginErrorLabels {
+    /// The plugin's name.
+    pub plugin: Arc<str>,
+    /// The failure kind: `timeout`, `trap`, `out_of_memory`, `invalid_output`…
+    pub kind: &'static str,
+}
+
+/// `service`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    /// The service's name.
+    pub service: Arc<str>,
+}
+
+/// `result` of a reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `applied` or `rejected`.
+    pub result: &'static str,
+}
+
+/// A metric a plugin made through the `metrics` import.
+#[derive(Clone)]
+enum PluginMetric {
+    Counter(Family<Labels, Counter>),
+    Gauge(Family<Labels, Gauge<f64, AtomicU64>>),
+    Histogram(HistogramFamily<Labels>),
+}
+
+impl PluginMetric {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Counter(_) => "counter",
+            Self::Gauge(_) => "gauge",
+            Self::Histogram(_) => "histogram",
+        }
+    }
+}
+
+/// The value a plugin records.
+#[derive(Debug, Clone, Copy)]
+pub enum PluginValue {
+    /// `counter-add`
+    Counter(u64),
+    /// `gauge-set`
+    Gauge(f64),
+    /// `histogram-observe`
+    Histogram(f64),
+}
+
+#[derive(Default)]
+struct PluginMetrics {
+    by_name: HashMap<String, PluginMetric>,
+    /// Label sets seen per (metric, plugin), to bound them.
+    series: HashMap<(String, String), HashSet<Labels>>,
+}
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    plugin: Mutex<PluginMetrics>,
+    /// `http_requests_total{route,method,status}`
+    pub requests: Family<RequestLabels, Counter>,
+    /// `http_request_duration_seconds{route,method}`: until the response headers.
+    pub request_duration: HistogramFamily<RouteLabels>,
+    /// `http_requests_in_progress`
+    pub in_progress: Gauge,
+    /// `upstream_request_duration_seconds{service,endpoint}`: until response headers.
+    pub upstream_duration: HistogramFamily<EndpointLabels>,
+    /// `upstream_errors_total{service,endpoint,kind}`
+    pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    /// `service_health_status{service}`: 1 up, 0 down.
+    pub service_health: Family<ServiceLabels, Gauge>,
+    /// `plugin_call_duration_seconds{plugin,phase}`
+    pub plugin_call_duration: HistogramFamily<PluginCallLabels>,
+    /// `plugin_errors_total{plugin,kind}`
+    pub plugin_errors: Family<PluginErrorLabels, Counter>,
+    /// `plugin_reloads_total{result}`
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// `wasmgate_config_generation`
+    pub generation: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Every gateway metric, registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Requests served, by route, method and status",
+            requests.clone(),
+        );
+        let request_duration = HistogramFamily::<RouteLabels>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from receiving a request to sending its response headers",
+            request_duration.clone(),
+        );
+        let in_progress = Gauge::default();
+        registry.register(
+            "http_requests_in_progress",
+            "Requests being served now",
+            in_progress.clone(),
+        );
+        let upstream_duration = HistogramFamily::<EndpointLabels>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "upstream_request_duration_seconds",
+            "Time from sending a request upstream to its response headers",
+            upstream_duration.clone(),
+        );
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream calls that failed, by kind",
+            upstream_errors.clone(),
+        );
+        let service_health = Family::<ServiceLabels, Gauge>::default();
+        registry.register(
+            "service_health_status",
+            "Whether each upstream service passed its last health probe (1) or not (0)",
+            service_health.clone(),
+        );
+        let plugin_call_duration = HistogramFamily::<PluginCallLabels>::new_with_constructor(
+            plugin_call_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "plugin_call_duration_seconds",
+            "Time of one plugin call, by plugin and phase",
+            plugin_call_duration.clone(),
+        );
+        let plugin_errors = Family::<PluginErrorLabels, Counter>::default();
+        registry.register(
+            "plugin_errors",
+            "Failed plugin calls, by plugin and kind",
+            plugin_errors.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "plugin_reloads",
+            "Reloads of plugins and config, by result",
+            reloads.clone(),
+        );
+        let generation = Gauge::default();
+        registry.register(
+            "wasmgate_config_generation",
+            "The generation of the snapshot being served",
+            generation.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            plugin: Mutex::new(PluginMetrics::default()),
+            requests,
+            request_duration,
+            in_progress,
+            upstream_duration,
+            upstream_errors,
+            service_health,
+            plugin_call_duration,
+            plugin_errors,
+            reloads,
+            generation,
+        }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let registry = self.registry.lock().expect("registry lock");
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("writing to a String does not fail");
+        text
+    }
+
+    /// Records a plugin's metric call, or says which rule it breaks.
+    pub fn record_plugin(
+        &self,
+        plugin: &str,
+        name: &str,
+        labels: Vec<(String, String)>,
+        value: PluginValue,
+    ) -> Result<(), String> {
+        check_name(name)?;
+        check_labels(&labels)?;
+        if let PluginValue::Gauge(v) | PluginValue::Histogram(v) = value
+            && !v.is_finite()
+        {
+            return Err(format!("metric {name:?}: the value {v} is not finite"));
+        }
+        let mut labels = labels;
+        labels.sort();
+        let mut state = self.plugin.lock().expect("plugin metrics lock");
+        let metric = match state.by_name.get(name) {
+            Some(metric) => metric.clone(),
+            None => {
+                let metric = match value {
+                    PluginValue::Counter(_) => PluginMetric::Counter(Family::default()),
+                    PluginValue::Gauge(_) => PluginMetric::Gauge(Family::default()),
+                    PluginValue::Histogram(_) => PluginMetric::Histogram(
+                        Family::new_with_constructor(default_histogram as fn() -> Histogram),
+                    ),
+                };
+                self.register_plugin_metric(name, &metric);
+                state.by_name.insert(name.to_string(), metric.clone());
+                metric
+            }
+        };
+        let wanted = match value {
+            PluginValue::Counter(_) => "counter",
+            PluginValue::Gauge(_) => "gauge",
+            PluginValue::Histogram(_) => "histogram",
+        };
+        if metric.kind() != wanted {
+            return Err(format!(
+                "metric {name:?} is a {}; it cannot be used as a {wanted}",
+                metric.kind()
+            ));
+        }
+        let series = state
+            .series
+            .entry((name.to_string(), plugin.to_string()))
+            .or_default();
+        if !series.contains(&labels) {
+            if series.len() >= MAX_SERIES {
+                return Err(format!(
+                    "metric {name:?} already has {MAX_SERIES} label combinations for this plugin"
+                ));
+            }
+            series.insert(labels.clone());
+        }
+        drop(state);
+        labels.push(("plugin".to_string(), plugin.to_string()));
+        match (metric, value) {
+            (PluginMetric::Counter(family), PluginValue::Counter(v)) => {
+                family.get_or_create(&labels).inc_by(v);
+            }
+            (PluginMetric::Gauge(family), PluginValue::Gauge(v)) => {
+                family.get_or_create(&labels).set(v);
+            }
+            (PluginMetric::Histogram(family), PluginValue::Histogram(v)) => {
+                family.get_or_create(&labels).observe(v);
+            }
+            _ => unreachable!("kinds checked above"),
+        }
+        Ok(())
+    }
+
+    fn register_plugin_metric(&self, name: &str, metric: &PluginMetric) {
+        let mut registry = self.registry.lock().expect("registry lock");
+        // Counters are exported with `_total`; the registry adds it.
+        let base = name.strip_suffix("_total").unwrap_or(name);
+        let help = "Recorded by plugins through the metrics import";
+        match metric {
+            PluginMetric::Counter(family) => registry.register(base, help, family.clone()),
+            PluginMetric::Gauge(family) => registry.register(name, help, family.clone()),
+            PluginMetric::Histogram(family) => registry.register(name, help, family.clone()),
+        }
+    }
+}
+
+/// A method as a bounded label value.
+pub fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::PATCH => "PATCH",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::CONNECT => "CONNECT",
+        http::Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.len() > 64 || !is_identifier(name) {
+        return Err(format!(
+            "metric name {name:?} must be [a-z_][a-z0-9_]* and at most 64 bytes"
+        ));
+    }
+    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| name.starts_with(**p)) {
+        return Err(format!(
+            "metric name {name:?} starts with {prefix:?}, which the gateway keeps for its own metrics"
+        ));
+    }
+    Ok(())
+}
+
+fn check_labels(labels: &[(String, String)]) -> Result<(), String> {
+    if labels.len() > MAX_LABELS {
+        return Err(format!(
+            "{} labels given; at most {MAX_LABELS} are allowed",
+            labels.len()
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (name, value) in labels {
+        if !is_identifier(name) || name == "plugin" || name.len() > 64 {
+            return Err(format!(
+                "label name {name:?} must be [a-z_][a-z0-9_]* and not \"plugin\""
+            ));
+        }
+        if !seen.insert(name) {
+            return Err(format!("label {name:?} is given twice"));
+        }
+        if value.len() > MAX_LABEL_VALUE {
+            return Err(format!(
+                "the value of label {name:?} is over {MAX_LABEL_VALUE} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn plugin_metrics_are_labelled_and_bounded() {
+        let metrics = Metrics::new();
+        let ok = |name: &str, l: &[(&str, &str)], v| metrics.record_plugin("p", name, labels(l), v);
+        ok(
+            "rate_limit_exceeded_total",
+            &[("route", "a")],
+            PluginValue::Counter(2),
+        )
+        .unwrap();
+        ok(
+            "rate_limit_exceeded_total",
+            &[("route", "a")],
+            PluginValue::Counter(1),
+        )
+        .unwrap();
+        ok("queue_depth", &[], PluginValue::Gauge(4.5)).unwrap();
+        ok("work_seconds", &[], PluginValue::Histogram(0.2)).unwrap();
+        let text = metrics.render();
+        assert!(
+            text.contains("rate_limit_exceeded_total{route=\"a\",plugin=\"p\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("queue_depth{plugin=\"p\"} 4.5"), "{text}");
+        assert!(
+            text.contains("work_seconds_count{plugin=\"p\"} 1"),
+            "{text}"
+        );
+
+        let refused = |name: &str, l: &[(&str, &str)], v| {
+            metrics.record_plugin("p", name, labels(l), v).unwrap_err()
+        };
+        assert!(refused("http_requests_total", &[], PluginValue::Counter(1)).contains("keeps"));
+        assert!(refused("Bad", &[], PluginValue::Counter(1)).contains("must be"));
+        assert!(refused("queue_depth", &[], PluginValue::Counter(1)).contains("is a gauge"));
+        assert!(refused("x", &[("plugin", "y")], PluginValue::Counter(1)).contains("plugin"));
+        let five = [("a", "1"), ("b", "1"), ("c", "1"), ("d", "1"), ("e", "1")];
+        assert!(refused("x", &five, PluginValue::Counter(1)).contains("at most 4"));
+        assert!(refused("g", &[], PluginValue::Gauge(f64::NAN)).contains("finite"));
+        for i in 0..MAX_SERIES {
+            let value = i.to_string();
+            ok("many_total", &[("i", &value)], PluginValue::Counter(1)).unwrap();
+        }
+        assert!(refused("many_total", &[("i", "new")], PluginValue::Counter(1)).contains("100"));
+        // Another plugin has its own budget.
+        metrics
+            .record_plugin(
+                "q",
+                "many_total",
+                labels(&[("i", "new")]),
+                PluginValue::Counter(1),
+            )
+            .unwrap();
+    }
+}

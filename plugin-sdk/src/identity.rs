@@ -1,0 +1,257 @@
+//! Who made a request, as the auth plugins agree to record it: chain variables that
+//! later plugins read (`rbac`, `access-log`, a rate limiter) and the `X-User-*`
+//! headers the upstream reads. One place for the names, so `jwt-auth`,
+//! `api-key-auth` and `rbac` cannot drift apart.
+//!
+//! The variables: [`METHOD_VAR`] (`auth_method`: `jwt`, `api-key`…), `user_id`,
+//! `username`, `role` (comma-separated when several), `permissions`
+//! (comma-separated) and `consumer` (who is billed or rate-limited: the API key's
+//! consumer, or the user).
+
+use serde::Deserialize;
+
+use crate::{Context, Headers};
+
+/// The variable that says a request is authenticated, and how (`jwt`, `api-key`).
+/// An auth plugin that finds it set leaves the request alone: an earlier one in the
+/// chain has already authenticated it.
+pub const METHOD_VAR: &str = "auth_method";
+/// The variable with the user's id.
+pub const USER_ID_VAR: &str = "user_id";
+/// The variable with the user's name.
+pub const USERNAME_VAR: &str = "username";
+/// The variable with the role, or roles separated by commas.
+pub const ROLE_VAR: &str = "role";
+/// The variable with the permissions, separated by commas.
+pub const PERMISSIONS_VAR: &str = "permissions";
+/// The variable with the consumer (the API key's owner, or the user).
+pub const CONSUMER_VAR: &str = "consumer";
+/// The variable with the id (`jti`) of the token that authenticated the request, for
+/// plugins that revoke or replace it (`identity`'s logout and refresh).
+pub const TOKEN_ID_VAR: &str = "token_jti";
+/// The variable with the expiry (`exp`, Unix seconds) of that token.
+pub const TOKEN_EXPIRES_VAR: &str = "token_exp";
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// How it was authenticated, e.g. `jwt` or `api-key`.
+    pub method: String,
+    /// The user's id (the JWT's `sub`), if known.
+    pub user_id: Option<String>,
+    /// The user's name, if known.
+    pub username: Option<String>,
+    /// Roles, usually one.
+    pub roles: Vec<String>,
+    /// Permissions granted directly (by the token or the key), e.g. `user:read`.
+    pub permissions: Vec<String>,
+    /// Who is billed or rate-limited: the API key's consumer, else the user.
+    pub consumer: Option<String>,
+}
+
+impl Identity {
+    /// The identity an earlier auth plugin recorded in `ctx`, if any.
+    pub fn of(ctx: &Context) -> Option<Self> {
+        let method = ctx.var(METHOD_VAR)?.to_string();
+        let text = |name| ctx.var(name).map(str::to_string);
+        Some(Self {
+            method,
+            user_id: text(USER_ID_VAR),
+            username: text(USERNAME_VAR),
+            roles: split_list(ctx.var(ROLE_VAR).unwrap_or("")),
+            permissions: split_list(ctx.var(PERMISSIONS_VAR).unwrap_or("")),
+            consumer: text(CONSUMER_VAR),
+        })
+    }
+
+    /// Records the identity in `ctx` for the rest of the chain.
+    pub fn record(&self, ctx: &mut Context) {
+        ctx.set_var(METHOD_VAR, &self.method);
+        let optional = [
+            (USER_ID_VAR, &self.user_id),
+            (USERNAME_VAR, &self.username),
+            (CONSUMER_VAR, &self.consumer),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                ctx.set_var(name, value);
+            }
+        }
+        if !self.roles.is_empty() {
+            ctx.set_var(ROLE_VAR, &self.roles.join(","));
+        }
+        if !self.permissions.is_empty() {
+            ctx.set_var(PERMISSIONS_VAR, &self.permissions.join(","));
+        }
+    }
+}
+
+/// `a, b,,c` → `["a", "b", "c"]`.
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The names of the identity headers sent upstream; the defaults are `X-User-ID`,
+/// `X-Username`, `X-User-Role` and `X-User-Permissions`. In a plugin's config:
+/// `"headers": {"user_id": "x-uid"}` renames one; the others keep their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityHeaders {
+    /// The header with the user's id.
+    pub user_id: String,
+    /// The header with the user's name.
+    pub username: String,
+    /// The header with the role(s), comma-separated.
+    pub role: String,
+    /// The header with the permissions, comma-separated.
+    pub permissions: String,
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        Self {
+            user_id: "x-user-id".into(),
+            username: "x-username".into(),
+            role: "x-user-role".into(),
+            permissions: "x-user-permissions".into(),
+        }
+    }
+}
+
+impl IdentityHeaders {
+    /// Checks the names (valid header names, all different) and lower-cases them.
+    pub fn check(&mut self) -> Result<(), String> {
+        let mut seen = Vec::with_capacity(4);
+        for (field, name) in [
+            ("user_id", &mut self.user_id),
+            ("username", &mut self.username),
+            ("role", &mut self.role),
+            ("permissions", &mut self.permissions),
+        ] {
+            name.make_ascii_lowercase();
+            if !Headers::is_valid_name(name) {
+                return Err(format!(
+                    "headers.{field}: {name:?} is not a valid header name"
+                ));
+            }
+            if seen.contains(name) {
+                return Err(format!("headers.{field}: {name:?} is used twice"));
+            }
+            seen.push(name.clone());
+        }
+        Ok(())
+    }
+
+    /// Removes every identity header, so that a client cannot send its own.
+    pub fn strip(&self, headers: &mut Headers) {
+        for name in [&self.user_id, &self.username, &self.role, &self.permissions] {
+            headers.remove(name);
+        }
+    }
+
+    /// Sets the identity headers from `identity` (after [`IdentityHeaders::strip`]);
+    /// an absent value leaves its header out. Fails, setting nothing, when a value is
+    /// not a valid header value (a control character in a claim, say).
+    pub fn inject(&self, identity: &Identity, headers: &mut Headers) -> Result<(), String> {
+        let roles = identity.roles.join(",");
+        let permissions = identity.permissions.join(",");
+        let values = [
+            (&self.user_id, identity.user_id.as_deref()),
+            (&self.username, identity.username.as_deref()),
+            (&self.role, Some(roles.as_str()).filter(|r| !r.is_empty())),
+            (
+                &self.permissions,
+                Some(permissions.as_str()).filter(|p| !p.is_empty()),
+            ),
+        ];
+        for (name, value) in values {
+            if let Some(value) = value
+                && !Headers::is_valid_value(value.as_bytes())
+            {
+                return Err(format!("the value for {name} is not a valid header value"));
+            }
+        }
+        for (name, value) in values {
+            if let Some(value) = value {
+                headers.set(name, value.as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context::default()
+    }
+
+    #[test]
+    fn an_identity_goes_through_the_vars_and_back() {
+        let mut ctx = ctx();
+        assert_eq!(Identity::of(&ctx), None);
+        let alice = Identity {
+            method: "jwt".into(),
+            user_id: Some("42".into()),
+            username: Some("alice".into()),
+            roles: vec!["admin".into()],
+            permissions: vec!["user:read".into(), "audit:read".into()],
+            consumer: None,
+        };
+        alice.record(&mut ctx);
+        assert_eq!(ctx.var(PERMISSIONS_VAR), Some("user:read,audit:read"));
+        assert_eq!(Identity::of(&ctx), Some(alice));
+    }
+
+    #[test]
+    fn headers_are_stripped_and_injected() {
+        let mut names = IdentityHeaders {
+            user_id: "X-UID".into(),
+            ..IdentityHeaders::default()
+        };
+        names.check().unwrap();
+        let mut headers = Headers::new();
+        headers.append("x-uid", "forged");
+        headers.append("x-user-role", "admin");
+        headers.append("x-other", "kept");
+        names.strip(&mut headers);
+        assert_eq!(headers.len(), 1);
+        let bob = Identity {
+            method: "api-key".into(),
+            user_id: Some("bob".into()),
+            roles: vec!["viewer".into()],
+            ..Identity::default()
+        };
+        names.inject(&bob, &mut headers).unwrap();
+        assert_eq!(headers.get("x-uid"), Some("bob"));
+        assert_eq!(headers.get("x-user-role"), Some("viewer"));
+        assert!(!headers.contains("x-username") && !headers.contains("x-user-permissions"));
+        let evil = Identity {
+            username: Some("a\r\nx-admin: 1".into()),
+            ..bob
+        };
+        let mut fresh = Headers::new();
+        assert!(names.inject(&evil, &mut fresh).is_err());
+        assert!(fresh.is_empty(), "nothing set on failure");
+    }
+
+    #[test]
+    fn header_names_are_checked() {
+        let mut twice = IdentityHeaders {
+            role: "x-user-id".into(),
+            ..IdentityHeaders::default()
+        };
+        assert!(twice.check().unwrap_err().contains("twice"));
+        let mut bad = IdentityHeaders {
+            role: "x role".into(),
+            ..IdentityHeaders::default()
+        };
+        assert!(bad.check().unwrap_err().contains("not a valid header name"));
+    }
+}

@@ -1,0 +1,201 @@
+//! `api-key-auth`: authenticates requests by an API key in `X-API-Key` (SkyClust's
+//! service-to-service method), and, on a route configured with `manage`, answers as
+//! the API that creates, lists and revokes keys.
+//!
+//! ```json
+//! {"header": "x-api-key", "optional": true}
+//! {"manage": {"base": "/admin/api-keys"}}
+//! ```
+//!
+//! Each key belongs to a consumer and carries a role, permissions and a tier; the
+//! caller is recorded like `jwt-auth` records it (`wasmgate_plugin_sdk::identity`,
+//! method `api-key`, plus the `tier` variable) and sent upstream in `X-User-*`
+//! headers, after removing any the client sent. Keys are stored hashed (see
+//! [`keys`]). With `optional`, a request without the header passes on
+//! unauthenticated, so that a `jwt-auth` after it can take a bearer token instead:
+//! either one authenticates the request.
+
+mod keys;
+mod manage;
+
+use serde::Deserialize;
+use wasmgate_plugin_sdk::identity::{Identity, IdentityHeaders};
+use wasmgate_plugin_sdk::{
+    Action, Context, Headers, Plugin, Request, Response, Settings, clock, export_plugin, log,
+};
+
+/// Identity method recorded for requests this plugin authenticates.
+pub const METHOD: &str = "api-key";
+/// The chain variable with the key's tier.
+pub const TIER_VAR: &str = "tier";
+/// The chain variable with the key's id.
+pub const KEY_ID_VAR: &str = "api_key_id";
+
+/// The plugin's config for one route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The header the key comes in.
+    #[serde(default = "default_header")]
+    pub header: String,
+    /// Let requests without the header through unauthenticated.
+    #[serde(default)]
+    pub optional: bool,
+    /// The identity headers sent upstream.
+    #[serde(default)]
+    pub headers: IdentityHeaders,
+    /// Answer this route as the key-management API instead of authenticating.
+    #[serde(default)]
+    pub manage: Option<manage::ManageConfig>,
+}
+
+fn default_header() -> String {
+    "x-api-key".into()
+}
+
+/// What one route does with this plugin.
+pub enum ApiKeyAuth {
+    /// Checks keys.
+    Check {
+        /// The header, lower-case.
+        header: String,
+        /// No header passes on.
+        optional: bool,
+        /// Identity header names.
+        headers: IdentityHeaders,
+    },
+    /// Manages keys.
+    Manage(manage::Manager),
+}
+
+impl Plugin for ApiKeyAuth {
+    type Config = Config;
+
+    fn new(mut config: Config) -> Result<Self, String> {
+        if let Some(manage) = config.manage {
+            return manage::Manager::new(manage).map(Self::Manage);
+        }
+        config.header.make_ascii_lowercase();
+        if !Headers::is_valid_name(&config.header) {
+            return Err(format!(
+                "header: {:?} is not a valid header name",
+                config.header
+            ));
+        }
+        config.headers.check()?;
+        Ok(Self::Check {
+            header: config.header,
+            optional: config.optional,
+            headers: config.headers,
+        })
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            request_body: matches!(self, Self::Manage(_)),
+            response_body: false,
+        }
+    }
+
+    fn on_request(&self, mut request: Request, ctx: &mut Context) -> Action {
+        let (header, optional, headers) = match self {
+            Self::Manage(manager) => return Action::Respond(manager.answer(&request, ctx)),
+            Self::Check {
+                header,
+                optional,
+                headers,
+            } => (header, *optional, headers),
+        };
+        if Identity::of(ctx).is_some() {
+            return Action::Continue(request);
+        }
+        headers.strip(&mut request.headers);
+        let presented: Vec<String> = request
+            .headers
+            .get_all(header)
+            .take(2)
+            .map(str::to_string)
+            .collect();
+        request.headers.remove(header);
+        let key = match presented.as_slice() {
+            [] if optional => return Action::Continue(request),
+            [] => return refuse("missing API key", "no key", ctx),
+            [_, _, ..] => return refuse("invalid API key", "several key headers", ctx),
+            [key] => key.trim(),
+        };
+        match check(key) {
+            Ok(Ok((record, identity))) => {
+                if headers.inject(&identity, &mut request.headers).is_err() {
+                    return refuse(
+                        "invalid API key",
+                        "the key's data cannot be sent in headers",
+                        ctx,
+                    );
+                }
+                identity.record(ctx);
+                ctx.set_var(KEY_ID_VAR, &record.id);
+                if let Some(tier) = &record.tier {
+                    ctx.set_var(TIER_VAR, tier);
+                }
+                Action::Continue(request)
+            }
+            Ok(Err(reason)) => refuse("invalid API key", &reason, ctx),
+            Err(why) => {
+                log::error(&format!("cannot check API keys: {why}"));
+                Action::Respond(Response::service_unavailable(
+                    "authentication is unavailable, try again later",
+                    ctx,
+                ))
+            }
+        }
+    }
+}
+
+/// 401 to the client, the reason to the log.
+fn refuse(message: &str, reason: &str, ctx: &Context) -> Action {
+    log::warn(&format!("refused {} {}: {reason}", ctx.method, ctx.path));
+    Action::Respond(Response::unauthorized(message, ctx))
+}
+
+/// The key's record and identity, or why it is refused (`Err` outside: the store
+/// failed).
+fn check(key: &str) -> Result<Result<(keys::Record, Identity), String>, String> {
+    let Some(id) = keys::id_of(key) else {
+        return Ok(Err("not a wasmgate API key".into()));
+    };
+    let Some(record) = keys::load(id)? else {
+        return Ok(Err(format!("unknown key {id}")));
+    };
+    if !keys::same(&keys::hash(key), &record.hash) {
+        return Ok(Err(format!("wrong secret for key {id}")));
+    }
+    if record.revoked_at.is_some() {
+        return Ok(Err(format!("key {id} was revoked")));
+    }
+    if record
+        .expires_at_ms
+        .is_some_and(|at| clock::now_unix_ms() >= at)
+    {
+        return Ok(Err(format!("key {id} expired")));
+    }
+    if keys::consumer_revoked(&record.consumer)? {
+        return Ok(Err(format!(
+            "key {id}: consumer {:?} was revoked",
+            record.consumer
+        )));
+    }
+    let identity = Identity {
+        method: METHOD.into(),
+        user_id: Some(record.consumer.clone()),
+        username: None,
+        roles: record.role.iter().cloned().collect(),
+        permissions: record.permissions.clone(),
+        consumer: Some(record.consumer.clone()),
+    };
+    Ok(Ok((record, identity)))
+}
+
+export_plugin!(ApiKeyAuth);
+
+#[cfg(test)]
+mod tests;

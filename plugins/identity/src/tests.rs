@@ -1,0 +1,310 @@
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::{Value, json};
+use wasmgate_plugin_sdk::testing::{DEFAULT_TIME_MS, Harness, TestRequest};
+
+use super::*;
+
+const SECRET: &[u8] = b"identity test secret, more than 32 bytes long";
+
+fn config() -> Value {
+    json!({"secret": "jwt", "audience": "api", "token_ttl_seconds": 600,
+           "role_permissions": {"admin": ["*"]},
+           "argon2": {"memory_kib": 256, "iterations": 1, "parallelism": 1}})
+}
+
+fn harness() -> Harness<IdentityService> {
+    Harness::with_secrets(&config().to_string(), &[("jwt", SECRET)]).unwrap()
+}
+
+/// (status, body) of one call.
+fn call(h: &mut Harness<IdentityService>, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let request = TestRequest::method(method, path)
+        .body(body.to_string())
+        .build();
+    match h.on_request(request) {
+        Action::Respond(response) => {
+            let body = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
+            (response.status, body)
+        }
+        Action::Continue(_) => panic!("identity answers every request"),
+    }
+}
+
+fn register(h: &mut Harness<IdentityService>, name: &str) -> (u16, Value) {
+    call(
+        h,
+        "POST",
+        "/auth/register",
+        json!({"username": name, "email": format!("{name}@example.com"), "password": "s3cret-pass"}),
+    )
+}
+
+/// What `jwt-auth` records for a token this plugin issued.
+fn authenticate(h: &mut Harness<IdentityService>, token: &str) {
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["api"]);
+    validation.validate_exp = false;
+    let claims =
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(SECRET), &validation)
+            .unwrap()
+            .claims;
+    h.ctx.vars.clear();
+    h.ctx.set_var("auth_method", "jwt");
+    h.ctx.set_var("user_id", claims["sub"].as_str().unwrap());
+    h.ctx.set_var("token_jti", claims["jti"].as_str().unwrap());
+    h.ctx.set_var("token_exp", &claims["exp"].to_string());
+}
+
+fn claims(token: &str) -> Value {
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["api"]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(SECRET), &validation)
+        .unwrap()
+        .claims
+}
+
+#[test]
+fn the_first_user_is_admin_and_later_ones_are_users() {
+    let mut h = harness();
+    let (status, body) = register(&mut h, "alice");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["message"], "user registered");
+    assert_eq!(body["request_id"], "test-request-1");
+    let user = &body["data"]["user"];
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["role"], "admin");
+    assert!(user.get("password_hash").is_none(), "{body}");
+    let token = claims(body["data"]["token"].as_str().unwrap());
+    assert_eq!(token["role"], "admin");
+    assert_eq!(token["permissions"], json!(["*"]));
+    assert_eq!(token["iss"], "wasmgate");
+    assert_eq!(token["exp"], DEFAULT_TIME_MS / 1000 + 600);
+    assert_eq!(token["sub"], user["id"]);
+
+    let (status, body) = register(&mut h, "bob");
+    assert_eq!(status, 201);
+    assert_eq!(body["data"]["user"]["role"], "user");
+    assert!(
+        claims(body["data"]["token"].as_str().unwrap())
+            .get("permissions")
+            .is_none()
+    );
+    // Nothing in the store holds a password in plain text.
+    for (key, value) in kv::scan("", None, 100).unwrap() {
+        assert!(
+            !String::from_utf8_lossy(&value).contains("s3cret-pass"),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn duplicates_are_conflicts_and_leave_nothing_behind() {
+    let mut h = harness();
+    register(&mut h, "alice");
+    let (status, body) = register(&mut h, "ALICE");
+    assert_eq!((status, body["code"].as_str()), (409, Some("CONFLICT")));
+    assert_eq!(body["error"], "username already taken");
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/register",
+        json!({"username": "carol", "email": "Alice@Example.com", "password": "s3cret-pass"}),
+    );
+    assert_eq!(status, 409);
+    assert_eq!(body["error"], "email already registered");
+    // carol's name was claimed and then given back.
+    assert_eq!(register(&mut h, "carol").0, 201);
+}
+
+#[test]
+fn bad_forms_get_field_errors() {
+    let mut h = harness();
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/register",
+        json!({"username": "x", "email": "not-an-address", "password": "short"}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "VALIDATION_ERROR");
+    let fields = &body["data"]["fields"];
+    assert_eq!(fields["username"], "must be 3 to 32 characters");
+    assert_eq!(fields["email"], "is not an email address");
+    assert_eq!(fields["password"], "must be at least 8 characters");
+    for (form, field, message) in [
+        (
+            json!({"username": "-dash", "email": "a@b.co", "password": "abcdefg1"}),
+            "username",
+            "must start with a letter or a digit",
+        ),
+        (
+            json!({"username": "a b c", "email": "a@b.co", "password": "abcdefg1"}),
+            "username",
+            "may hold only",
+        ),
+        (
+            json!({"username": "abc", "email": "a@b", "password": "abcdefg1"}),
+            "email",
+            "is not an email address",
+        ),
+        (
+            json!({"username": "abc", "email": "a@@b.co", "password": "abcdefg1"}),
+            "email",
+            "is not an email address",
+        ),
+        (
+            json!({"username": "abc", "email": "a@b.co", "password": "abcdefgh"}),
+            "password",
+            "a letter and a digit",
+        ),
+        (
+            json!({"username": "abc", "email": "a@b.co", "password": "x1".repeat(65)}),
+            "password",
+            "at most 128",
+        ),
+        (
+            json!({"username": "abc", "email": "a@b.co"}),
+            "password",
+            "at least 8",
+        ),
+    ] {
+        let (status, body) = call(&mut h, "POST", "/auth/register", form.clone());
+        assert_eq!(status, 400, "{form}");
+        let got = body["data"]["fields"][field].as_str().unwrap_or_default();
+        assert!(got.contains(message), "{form}: {body}");
+    }
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/register",
+        json!(["not", "an", "object"]),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("the body must be a JSON object"))
+    );
+}
+
+#[test]
+fn login_by_email_or_username_and_refusals_look_alike() {
+    let mut h = harness();
+    register(&mut h, "alice");
+    for login in [
+        json!({"email": "ALICE@example.com"}),
+        json!({"username": "Alice"}),
+    ] {
+        let mut form = login.clone();
+        form["password"] = "s3cret-pass".into();
+        let (status, body) = call(&mut h, "POST", "/auth/login", form);
+        assert_eq!(status, 200, "{login}: {body}");
+        assert_eq!(body["data"]["user"]["username"], "alice");
+        assert!(body["data"]["token"].is_string());
+    }
+    let wrong = call(
+        &mut h,
+        "POST",
+        "/auth/login",
+        json!({"email": "alice@example.com", "password": "wrong-pass1"}),
+    );
+    let nobody = call(
+        &mut h,
+        "POST",
+        "/auth/login",
+        json!({"email": "eve@example.com", "password": "wrong-pass1"}),
+    );
+    assert_eq!(wrong.0, 401);
+    assert_eq!(nobody.0, 401);
+    assert_eq!(
+        wrong.1["error"], nobody.1["error"],
+        "no hint which one was wrong"
+    );
+    let (status, body) = call(&mut h, "POST", "/auth/login", json!({"password": "x"}));
+    assert_eq!(status, 400);
+    assert!(body["data"]["fields"]["email"].is_string());
+}
+
+#[test]
+fn me_logout_and_refresh_work_on_the_callers_token() {
+    let mut h = harness();
+    let (_, body) = register(&mut h, "alice");
+    let token = body["data"]["token"].as_str().unwrap().to_string();
+    authenticate(&mut h, &token);
+    let (status, body) = call(&mut h, "GET", "/auth/me", Value::Null);
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["user"]["email"], "alice@example.com");
+
+    let (status, body) = call(&mut h, "POST", "/auth/refresh", Value::Null);
+    assert_eq!(status, 200, "{body}");
+    let fresh = body["data"]["token"].as_str().unwrap().to_string();
+    assert_ne!(fresh, token);
+    let old_jti = claims(&token)["jti"].as_str().unwrap().to_string();
+    assert!(
+        h.kv_get(&format!("revoked:{old_jti}")).is_some(),
+        "refresh revokes the old token"
+    );
+
+    authenticate(&mut h, &fresh);
+    let (status, body) = call(&mut h, "POST", "/auth/logout", Value::Null);
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (200, Some("logged out"))
+    );
+    let jti = claims(&fresh)["jti"].as_str().unwrap().to_string();
+    assert!(h.kv_get(&format!("revoked:{jti}")).is_some());
+    // The revocation outlives the token: gone only after exp (+ 5 minutes).
+    h.advance_ms(600_000 + 299_000);
+    assert!(h.kv_get(&format!("revoked:{jti}")).is_some());
+    h.advance_ms(2_000);
+    assert!(h.kv_get(&format!("revoked:{jti}")).is_none());
+}
+
+#[test]
+fn operations_need_their_method_and_the_caller() {
+    let mut h = harness();
+    h.ctx.vars.clear();
+    assert_eq!(call(&mut h, "GET", "/auth/me", Value::Null).0, 401);
+    assert_eq!(call(&mut h, "POST", "/auth/logout", Value::Null).0, 401);
+    let (status, body) = call(&mut h, "GET", "/auth/login", Value::Null);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (405, Some("METHOD_NOT_ALLOWED"))
+    );
+    assert_eq!(call(&mut h, "POST", "/auth/whatever", Value::Null).0, 404);
+}
+
+#[test]
+fn configs_that_cannot_work_are_refused() {
+    for (config, expected) in [
+        (json!({}), "HS256 needs `secret`"),
+        (json!({"secret": "missing"}), "not granted"),
+        (json!({"secret": "short"}), "at least 32"),
+        (
+            json!({"alg": "RS256", "secret": "jwt"}),
+            "RS256 needs `private_key`",
+        ),
+        (
+            json!({"alg": "RS256", "private_key": "jwt"}),
+            "not a PEM private key",
+        ),
+        (json!({"alg": "XX1", "secret": "jwt"}), "unknown algorithm"),
+        (
+            json!({"secret": "jwt", "min_password_length": 4}),
+            "between 8 and 128",
+        ),
+        (
+            json!({"secret": "jwt", "argon2": {"memory_kib": 1}}),
+            "argon2",
+        ),
+    ] {
+        let error = Harness::<IdentityService>::with_secrets(
+            &config.to_string(),
+            &[("jwt", SECRET), ("short", b"tiny")],
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{config} was accepted"));
+        assert!(error.contains(expected), "{config}: {error}");
+    }
+}

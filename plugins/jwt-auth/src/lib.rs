@@ -1,0 +1,336 @@
+//! `jwt-auth`: checks `Authorization: Bearer <JWT>` and passes the caller's identity
+//! on, as chain variables (for `rbac`, `access-log`, rate limiters) and as
+//! `X-User-*` headers for the upstream, after removing any such headers the client
+//! sent.
+//!
+//! ```json
+//! {"keys": [{"alg": "HS256", "secret": "jwt"}], "issuer": "wasmgate",
+//!  "audience": "api", "skip_paths": ["/auth/login", "/public/*"]}
+//! ```
+//!
+//! Algorithms: HS256/384/512, RS256/384/512, PS256/384/512, ES256/384 and EdDSA
+//! (Ed25519), with keys from granted secrets, PEM, JWK, or a JWKS document fetched
+//! from a granted service and cached. A token is checked in this order: shape and
+//! size, header (`alg: none`, unknown algorithms and `crit` are refused), key (by
+//! `kid`, else by algorithm; a key verifies only its own algorithms, so an HS256
+//! token never meets an RSA key), signature, then `exp`, `nbf`, `iss`, `aud` with
+//! leeway, and last the revocation list (`kv` key `revoked:<jti>`, written by
+//! `identity` on logout through a namespace both are granted). The client gets a 401
+//! envelope; the log gets the precise reason, never the token or a key.
+
+mod config;
+mod keys;
+mod token;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use wasmgate_plugin_sdk::identity::{Identity, IdentityHeaders, TOKEN_EXPIRES_VAR, TOKEN_ID_VAR};
+use wasmgate_plugin_sdk::{
+    Action, Context, Plugin, Request, Response, clock, export_plugin, http, kv, log, secrets,
+};
+
+pub use config::Config;
+pub use keys::Key;
+pub use token::Refusal;
+
+/// Identity method recorded for requests this plugin authenticates.
+pub const METHOD: &str = "jwt";
+
+/// The JWT checker of one route.
+pub struct JwtAuth {
+    keys: Vec<Key>,
+    jwks: Option<Jwks>,
+    rules: token::Rules,
+    skip_paths: Vec<String>,
+    optional: bool,
+    revoked_prefix: String,
+    claims: config::ClaimNames,
+    vars: Vec<(String, String)>,
+    headers: IdentityHeaders,
+    max_token_bytes: usize,
+}
+
+/// Why a request is not let through.
+#[derive(Debug)]
+enum Failure {
+    /// The token (or its absence) is refused: 401.
+    Refused(Refusal),
+    /// The token cannot be checked now (the key set or the revocation list cannot be
+    /// read): 503.
+    Unavailable(String),
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl Plugin for JwtAuth {
+    type Config = Config;
+
+    fn new(mut config: Config) -> Result<Self, String> {
+        config.check()?;
+        let keys = config
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| keys::from_config(i, key, secrets::get))
+            .collect::<Result<Vec<_>, _>>()?;
+        let jwks = config.jwks.map(Jwks::new);
+        Ok(Self {
+            keys,
+            jwks,
+            rules: token::Rules {
+                issuers: config.issuer,
+                audiences: config.audience,
+                leeway: config.leeway_seconds,
+                require_exp: config.require_exp,
+            },
+            skip_paths: config.skip_paths,
+            optional: config.optional,
+            revoked_prefix: config.revoked_prefix,
+            claims: config.claims,
+            vars: config.vars.into_iter().collect(),
+            headers: config.headers,
+            max_token_bytes: config.max_token_bytes,
+        })
+    }
+
+    fn on_request(&self, mut request: Request, ctx: &mut Context) -> Action {
+        if Identity::of(ctx).is_some() {
+            // An earlier auth plugin authenticated the request (and set the headers).
+            return Action::Continue(request);
+        }
+        self.headers.strip(&mut request.headers);
+        if self.skipped(&ctx.path) {
+            return Action::Continue(request);
+        }
+        let values: Vec<String> = request
+            .headers
+            .get_all("authorization")
+            .take(2)
+            .map(str::to_string)
+            .collect();
+        let result = match values.as_slice() {
+            [] if self.optional => return Action::Continue(request),
+            [] => Err(Failure::Refused(Refusal::Missing)),
+            [_, _, ..] => Err(Failure::Refused(Refusal::Malformed(
+                "several Authorization headers",
+            ))),
+            [value] => match bearer(value) {
+                Some(token) => self.authenticate(token),
+                None => Err(Failure::Refused(Refusal::NotBearer)),
+            },
+        };
+        let result = result.and_then(|(identity, claims)| {
+            self.headers
+                .inject(&identity, &mut request.headers)
+                .map_err(|why| Failure::Refused(Refusal::Unsendable(why)))?;
+            Ok((identity, claims))
+        });
+        match result {
+            Ok((identity, claims)) => {
+                identity.record(ctx);
+                if let Ok(Some(jti)) = token::text_claim(&claims, "jti") {
+                    ctx.set_var(TOKEN_ID_VAR, &jti);
+                }
+                if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
+                    ctx.set_var(TOKEN_EXPIRES_VAR, &(exp as u64).to_string());
+                }
+                for (claim, var) in &self.vars {
+                    if let Ok(Some(value)) = token::text_claim(&claims, claim) {
+                        ctx.set_var(var, &value);
+                    }
+                }
+                Action::Continue(request)
+            }
+            Err(Failure::Refused(refusal)) => {
+                log::warn(&format!("refused {} {}: {refusal}", ctx.method, ctx.path));
+                Action::Respond(unauthorized(&refusal, ctx))
+            }
+            Err(Failure::Unavailable(why)) => {
+                log::error(&format!("cannot check tokens: {why}"));
+                Action::Respond(Response::service_unavailable(
+                    "authentication is unavailable, try again later",
+                    ctx,
+                ))
+            }
+        }
+    }
+}
+
+/// The 401 envelope, with `WWW-Authenticate` as RFC 6750 asks. The message says
+/// little: the reason is in the log.
+fn unauthorized(refusal: &Refusal, ctx: &Context) -> Response {
+    let (message, challenge) = match refusal {
+        Refusal::Missing | Refusal::NotBearer => ("missing bearer token", "Bearer"),
+        Refusal::Expired => ("token expired", r#"Bearer error="invalid_token""#),
+        _ => ("invalid token", r#"Bearer error="invalid_token""#),
+    };
+    let mut response = Response::unauthorized(message, ctx);
+    response.headers.set("www-authenticate", challenge);
+    response
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let token = rest.trim_start();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .then_some(token)
+}
+
+impl JwtAuth {
+    fn skipped(&self, path: &str) -> bool {
+        self.skip_paths
+            .iter()
+            .any(|skip| match skip.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => path == skip,
+            })
+    }
+
+    /// Checks `token` fully; the identity and the claims when it passes.
+    fn authenticate(&self, token: &str) -> Result<(Identity, Map<String, Value>), Failure> {
+        if token.len() > self.max_token_bytes {
+            return Err(Refusal::TooLarge(token.len()).into());
+        }
+        let parsed = token::parse(token)?;
+        self.verify_signature(&parsed)?;
+        let claims = token::claims(&parsed)?;
+        let now = clock::now_unix_ms() as f64 / 1000.0;
+        token::check_claims(&claims, &self.rules, now)?;
+        if !self.revoked_prefix.is_empty()
+            && let Some(jti) = token::text_claim(&claims, "jti")?
+        {
+            let key = format!("{}{jti}", self.revoked_prefix);
+            match kv::get(&key) {
+                Ok(Some(_)) => return Err(Refusal::Revoked.into()),
+                Ok(None) => {}
+                Err(why) => return Err(Failure::Unavailable(format!("revocation list: {why}"))),
+            }
+        }
+        let identity = self.identity(&claims)?;
+        Ok((identity, claims))
+    }
+
+    /// Verifies the signature with the configured keys, then the fetched set.
+    fn verify_signature(&self, parsed: &token::Parsed<'_>) -> Result<(), Failure> {
+        let configured = token::candidates(parsed, &self.keys);
+        if let Ok(candidates) = &configured {
+            // Configured keys decide when they match: a fetched set is not consulted
+            // for a token they refuse.
+            return Ok(token::verify(parsed, candidates)?);
+        }
+        let Some(jwks) = &self.jwks else {
+            return Err(configured.expect_err("matched above").into());
+        };
+        let fetched = jwks.keys(false).map_err(Failure::Unavailable)?;
+        match token::candidates(parsed, &fetched) {
+            Ok(candidates) => Ok(token::verify(parsed, &candidates)?),
+            Err(Refusal::UnknownKid(_)) => {
+                // Perhaps the issuer rotated its keys: fetch again (at most every
+                // few seconds, whoever asks).
+                let fresh = jwks.keys(true).map_err(Failure::Unavailable)?;
+                let candidates = token::candidates(parsed, &fresh)?;
+                Ok(token::verify(parsed, &candidates)?)
+            }
+            Err(refusal) => Err(refusal.into()),
+        }
+    }
+
+    fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, Refusal> {
+        let user_id = token::text_claim(claims, &self.claims.user_id)?;
+        Ok(Identity {
+            method: METHOD.into(),
+            consumer: user_id.clone(),
+            user_id,
+            username: token::text_claim(claims, &self.claims.username)?,
+            roles: token::list_claim(claims, &self.claims.role)?,
+            permissions: token::list_claim(claims, &self.claims.permissions)?,
+        })
+    }
+}
+
+/// A JWKS document fetched through `http`, kept in `kv` for every instance and parsed
+/// once per instance.
+struct Jwks {
+    config: config::JwksConfig,
+    cache_key: String,
+    parsed: RefCell<Option<ParsedSet>>,
+}
+
+/// A fetched document and the keys parsed from it.
+type ParsedSet = (Vec<u8>, Rc<Vec<Key>>);
+
+/// The least time between two fetches made to find an unknown `kid`.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Jwks {
+    fn new(config: config::JwksConfig) -> Self {
+        let cache_key = format!("jwks:{}{}", config.service, config.path);
+        Self {
+            config,
+            cache_key,
+            parsed: RefCell::new(None),
+        }
+    }
+
+    /// The current keys; `refresh` fetches again unless that was done lately.
+    fn keys(&self, refresh: bool) -> Result<Rc<Vec<Key>>, String> {
+        let cached = kv::get(&self.cache_key)?;
+        let raw = match cached {
+            Some(raw)
+                if !refresh
+                    || !kv::insert(
+                        &format!("{}#refetch", self.cache_key),
+                        b"1",
+                        Some(REFETCH_INTERVAL),
+                    )? =>
+            {
+                raw
+            }
+            _ => self.fetch()?,
+        };
+        if let Some((seen, keys)) = &*self.parsed.borrow()
+            && *seen == raw
+        {
+            return Ok(keys.clone());
+        }
+        let (keys, skipped) = keys::from_jwks(&raw)?;
+        for why in skipped {
+            log::info(&format!("jwks {}: key left out: {why}", self.cache_key));
+        }
+        let keys = Rc::new(keys);
+        *self.parsed.borrow_mut() = Some((raw, keys.clone()));
+        Ok(keys)
+    }
+
+    fn fetch(&self) -> Result<Vec<u8>, String> {
+        let request = http::OutboundRequest::new(&self.config.service, "GET", &self.config.path);
+        let response = http::send(request).map_err(|e| format!("fetching the key set: {e}"))?;
+        if response.status != 200 {
+            return Err(format!(
+                "fetching the key set: {} {} answered {}",
+                self.config.service, self.config.path, response.status
+            ));
+        }
+        // Parse before caching, so that a broken document is not kept.
+        keys::from_jwks(&response.body)?;
+        kv::set(
+            &self.cache_key,
+            &response.body,
+            Some(Duration::from_secs(self.config.cache_seconds)),
+        )?;
+        Ok(response.body)
+    }
+}
+
+export_plugin!(JwtAuth);
+
+#[cfg(test)]
+mod tests;

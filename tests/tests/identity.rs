@@ -1,0 +1,686 @@
+//! The identity stack with the real binary and the real plugins, as SkyClust runs
+//! it: `identity` issues tokens, `jwt-auth` checks them (and the revocations
+//! `identity` writes, through the `kv` namespace the operator grants both),
+//! `api-key-auth` lets services in with keys managed by an admin, and `rbac` decides
+//! per role and method. Users, keys and revocations survive a restart.
+
+use std::path::Path;
+
+use reqwest::{Client, Method, RequestBuilder};
+use serde_json::{Value, json};
+use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, assert_envelope, client};
+
+const SECRET: &str = "the identity e2e signing secret, at least 32 bytes";
+
+fn gateway(upstream: &Upstream, data: &Path) -> GatewayProcess {
+    TestGateway::new()
+        .data_dir(data)
+        .service("echo", upstream.address)
+        .plugin("jwt-auth", "jwt-auth")
+        .plugin("identity", "identity")
+        .plugin("api-key-auth", "api-key-auth")
+        .plugin("rbac", "rbac")
+        .env("E2E_JWT_SECRET", SECRET)
+        .toml(
+            r#"
+[plugins.jwt-auth]
+secrets = { jwt = { env = "E2E_JWT_SECRET" } }
+kv_namespace = "auth"
+
+[plugins.identity]
+secrets = { jwt = { env = "E2E_JWT_SECRET" } }
+kv_namespace = "auth"
+timeout_ms = 5000
+
+[[routes]]
+name = "auth"
+prefix = "/auth"
+[[routes.plugins]]
+name = "jwt-auth"
+config = { keys = [{ alg = "HS256", secret = "jwt" }], audience = "api", skip_paths = ["/auth/register", "/auth/login"] }
+[[routes.plugins]]
+name = "identity"
+config = { secret = "jwt", audience = "api", argon2 = { memory_kib = 1024, iterations = 1 } }
+
+[[routes]]
+name = "api"
+prefix = "/api"
+service = "echo"
+[[routes.plugins]]
+name = "api-key-auth"
+config = { optional = true }
+[[routes.plugins]]
+name = "jwt-auth"
+config = { keys = [{ alg = "HS256", secret = "jwt" }], audience = "api" }
+[[routes.plugins]]
+name = "rbac"
+config = { roles = { admin = ["*"], user = ["item:read"] }, rules = [{ methods = ["GET"], permissions = ["item:read"] }, { methods = ["DELETE"], roles = ["admin"] }] }
+
+[[routes]]
+name = "api-keys-admin"
+listener = "admin"
+prefix = "/admin/api-keys"
+[[routes.plugins]]
+name = "api-key-auth"
+config = { manage = { base = "/admin/api-keys" } }
+
+[[routes]]
+name = "api-keys"
+prefix = "/manage/api-keys"
+[[routes.plugins]]
+name = "jwt-auth"
+config = { keys = [{ alg = "HS256", secret = "jwt" }], audience = "api" }
+[[routes.plugins]]
+name = "rbac"
+config = { rules = [{ roles = ["admin"] }] }
+[[routes.plugins]]
+name = "api-key-auth"
+config = { manage = { base = "/manage/api-keys" } }
+"#,
+        )
+        .start()
+}
+
+/// (status, X-Request-Id, body as JSON) of one request.
+async fn call(
+    http: &Client,
+    gateway: &GatewayProcess,
+    method: Method,
+    path: &str,
+    auth: Auth<'_>,
+    body: Option<Value>,
+) -> (u16, String, Value) {
+    let mut request = http.request(method, gateway.url(path));
+    request = match auth {
+        Auth::None => request,
+        Auth::Bearer(token) => request.bearer_auth(token),
+        Auth::Key(key) => request.header("x-api-key", key),
+    };
+    send(request, body).await
+}
+
+/// (status, X-Request-Id, body as JSON) of one request to the admin listener.
+async fn admin_call(
+    http: &Client,
+    gateway: &GatewayProcess,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, String, Value) {
+    send(http.request(method, gateway.admin_url(path)), body).await
+}
+
+/// Sends `request` with `body` as JSON, if any: (status, X-Request-Id, body as JSON).
+async fn send(mut request: RequestBuilder, body: Option<Value>) -> (u16, String, Value) {
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let bytes = response.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, id, body)
+}
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Key(&'a str),
+}
+
+/// Registers the first user (an admin) and returns their token.
+async fn first_admin(http: &Client, gw: &GatewayProcess) -> String {
+    let form =
+        json!({"username": "root", "email": "root@example.com", "password": "correct-horse-7"});
+    let (status, _, body) = call(
+        http,
+        gw,
+        Method::POST,
+        "/auth/register",
+        Auth::None,
+        Some(form),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["user"]["role"], "admin");
+    token(&body)
+}
+
+fn token(body: &Value) -> String {
+    body["data"]["token"].as_str().expect("a token").to_string()
+}
+
+#[tokio::test]
+async fn register_login_me_protected_logout_and_api_keys_survive_a_restart() {
+    let upstream = Upstream::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut gw = gateway(&upstream, data.path());
+    let http = client();
+    let register = |name: &str| json!({"username": name, "email": format!("{name}@example.com"), "password": "correct-horse-7"});
+
+    // register: the first user is admin, the next a user; a duplicate is a 409.
+    let (status, _, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/auth/register",
+        Auth::None,
+        Some(register("alice")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["data"]["user"]["role"], "admin");
+    let alice = token(&body);
+    let (status, _, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/auth/register",
+        Auth::None,
+        Some(register("bob")),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["data"]["user"]["role"], "user");
+    let bob_id = body["data"]["user"]["id"].as_str().unwrap().to_string();
+    let (status, id, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/auth/register",
+        Auth::None,
+        Some(register("bob")),
+    )
+    .await;
+    assert_envelope(
+        status,
+        Some(&id),
+        body.to_string().as_bytes(),
+        409,
+        "CONFLICT",
+    );
+    let (status, id, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/auth/register",
+        Auth::None,
+        Some(json!({"username": "carol", "email": "nope", "password": "short"})),
+    )
+    .await;
+    let envelope = assert_envelope(
+        status,
+        Some(&id),
+        body.to_string().as_bytes(),
+        400,
+        "VALIDATION_ERROR",
+    );
+    assert!(
+        envelope["data"]["fields"]["email"].is_string()
+            && envelope["data"]["fields"]["password"].is_string()
+    );
+
+    // login, me.
+    let (status, _, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/auth/login",
+        Auth::None,
+        Some(json!({"email": "bob@example.com", "password": "correct-horse-7"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let bob = token(&body);
+    let (status, _, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/auth/login",
+        Auth::None,
+        Some(json!({"username": "bob", "password": "wrong-horse-7"})),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("UNAUTHORIZED")));
+    let (status, _, body) = call(
+        &http,
+        &gw,
+        Method::GET,
+        "/auth/me",
+        Auth::Bearer(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["user"]["username"], "bob");
+    assert_eq!(
+        call(&http, &gw, Method::GET, "/auth/me", Auth::None, None)
+            .await
+            .0,
+        401
+    );
+
+    // A protected upstream route sees who called, never what the client claimed.
+    let response = http
+        .get(gw.url("/api/items"))
+        .bearer_auth(&bob)
+        .header("x-user-id", "alice")
+        .header("x-user-role", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-user-id"], json!([bob_id]));
+    assert_eq!(echo["headers"]["x-username"], json!(["bob"]));
+    assert_eq!(echo["headers"]["x-user-role"], json!(["user"]));
+    // rbac: bob (user) may read but not delete; alice (admin) may.
+    assert_eq!(
+        call(
+            &http,
+            &gw,
+            Method::DELETE,
+            "/api/items/1",
+            Auth::Bearer(&bob),
+            None
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &http,
+            &gw,
+            Method::DELETE,
+            "/api/items/1",
+            Auth::Bearer(&alice),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    // logout: the same token is refused everywhere after.
+    let (status, _, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/auth/logout",
+        Auth::Bearer(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (200, Some("logged out"))
+    );
+    for (method, path) in [(Method::GET, "/api/items"), (Method::GET, "/auth/me")] {
+        let (status, id, body) = call(&http, &gw, method, path, Auth::Bearer(&bob), None).await;
+        assert_envelope(
+            status,
+            Some(&id),
+            body.to_string().as_bytes(),
+            401,
+            "UNAUTHORIZED",
+        );
+    }
+    gw.wait_for_log("revoked (jti)");
+
+    // API keys: only an admin manages them; the key is shown once, listed by prefix.
+    let form = json!({"consumer": "report-svc", "role": "user", "tier": "pro"});
+    assert_eq!(
+        call(
+            &http,
+            &gw,
+            Method::POST,
+            "/manage/api-keys",
+            Auth::Bearer(&bob),
+            Some(form.clone())
+        )
+        .await
+        .0,
+        401
+    );
+    let (_, _, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/auth/login",
+        Auth::None,
+        Some(json!({"username": "bob", "password": "correct-horse-7"})),
+    )
+    .await;
+    let bob_again = token(&body);
+    let (status, _, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/manage/api-keys",
+        Auth::Bearer(&bob_again),
+        Some(form.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("requires role admin"))
+    );
+    // On the admin listener (loopback), the operator manages keys with no token.
+    let (status, _, body) = admin_call(
+        &http,
+        &gw,
+        Method::POST,
+        "/admin/api-keys",
+        Some(form.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let key = body["data"]["key"].as_str().unwrap().to_string();
+    let key_id = body["data"]["id"].as_str().unwrap().to_string();
+    let (_, _, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/manage/api-keys",
+        Auth::Bearer(&alice),
+        Some(form),
+    )
+    .await;
+    let kept_key = body["data"]["key"].as_str().unwrap().to_string();
+    let (status, _, listing) = admin_call(&http, &gw, Method::GET, "/admin/api-keys", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listing["data"]["keys"].as_array().unwrap().len(), 2);
+    assert!(
+        !listing
+            .to_string()
+            .contains(key.splitn(3, '_').nth(2).unwrap())
+    );
+
+    let response = http
+        .get(gw.url("/api/items"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-user-id"], json!(["report-svc"]));
+    assert!(
+        echo["headers"].get("x-api-key").is_none(),
+        "the key stays at the gateway"
+    );
+    // A key's role is checked like a user's.
+    assert_eq!(
+        call(
+            &http,
+            &gw,
+            Method::DELETE,
+            "/api/items/1",
+            Auth::Key(&key),
+            None
+        )
+        .await
+        .0,
+        403
+    );
+
+    let (status, _, _) = admin_call(
+        &http,
+        &gw,
+        Method::DELETE,
+        &format!("/admin/api-keys/{key_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The management route is not on the gateway listener, and the admin API's own
+    // endpoints still answer on the admin one.
+    assert_eq!(
+        call(&http, &gw, Method::GET, "/admin/api-keys", Auth::None, None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        admin_call(&http, &gw, Method::GET, "/admin/snapshot", None)
+            .await
+            .0,
+        200
+    );
+    let (_, _, routes) = admin_call(&http, &gw, Method::GET, "/admin/routes", None).await;
+    assert!(
+        routes["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["listener"] == "admin")
+    );
+    let (status, id, body) =
+        call(&http, &gw, Method::GET, "/api/items", Auth::Key(&key), None).await;
+    assert_envelope(
+        status,
+        Some(&id),
+        body.to_string().as_bytes(),
+        401,
+        "UNAUTHORIZED",
+    );
+
+    // Restart on the same data directory.
+    gw.terminate();
+    let gw = gateway(&upstream, data.path());
+    let (status, _, body) = call(
+        &http,
+        &gw,
+        Method::POST,
+        "/auth/login",
+        Auth::None,
+        Some(json!({"email": "alice@example.com", "password": "correct-horse-7"})),
+    )
+    .await;
+    assert_eq!(status, 200, "users survive: {body}");
+    assert_eq!(
+        call(
+            &http,
+            &gw,
+            Method::GET,
+            "/auth/me",
+            Auth::Bearer(&alice),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            &http,
+            &gw,
+            Method::GET,
+            "/auth/me",
+            Auth::Bearer(&bob),
+            None
+        )
+        .await
+        .0,
+        401,
+        "revocations survive"
+    );
+    assert_eq!(
+        call(&http, &gw, Method::GET, "/api/items", Auth::Key(&key), None)
+            .await
+            .0,
+        401,
+        "revoked keys stay revoked"
+    );
+    assert_eq!(
+        call(
+            &http,
+            &gw,
+            Method::GET,
+            "/api/items",
+            Auth::Key(&kept_key),
+            None
+        )
+        .await
+        .0,
+        200,
+        "keys survive"
+    );
+    assert_eq!(
+        call(
+            &http,
+            &gw,
+            Method::POST,
+            "/auth/register",
+            Auth::None,
+            Some(register("alice"))
+        )
+        .await
+        .0,
+        409
+    );
+}
+
+#[tokio::test]
+async fn bad_api_keys_each_get_a_401_envelope() {
+    let upstream = Upstream::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut gw = gateway(&upstream, data.path());
+    let http = client();
+    let admin = first_admin(&http, &gw).await;
+    let make = async |form: Value| {
+        let (status, _, body) = call(
+            &http,
+            &gw,
+            Method::POST,
+            "/manage/api-keys",
+            Auth::Bearer(&admin),
+            Some(form),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["data"]["key"].as_str().unwrap().to_string(),
+            body["data"]["id"].as_str().unwrap().to_string(),
+        )
+    };
+    let (good, good_id) = make(json!({"consumer": "svc", "role": "user"})).await;
+    let (revoked, revoked_id) = make(json!({"consumer": "svc", "role": "user"})).await;
+    let (short_lived, _) =
+        make(json!({"consumer": "svc", "role": "user", "expires_in_seconds": 1})).await;
+    let (of_gone_consumer, _) = make(json!({"consumer": "gone", "role": "user"})).await;
+    call(
+        &http,
+        &gw,
+        Method::DELETE,
+        &format!("/manage/api-keys/{revoked_id}"),
+        Auth::Bearer(&admin),
+        None,
+    )
+    .await;
+    call(
+        &http,
+        &gw,
+        Method::DELETE,
+        "/manage/api-keys/consumers/gone",
+        Auth::Bearer(&admin),
+        None,
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let secret = good.splitn(3, '_').nth(2).unwrap();
+    let cases = [
+        ("revoked key", revoked.clone()),
+        ("key of a revoked consumer", of_gone_consumer.clone()),
+        ("expired key", short_lived.clone()),
+        ("unknown id", format!("wgk_0123456789ab_{secret}")),
+        (
+            "wrong secret",
+            format!("wgk_{good_id}_{}", secret.chars().rev().collect::<String>()),
+        ),
+        ("truncated", good[..good.len() - 3].to_string()),
+        ("another gateway's key", "sk_live_51Habc".to_string()),
+        ("empty", String::new()),
+    ];
+    for (name, key) in &cases {
+        let (status, id, body) =
+            call(&http, &gw, Method::GET, "/api/x", Auth::Key(key), None).await;
+        let envelope = assert_envelope(
+            status,
+            Some(&id),
+            body.to_string().as_bytes(),
+            401,
+            "UNAUTHORIZED",
+        );
+        assert!(!envelope.to_string().contains(secret), "{name}");
+    }
+    assert_eq!(
+        call(&http, &gw, Method::GET, "/api/x", Auth::Key(&good), None)
+            .await
+            .0,
+        200
+    );
+    assert!(gw.is_running());
+    assert!(!gw.log().contains(secret), "the log holds a key's secret");
+    gw.terminate();
+}
+
+#[tokio::test]
+async fn a_revoked_consumer_is_refused_with_any_of_its_keys() {
+    let upstream = Upstream::start();
+    let data = tempfile::tempdir().unwrap();
+    let gw = gateway(&upstream, data.path());
+    let http = client();
+    let admin = first_admin(&http, &gw).await;
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let (status, _, body) = call(
+            &http,
+            &gw,
+            Method::POST,
+            "/manage/api-keys",
+            Auth::Bearer(&admin),
+            Some(json!({"consumer": "partner", "role": "user"})),
+        )
+        .await;
+        assert_eq!(status, 201);
+        keys.push(body["data"]["key"].as_str().unwrap().to_string());
+    }
+    for key in &keys {
+        assert_eq!(
+            call(&http, &gw, Method::GET, "/api/x", Auth::Key(key), None)
+                .await
+                .0,
+            200
+        );
+    }
+    let (status, _, _) = call(
+        &http,
+        &gw,
+        Method::DELETE,
+        "/manage/api-keys/consumers/partner",
+        Auth::Bearer(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    for key in &keys {
+        let (status, id, body) =
+            call(&http, &gw, Method::GET, "/api/x", Auth::Key(key), None).await;
+        assert_envelope(
+            status,
+            Some(&id),
+            body.to_string().as_bytes(),
+            401,
+            "UNAUTHORIZED",
+        );
+    }
+    gw.wait_for_log("consumer \"partner\" was revoked");
+}

@@ -1,0 +1,463 @@
+//! Observability with the real binary: `/metrics` after a known mix of requests
+//! (parsed by a Prometheus text-format parser), `/health` following an upstream that
+//! stops and comes back, JSON logs in a size-rotated file carrying the client's
+//! request id, and `traceparent` reaching the upstream.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, UpstreamBehaviour, client};
+
+/// Parses `/metrics` with `prometheus-parse`.
+async fn scrape(url: &str) -> prometheus_parse::Scrape {
+    let response = client().get(url).send().await.expect("GET /metrics");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(content_type.contains("text"), "{content_type}");
+    let text = response.text().await.unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the metrics parse")
+}
+
+/// The value of the one sample `name{labels}` (labels not given may be anything,
+/// but exactly one sample must match), or 0 when none matches.
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching: Vec<&prometheus_parse::Sample> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect();
+    assert!(
+        matching.len() <= 1,
+        "{name}{labels:?} matches {} samples",
+        matching.len()
+    );
+    match matching.first().map(|s| &s.value) {
+        None => 0.0,
+        Some(
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v),
+        ) => *v,
+        Some(other) => panic!("{name} is not a single number: {other:?}"),
+    }
+}
+
+async fn send(gateway: &GatewayProcess, method: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = client().request(method.parse().unwrap(), gateway.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let _ = response.bytes().await;
+    status
+}
+
+#[tokio::test]
+async fn metrics_count_a_known_mix_of_requests_exactly() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("metered", "metered")
+        .plugin("deny", "deny")
+        .plugin("panic", "panic")
+        .toml(
+            r#"
+[[routes]]
+name = "echo"
+prefix = "/echo"
+service = "echo"
+[[routes.plugins]]
+name = "metered"
+
+[[routes]]
+name = "denied"
+path = "/denied"
+service = "echo"
+[[routes.plugins]]
+name = "deny"
+config = { rules = [{ path_prefix = "/denied" }], status = 403 }
+
+[[routes]]
+name = "fragile"
+path = "/fragile"
+service = "echo"
+[[routes.plugins]]
+name = "panic"
+"#,
+        )
+        .start();
+
+    for _ in 0..3 {
+        assert_eq!(send(&gateway, "GET", "/echo/a", &[]).await, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(send(&gateway, "POST", "/echo/b", &[]).await, 200);
+    }
+    assert_eq!(send(&gateway, "GET", "/denied", &[]).await, 403);
+    assert_eq!(send(&gateway, "GET", "/nowhere", &[]).await, 404);
+    assert_eq!(send(&gateway, "DELETE", "/nowhere", &[]).await, 404);
+    assert_eq!(
+        send(&gateway, "GET", "/fragile", &[("x-panic", "1")]).await,
+        500
+    );
+    assert_eq!(send(&gateway, "GET", "/fragile", &[]).await, 200);
+    // A plugin using a reserved metric name is refused, and told why.
+    let echo: Value = client()
+        .get(gateway.url("/echo/bad"))
+        .header("x-bad-metric", "1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refusal = echo["headers"]["x-metric-error"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(refusal.contains("http_"), "{echo}");
+
+    let m = scrape(&gateway.url("/metrics")).await;
+    let requests = |route, method, status| {
+        value(
+            &m,
+            "http_requests_total",
+            &[("route", route), ("method", method), ("status", status)],
+        )
+    };
+    assert_eq!(requests("echo", "GET", "200"), 4.0);
+    assert_eq!(requests("echo", "POST", "200"), 2.0);
+    assert_eq!(requests("denied", "GET", "403"), 1.0);
+    assert_eq!(requests("unmatched", "GET", "404"), 1.0);
+    assert_eq!(requests("unmatched", "DELETE", "404"), 1.0);
+    assert_eq!(requests("fragile", "GET", "500"), 1.0);
+    assert_eq!(requests("fragile", "GET", "200"), 1.0);
+    let total: f64 = m
+        .samples
+        .iter()
+        .filter(|s| s.metric == "http_requests_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(total, 11.0, "scrapes of /metrics are not counted");
+    assert_eq!(
+        value(
+            &m,
+            "http_request_duration_seconds_count",
+            &[("route", "echo"), ("method", "GET")]
+        ),
+        4.0
+    );
+    assert_eq!(value(&m, "http_requests_in_progress", &[]), 0.0);
+
+    assert_eq!(
+        value(
+            &m,
+            "plugin_errors_total",
+            &[("plugin", "panic"), ("kind", "trap")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "plugin_call_duration_seconds_count",
+            &[("plugin", "metered"), ("phase", "request")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "guest_requests_total",
+            &[("plugin", "metered"), ("route", "echo")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        value(&m, "guest_value_seconds_count", &[("plugin", "metered")]),
+        6.0
+    );
+    let endpoint = format!("http://{}", upstream.address);
+    assert_eq!(
+        value(
+            &m,
+            "upstream_request_duration_seconds_count",
+            &[("service", "echo"), ("endpoint", &endpoint)]
+        ),
+        // 6 on /echo and the good /fragile; deny and the panic answered themselves.
+        7.0
+    );
+    assert_eq!(value(&m, "wasmgate_config_generation", &[]), 1.0);
+
+    // The admin listener serves the same metrics.
+    let admin = scrape(&gateway.admin_url("/metrics")).await;
+    assert_eq!(
+        value(
+            &admin,
+            "http_requests_total",
+            &[("route", "denied"), ("method", "GET"), ("status", "403")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn health_turns_degraded_when_an_upstream_stops_and_healthy_when_it_returns() {
+    let steady = Upstream::start();
+    let flaky = Upstream::start();
+    let flaky_address = flaky.address;
+    let gateway = TestGateway::new()
+        .toml(&format!(
+            "[health]\ninterval_ms = 150\ntimeout_ms = 500\n\n\
+             [services.steady]\nendpoints = [\"http://{}\"]\nhealth_path = \"/health\"\n\n\
+             [services.flaky]\nendpoints = [\"http://{flaky_address}\"]\n",
+            steady.address
+        ))
+        .start();
+    let http = client();
+    let health = || async {
+        let response = http.get(gateway.url("/health")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+    let wait_for = |want: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = health().await;
+            if body["status"] == want
+                && body["services"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .all(|s| s["status"] != "unknown")
+            {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "never {want}: {body:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+
+    let body = wait_for("healthy").await;
+    assert_eq!(body["services"]["steady"]["status"], "healthy");
+    assert_eq!(body["services"]["flaky"]["status"], "healthy");
+    assert!(
+        body["services"]["steady"]["response_time_ms"].is_number(),
+        "{body}"
+    );
+    assert!(
+        body["services"]["steady"]["last_check"].is_string(),
+        "{body}"
+    );
+    assert_eq!(body["generation"], 1);
+    assert!(body["version"].is_string() && body["uptime_seconds"].is_number());
+    let live = http.get(gateway.url("/health/live")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = http.get(gateway.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    flaky.stop();
+    let body = wait_for("degraded").await;
+    assert_eq!(body["services"]["flaky"]["status"], "down");
+    assert_eq!(body["services"]["steady"]["status"], "healthy");
+    let m = scrape(&gateway.url("/metrics")).await;
+    assert_eq!(
+        value(&m, "service_health_status", &[("service", "flaky")]),
+        0.0
+    );
+    assert_eq!(
+        value(&m, "service_health_status", &[("service", "steady")]),
+        1.0
+    );
+    gateway.wait_for_log("upstream down");
+
+    let _back = Upstream::start_at(flaky_address, UpstreamBehaviour::default());
+    let body = wait_for("healthy").await;
+    assert_eq!(body["services"]["flaky"]["status"], "healthy");
+    gateway.wait_for_log("upstream up");
+    let m = scrape(&gateway.url("/metrics")).await;
+    assert_eq!(
+        value(&m, "service_health_status", &[("service", "flaky")]),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn json_logs_rotate_at_the_size_and_carry_request_and_trace_ids() {
+    let upstream = Upstream::start();
+    let logs = tempfile::tempdir().unwrap();
+    let file = logs.path().join("gateway.log");
+    let mut gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("counter", "counter")
+        .env("LOG_FORMAT", "json")
+        .env("LOG_TO_FILE", "true")
+        .env("LOG_FILE_PATH", file.to_str().unwrap())
+        .env("LOG_FILE_MAX_BYTES", "4096")
+        .env("LOG_FILE_BACKUP_COUNT", "2")
+        .toml(
+            "[[routes]]\nname = \"counted\"\nprefix = \"/c\"\nservice = \"echo\"\n[[routes.plugins]]\nname = \"counter\"\n",
+        )
+        .start();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let http = client();
+    let response = http
+        .get(gateway.url("/c/first"))
+        .header("x-request-id", "client-id-42")
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "client-id-42");
+    let echo: Value = response.json().await.unwrap();
+    // The upstream sees the same trace, with the gateway's span as parent.
+    let sent = echo["headers"]["traceparent"][0].as_str().unwrap();
+    assert!(sent.starts_with(&format!("00-{trace_id}-")), "{sent}");
+    assert!(
+        !sent.contains("00f067aa0ba902b7"),
+        "the gateway's own span: {sent}"
+    );
+    assert!(sent.ends_with("-01"));
+    // Without one, a new trace starts.
+    let echo: Value = http
+        .get(gateway.url("/c/x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = echo["headers"]["traceparent"][0].as_str().unwrap();
+    assert_eq!(fresh.len(), 55, "{fresh}");
+    assert!(!fresh.contains(trace_id));
+
+    // Enough requests (each logs a line through the counter plugin) to rotate a few
+    // times.
+    for i in 0..120 {
+        let status = send(&gateway, "GET", &format!("/c/{i}"), &[]).await;
+        assert_eq!(status, 200);
+    }
+    gateway.terminate();
+
+    let backup = |n: usize| logs.path().join(format!("gateway.log.{n}"));
+    assert!(file.is_file(), "the live file");
+    assert!(
+        backup(1).is_file() && backup(2).is_file(),
+        "two backups kept"
+    );
+    assert!(!backup(3).exists(), "no third backup");
+    let mut carried = false;
+    for path in [file.clone(), backup(1), backup(2)] {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let longest = text.lines().map(str::len).max().unwrap_or(0);
+        assert!(
+            text.len() <= 4096 + longest,
+            "{} is {} bytes",
+            path.display(),
+            text.len()
+        );
+        for line in text.lines() {
+            let value: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {line}", path.display()));
+            if value["request_id"] == "client-id-42" && value["trace_id"] == trace_id {
+                carried = true;
+            }
+        }
+    }
+    // The first request's line may have rotated out; it was logged to the console
+    // (stderr) as JSON too.
+    for line in gateway.log().lines().filter(|l| l.starts_with('{')) {
+        let value: Value = serde_json::from_str(line).unwrap();
+        if value["request_id"] == "client-id-42" && value["trace_id"] == trace_id {
+            carried = true;
+        }
+    }
+    assert!(
+        carried,
+        "a JSON line carries the client's request id and trace id"
+    );
+}
+
+#[tokio::test]
+async fn access_log_writes_one_json_line_per_request() {
+    let upstream = Upstream::start();
+    let mut gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("access-log", "access_log")
+        .plugin("deny", "deny")
+        .env("LOG_FORMAT", "json")
+        .toml(
+            r#"[[routes]]
+name = "logged"
+prefix = "/logged"
+service = "echo"
+[[routes.plugins]]
+name = "access-log"
+[[routes.plugins]]
+name = "deny"
+config = { rules = [{ path_prefix = "/logged/secret" }], status = 403 }
+"#,
+        )
+        .start();
+    let http = client();
+    let response = http
+        .post(gateway.url("/logged/items?x=1"))
+        .header("x-request-id", "access-42")
+        .body("0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = response.bytes().await;
+    assert_eq!(
+        send(
+            &gateway,
+            "GET",
+            "/logged/secret",
+            &[("x-request-id", "access-43")]
+        )
+        .await,
+        403
+    );
+    gateway.terminate();
+
+    // Each access line is the `message` of one JSON log line from the plugin.
+    let lines: Vec<Value> = gateway
+        .log()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["plugin"] == "access-log" && l["target"] == "plugin")
+        .map(|l| {
+            let message = l["message"].as_str().expect("a message");
+            serde_json::from_str(message).unwrap_or_else(|e| panic!("not JSON ({e}): {message}"))
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let proxied = &lines[0];
+    assert_eq!(proxied["request_id"], "access-42");
+    assert_eq!(proxied["method"], "POST");
+    assert_eq!(proxied["path"], "/logged/items");
+    assert_eq!(proxied["route"], "logged");
+    assert_eq!(proxied["status"], 200);
+    assert_eq!(proxied["service"], "echo");
+    assert_eq!(proxied["endpoint"], format!("http://{}", upstream.address));
+    assert_eq!(proxied["bytes_in"], 10);
+    assert!(proxied["bytes_out"].as_u64().unwrap() > 0, "{proxied}");
+    assert!(proxied["duration_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(proxied["trace_id"].as_str().unwrap().len(), 32);
+    assert!(proxied["timestamp"].as_str().unwrap().ends_with('Z'));
+    // A request answered by a plugin never reached a service.
+    let refused = &lines[1];
+    assert_eq!(refused["request_id"], "access-43");
+    assert_eq!(refused["status"], 403);
+    assert_eq!(refused["service"], Value::Null);
+}
