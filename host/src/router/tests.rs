@@ -95,3 +95,60 @@ fn bad_patterns_are_refused() {
     }
     assert!(PathPattern::parse_prefix("/api/{x}").is_err());
 }
+
+#[test]
+fn the_indexes_give_the_answer_of_a_walk_over_every_route() {
+    // Routes that overlap in every way the indexes care about: literal paths,
+    // params first and later, nested and root prefixes, hosts and methods.
+    let patterns = [
+        exact("/"),
+        exact("/a"),
+        exact("/a/b"),
+        exact("/a/{x}"),
+        exact("/{x}/b"),
+        exact("/{x}"),
+        exact("/a/b/{y}"),
+        exact("/b"),
+        prefix("/"),
+        prefix("/a"),
+        prefix("/a/b"),
+        prefix("/b/c"),
+        prefix("/ab"),
+    ];
+    let hosts = [None, Some("h.example")];
+    let methods: [Option<&[&str]>; 3] = [None, Some(&["GET"]), Some(&["POST", "PUT"])];
+    let mut matchers = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        for (j, host) in hosts.iter().enumerate() {
+            // Not every combination: some paths are left to fewer routes.
+            if (i + j) % 3 != 2 {
+                matchers.push(matcher(*host, methods[(i + j) % 3], pattern.clone()));
+            }
+        }
+    }
+    let table = RouteTable::new(matchers);
+    let paths = [
+        "/", "/a", "/a/", "/a/b", "/a/b/", "/a/b/c", "/a/c", "/ab", "/ab/c", "/abc", "/b", "/b/b",
+        "/b/c", "/b/c/d", "/c", "/c/b", "/x/y/z", "//a",
+    ];
+    let mut found = 0;
+    for path in paths {
+        for host in [None, Some("h.example"), Some("other.example")] {
+            for method in [Method::GET, Method::POST, Method::DELETE] {
+                let indexed = table.lookup(host, &method, path);
+                let walked = table.lookup_every_route(host, &method, path);
+                let same = match (&indexed, &walked) {
+                    (Ok(a), Ok(b)) => a.index == b.index && a.params == b.params,
+                    (Err(a), Err(b)) => a == b,
+                    _ => false,
+                };
+                assert!(same, "{method} {host:?} {path}: {indexed:?} != {walked:?}");
+                found += usize::from(indexed.is_ok());
+            }
+        }
+    }
+    assert!(
+        found > 50,
+        "only {found} lookups matched: the table is too thin"
+    );
+}

@@ -1,0 +1,92 @@
+"""The table of bench/run.sh: medians over rounds of wrk's throughput and latency.
+
+    python3 bench/report.py WORK_DIR ROUNDS TARGET...
+
+Reads WORK_DIR/wrk-TARGET-ROUND.txt (wrk --latency output) and WORK_DIR/rss.txt
+("name KiB" lines), prints a Markdown table: requests/s, p50 and p99 latency (medians
+over the rounds), throughput as a ratio to nginx, to Envoy with its wasm filter and to
+the direct path, p99 added over direct, and the errors wrk saw (non-2xx answers,
+socket errors) summed over the rounds.
+"""
+
+import re
+import statistics
+import sys
+from pathlib import Path
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def millis(text):
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(number) * UNITS[unit]
+
+
+def parse(path):
+    text = path.read_text()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p50 = millis(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+    p99 = millis(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    socket = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    errors = int(non2xx.group(1)) if non2xx else 0
+    errors += sum(int(n) for n in socket.groups()) if socket else 0
+    return rps, p50, p99, errors
+
+
+def main():
+    work, rounds, targets = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    rows = {}
+    for target in targets:
+        runs = [parse(work / f"wrk-{target}-{r}.txt") for r in range(1, rounds + 1)]
+        rows[target] = {
+            "rps": statistics.median(r[0] for r in runs),
+            "p50": statistics.median(r[1] for r in runs),
+            "p99": statistics.median(r[2] for r in runs),
+            "errors": sum(r[3] for r in runs),
+            "spread": (min(r[0] for r in runs), max(r[0] for r in runs)),
+        }
+    rss = {}
+    rss_file = work / "rss.txt"
+    if rss_file.exists():
+        for line in rss_file.read_text().split("\n"):
+            if line.strip():
+                name, kib = line.split()
+                rss[name] = int(kib)
+
+    def ratio(target, to):
+        if to not in rows:
+            return "n/a"
+        return f"{rows[target]['rps'] / rows[to]['rps']:.2f}"
+
+    print()
+    print(
+        "| target | req/s (median) | min–max req/s | p50 ms | p99 ms "
+        "| p99 added over direct, ms | ×nginx | ×envoy-wasm | ×direct "
+        "| peak RSS MiB | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    direct_p99 = rows["direct"]["p99"] if "direct" in rows else None
+    for target in targets:
+        row = rows[target]
+        added = "" if direct_p99 is None else f"{row['p99'] - direct_p99:+.2f}"
+        server = "wasmgate" if target.startswith("wasmgate") else target
+        peak = f"{rss[server] / 1024:.1f}" if server in rss else ""
+        low, high = row["spread"]
+        print(
+            f"| {target} | {row['rps']:.0f} | {low:.0f}–{high:.0f} | {row['p50']:.2f} "
+            f"| {row['p99']:.2f} | {added} | {ratio(target, 'nginx')} "
+            f"| {ratio(target, 'envoy-wasm')} | {ratio(target, 'direct')} "
+            f"| {peak} | {row['errors']} |"
+        )
+    print()
+    print(
+        "peak RSS: VmHWM after the whole run; wasmgate is one process serving the three"
+        " wasmgate targets; nginx: master + workers of the proxy."
+    )
+
+
+if __name__ == "__main__":
+    main()

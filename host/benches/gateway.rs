@@ -1,0 +1,285 @@
+//! Criterion micro-benchmarks of the hot path, in-process:
+//!
+//! - `plugin_call/*`: one trivial `on-request` call (the `noop` test guest) for each
+//!   instance model: a reused instance (`instances = 64`, the default) and a fresh
+//!   instance per call (`instances = 0`).
+//! - `pipeline/N_plugins`: `pipeline::handle` for a `GET` through a route with 0, 1, 3
+//!   and 5 `headers` plugins, to an upstream on a loopback port in the same process
+//!   (so every figure includes one keep-alive HTTP/1.1 exchange over loopback).
+//! - `router/1000_routes/*`: one lookup in a table of 1,000 routes (exact paths,
+//!   `{param}` patterns and prefixes, some with hosts and methods).
+//!
+//! `scripts/build-plugins.sh && cargo bench -p wasmgate --bench gateway`; criterion's
+//! own filters and flags follow `--` (`-- router`, `-- --quick`).
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::runtime::Runtime;
+use wasmgate::config::Listener;
+use wasmgate::pipeline::{self, RequestMeta};
+use wasmgate::plugin::{self, Context, Grants, PluginRuntime};
+use wasmgate::router::{PathPattern, RouteMatcher, RouteTable};
+use wasmgate::snapshot::{Snapshot, Sources};
+use wasmgate::state::StateStore;
+use wasmgate::trace::TraceContext;
+use wasmgate::upstream::{OutboundCalls, full_body};
+
+/// The headers of a realistic API request.
+const HEADERS: [(&str, &str); 8] = [
+    ("host", "api.example.com"),
+    ("user-agent", "bench/1.0"),
+    ("accept", "application/json"),
+    ("accept-encoding", "gzip, deflate"),
+    ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc"),
+    ("x-request-id", "0b6c3e1e-5a0c-4a8e-9d6e-3f1f0f7b2a11"),
+    ("x-forwarded-for", "10.0.0.1"),
+    ("content-type", "application/json"),
+];
+
+/// Where scripts/build-plugins.sh puts the components.
+fn components() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("wasm32-wasip2/plugin")
+}
+
+fn component(name: &str) -> PathBuf {
+    let path = components().join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-plugins.sh",
+        path.display()
+    );
+    path
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn plugin_call(c: &mut Criterion) {
+    let rt = runtime();
+    let data = tempfile::tempdir().expect("temp dir");
+    let state = StateStore::open(data.path()).expect("state");
+    let plugins = PluginRuntime::new(None, Default::default()).expect("engine");
+    let noop = plugins.load("noop", &component("noop")).expect("load noop");
+    let ctx = Context {
+        request_id: "0b6c3e1e-5a0c-4a8e-9d6e-3f1f0f7b2a11".into(),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        route: "bench".into(),
+        client_addr: "127.0.0.1:50000".into(),
+        method: "GET".into(),
+        path: "/api/users/42".into(),
+        received_ns: 0,
+        params: Vec::new(),
+        vars: Vec::new(),
+        upstream: None,
+    };
+    let request = plugin::Request {
+        method: "GET".into(),
+        path: "/api/users/42".into(),
+        query: Some("page=2".into()),
+        headers: HEADERS
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect(),
+        body: None,
+    };
+    let mut group = c.benchmark_group("plugin_call");
+    for (model, instances) in [("reused_instance", 64), ("fresh_instance", 0)] {
+        let grants = Grants {
+            plugin: "noop".into(),
+            route: "bench".into(),
+            kv: state.namespace("noop").expect("namespace"),
+            http: OutboundCalls::default(),
+            memory_limit: 64 << 20,
+            secrets: Default::default(),
+        };
+        let pool = rt
+            .block_on(noop.configure("{}".into(), grants, Duration::from_millis(100), instances))
+            .expect("configure");
+        group.bench_function(model, |b| {
+            b.iter(|| rt.block_on(pool.on_request(&ctx, &request)).expect("call"))
+        });
+    }
+    group.finish();
+}
+
+/// An HTTP/1.1 server on a loopback port that answers every request with 200 and a
+/// short body, in `rt`.
+fn loopback_upstream(rt: &Runtime) -> SocketAddr {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    rt.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|_request| async {
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                        b"hello from the upstream\n",
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A config with routes `/p0`, `/p1`, `/p3`, `/p5` to `upstream`, each with that many
+/// `headers` plugins, in `dir` (whose `plugins/` holds `headers.wasm`).
+fn pipeline_config(dir: &Path, upstream: SocketAddr) -> PathBuf {
+    let mut toml = format!(
+        "[gateway]\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\n\
+         [admin]\nenabled = false\n\
+         [services.upstream]\nendpoints = [\"http://{upstream}\"]\n"
+    );
+    for plugins in [0, 1, 3, 5] {
+        toml.push_str(&format!(
+            "[[routes]]\nname = \"p{plugins}\"\nprefix = \"/p{plugins}\"\nservice = \"upstream\"\n"
+        ));
+        for i in 0..plugins {
+            toml.push_str(&format!(
+                "[[routes.plugins]]\nname = \"headers\"\nconfig = {{ request = {{ set = {{ \"x-bench-{i}\" = \"1\" }} }}, response = {{ set = {{ \"x-bench-{i}\" = \"1\" }} }} }}\n"
+            ));
+        }
+    }
+    let file = dir.join("wasmgate.toml");
+    std::fs::write(&file, toml).expect("write config");
+    file
+}
+
+fn pipeline(c: &mut Criterion) {
+    let rt = runtime();
+    let upstream = loopback_upstream(&rt);
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("plugins")).expect("plugin dir");
+    std::fs::copy(
+        component("headers"),
+        dir.path().join("plugins/headers.wasm"),
+    )
+    .expect("copy headers");
+    let file = pipeline_config(dir.path(), upstream);
+    let state = StateStore::open(&dir.path().join("data")).expect("state");
+    let plugins = PluginRuntime::new(None, Default::default()).expect("engine");
+    let sources = Sources::read(&file).expect("config");
+    let snapshot = Arc::new(
+        rt.block_on(Snapshot::build(sources, &plugins, &state, 1, None))
+            .expect("snapshot"),
+    );
+    let trace = TraceContext::from_headers(&http::HeaderMap::new());
+    let meta = RequestMeta {
+        client: "127.0.0.1:50000".parse().unwrap(),
+        request_id: "0b6c3e1e-5a0c-4a8e-9d6e-3f1f0f7b2a11",
+        trace: &trace,
+        received_ns: 0,
+    };
+    let serve = |path: &str| {
+        let mut request = Request::builder().method(Method::GET).uri(path);
+        for (name, value) in HEADERS {
+            request = request.header(name, value);
+        }
+        let request = request.body(full_body(Bytes::new())).expect("request");
+        let snapshot = snapshot.clone();
+        let meta = &meta;
+        async move {
+            let mut matched = None;
+            let response =
+                pipeline::handle(snapshot, Listener::Gateway, request, meta, &mut matched)
+                    .await
+                    .expect("served");
+            assert_eq!(response.status(), 200);
+            response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes()
+        }
+    };
+    let mut group = c.benchmark_group("pipeline");
+    for plugins in [0, 1, 3, 5] {
+        let path = format!("/p{plugins}/items");
+        group.bench_function(format!("{plugins}_plugins"), |b| {
+            b.iter(|| rt.block_on(serve(&path)))
+        });
+    }
+    group.finish();
+}
+
+/// 1,000 routes: 400 exact paths, 300 `{param}` patterns, 300 prefixes; every tenth
+/// has a host, every seventh is `GET`-only.
+fn thousand_routes() -> RouteTable {
+    let matchers = (0..1000)
+        .map(|i| {
+            let pattern = match i % 10 {
+                0..=3 => PathPattern::parse_exact(&format!("/svc{i}/items")),
+                4..=6 => PathPattern::parse_exact(&format!("/svc{i}/items/{{id}}/parts")),
+                _ => PathPattern::parse_prefix(&format!("/svc{i}")),
+            }
+            .expect("pattern");
+            RouteMatcher {
+                host: (i % 10 == 9).then(|| format!("h{i}.example.com")),
+                methods: (i % 7 == 0).then(|| vec![Method::GET]),
+                pattern,
+            }
+        })
+        .collect();
+    RouteTable::new(matchers)
+}
+
+fn router(c: &mut Criterion) {
+    let table = thousand_routes();
+    let mut group = c.benchmark_group("router/1000_routes");
+    let cases = [
+        ("exact_first", "/svc0/items"),
+        ("exact_last", "/svc993/items"),
+        ("param", "/svc995/items/42/parts"),
+        ("prefix", "/svc998/a/b/c"),
+        ("miss", "/nowhere/at/all"),
+    ];
+    for (name, path) in cases {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let _ = black_box(table.lookup(
+                    black_box(Some("api.example.com")),
+                    &Method::GET,
+                    black_box(path),
+                ));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = plugin_call, pipeline, router
+}
+criterion_main!(benches);
