@@ -5,7 +5,8 @@
 //!   instance per call (`instances = 0`).
 //! - `pipeline/N_plugins`: `pipeline::handle` for a `GET` through a route with 0, 1, 3
 //!   and 5 `headers` plugins, to an upstream on a loopback port in the same process
-//!   (so every figure includes one keep-alive HTTP/1.1 exchange over loopback).
+//!   and on the same thread (so every figure includes one keep-alive HTTP/1.1
+//!   exchange over loopback, client and server side).
 //! - `router/1000_routes/*`: one lookup in a table of 1,000 routes (exact paths,
 //!   `{param}` patterns and prefixes, some with hosts and methods).
 //!
@@ -69,6 +70,15 @@ fn component(name: &str) -> PathBuf {
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// One thread for the gateway, its client and the upstream: no wake-ups across
+/// threads, so the figure is the CPU time of one request and its noise is low.
+fn single_thread_runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime")
@@ -173,7 +183,7 @@ fn pipeline_config(dir: &Path, upstream: SocketAddr) -> PathBuf {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = single_thread_runtime();
     let upstream = loopback_upstream(&rt);
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("plugins")).expect("plugin dir");

@@ -108,6 +108,11 @@ pub async fn handle(
 
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
+    // `X-Forwarded-Host` names what the client asked for, whatever plugins change.
+    let original_host = headers.get(header::HOST).cloned().or_else(|| {
+        let authority = parts.uri.authority()?;
+        HeaderValue::from_str(authority.as_str()).ok()
+    });
     let mut ctx = Context {
         request_id: request_id.to_string(),
         trace_id: meta.trace.trace_id.clone(),
@@ -120,11 +125,17 @@ pub async fn handle(
         vars: Vec::new(),
         upstream: None,
     };
+    // The headers live as a `HeaderMap`; plugins get them as a list, made once and
+    // then taken from each plugin's (checked) output.
     let mut wit_request = PluginRequest {
         method: parts.method.as_str().to_string(),
         path,
         query: parts.uri.query().map(str::to_string),
-        headers: to_wit_headers(&headers),
+        headers: if route.chain.is_empty() {
+            Vec::new()
+        } else {
+            to_wit_headers(&headers)
+        },
         body: None,
     };
     let mut body = Body::Stream(body);
@@ -155,15 +166,17 @@ pub async fn handle(
             Ok((action, vars)) => {
                 merge_vars(&mut ctx.vars, vars);
                 match action {
-                    Action::Continue(mut next) => {
+                    Checked::Continue(mut next, checked_headers) => {
                         if let Some(replaced) = next.body.take() {
                             body = Body::Buffered(replaced.into());
                         }
                         wit_request = next;
+                        headers = checked_headers;
                         ran += 1;
                     }
-                    Action::Respond(response) => {
-                        answered = Some(response);
+                    Checked::Respond(mut response, checked_headers) => {
+                        let bytes = response.body.take().unwrap_or_default();
+                        answered = Some((response.status, checked_headers, bytes));
                         break;
                     }
                 }
@@ -177,26 +190,19 @@ pub async fn handle(
     }
     let ran = &route.chain[..ran];
 
-    let (mut response, mut response_body) = match answered {
-        Some(mut response) => {
-            let bytes = response.body.take().unwrap_or_default();
-            (response, Body::Buffered(bytes.into()))
-        }
+    let (mut status, mut response_headers, mut response_body) = match answered {
+        Some((status, headers, bytes)) => (status, headers, Body::Buffered(bytes.into())),
         None => {
-            let original_host = headers.get(header::HOST).cloned().or_else(|| {
-                let authority = parts.uri.authority()?;
-                HeaderValue::from_str(authority.as_str()).ok()
-            });
             let forwarded = Forwarded {
                 client,
                 host: original_host,
                 request_id,
                 traceparent: meta.trace.header_value(),
             };
-            let (response, body, upstream) =
-                call_upstream(route, wit_request, body, &forwarded).await;
+            let (status, headers, body, upstream) =
+                call_upstream(route, wit_request, headers, body, &forwarded).await;
             ctx.upstream = upstream;
-            (response, body)
+            (status, headers, body)
         }
     };
 
@@ -212,30 +218,39 @@ pub async fn handle(
             }
         }
     }
-    for plugin in ran.iter().rev() {
-        if plugin.response_body
-            && let Body::Buffered(bytes) = &response_body
-        {
-            response.body = Some(bytes.to_vec());
-        }
-        let outcome = plugin.pool.on_response(&ctx, &response).await;
-        match outcome
-            .and_then(|(next, vars)| checked_response(plugin, next, 100).map(|r| (r, vars)))
-        {
-            Ok((mut next, vars)) => {
-                merge_vars(&mut ctx.vars, vars);
-                if let Some(replaced) = next.body.take() {
-                    response_body = Body::Buffered(replaced.into());
-                }
-                response = next;
+    if !ran.is_empty() {
+        let mut response = PluginResponse {
+            status,
+            headers: to_wit_headers(&response_headers),
+            body: None,
+        };
+        for plugin in ran.iter().rev() {
+            if plugin.response_body
+                && let Body::Buffered(bytes) = &response_body
+            {
+                response.body = Some(bytes.to_vec());
             }
-            Err(failure) => {
-                response.body = None;
-                skip_or_fail(plugin, &ctx, failure)?;
+            let outcome = plugin.pool.on_response(&ctx, &response).await;
+            match outcome
+                .and_then(|(next, vars)| checked_response(plugin, next, 100).map(|r| (r, vars)))
+            {
+                Ok(((mut next, checked_headers), vars)) => {
+                    merge_vars(&mut ctx.vars, vars);
+                    if let Some(replaced) = next.body.take() {
+                        response_body = Body::Buffered(replaced.into());
+                    }
+                    status = next.status;
+                    response_headers = checked_headers;
+                    response = next;
+                }
+                Err(failure) => {
+                    response.body = None;
+                    skip_or_fail(plugin, &ctx, failure)?;
+                }
             }
         }
     }
-    Ok(to_http_response(response, response_body))
+    Ok(to_http_response(status, response_headers, response_body))
 }
 
 /// The host the client asked for, lower-case, without port.
@@ -285,8 +300,14 @@ fn invalid(plugin: &ChainPlugin, detail: String) -> PluginFailure {
     }
 }
 
+/// What `on-request` returned, checked, with its headers as a `HeaderMap`.
+enum Checked {
+    Continue(PluginRequest, HeaderMap),
+    Respond(PluginResponse, HeaderMap),
+}
+
 /// Checks what `on-request` returned.
-fn checked_action(plugin: &ChainPlugin, action: Action) -> Result<Action, PluginFailure> {
+fn checked_action(plugin: &ChainPlugin, action: Action) -> Result<Checked, PluginFailure> {
     match action {
         Action::Continue(request) => {
             Method::from_bytes(request.method.as_bytes())
@@ -305,10 +326,11 @@ fn checked_action(plugin: &ChainPlugin, action: Action) -> Result<Action, Plugin
             {
                 return Err(invalid(plugin, format!("query {query:?} is not valid")));
             }
-            from_wit_headers(&request.headers).map_err(|why| invalid(plugin, why))?;
-            Ok(Action::Continue(request))
+            let headers = from_wit_headers(&request.headers).map_err(|why| invalid(plugin, why))?;
+            Ok(Checked::Continue(request, headers))
         }
-        Action::Respond(response) => checked_response(plugin, response, 200).map(Action::Respond),
+        Action::Respond(response) => checked_response(plugin, response, 200)
+            .map(|(response, headers)| Checked::Respond(response, headers)),
     }
 }
 
@@ -317,7 +339,7 @@ fn checked_response(
     plugin: &ChainPlugin,
     response: PluginResponse,
     min_status: u16,
-) -> Result<PluginResponse, PluginFailure> {
+) -> Result<(PluginResponse, HeaderMap), PluginFailure> {
     if !(min_status..=599).contains(&response.status) {
         return Err(invalid(
             plugin,
@@ -327,8 +349,8 @@ fn checked_response(
             ),
         ));
     }
-    from_wit_headers(&response.headers).map_err(|why| invalid(plugin, why))?;
-    Ok(response)
+    let headers = from_wit_headers(&response.headers).map_err(|why| invalid(plugin, why))?;
+    Ok((response, headers))
 }
 
 /// Logs a plugin failure; fails the request unless the plugin is `on_error = "skip"`.
@@ -369,23 +391,25 @@ fn merge_vars(vars: &mut Vec<(String, String)>, set: Vec<(String, String)>) {
     }
 }
 
-/// Calls the route's upstream with the request as the plugins left it. Upstream
-/// failures become envelope responses that still pass the response phase. Returns the
-/// response, its body and, when the upstream answered, which service and endpoint.
+/// Calls the route's upstream with the request as the plugins left it (`headers` are
+/// `request`'s, checked). Upstream failures become envelope responses that still pass
+/// the response phase. Returns the status, headers and body of the response and,
+/// when the upstream answered, which service and endpoint.
 async fn call_upstream(
     route: &Route,
     request: PluginRequest,
+    mut headers: HeaderMap,
     body: Body,
     forwarded: &Forwarded<'_>,
-) -> (PluginResponse, Body, Option<UpstreamCall>) {
+) -> (u16, HeaderMap, Body, Option<UpstreamCall>) {
     let request_id = forwarded.request_id;
     let Some(service) = &route.service else {
-        let (response, body) = envelope_response(
+        let (status, headers, body) = envelope_response(
             ErrorCode::BadGateway,
             format!("route {} has no upstream service", route.name),
             request_id,
         );
-        return (response, body, None);
+        return (status, headers, body, None);
     };
     let upstream_path = if route.strip_prefix {
         route.pattern.strip(&request.path)
@@ -396,7 +420,6 @@ async fn call_upstream(
         Some(query) => format!("{upstream_path}?{query}"),
         None => upstream_path.to_string(),
     };
-    let mut headers = from_wit_headers(&request.headers).expect("checked after each plugin");
     forwarded.apply(&mut headers);
     if !route.preserve_host {
         headers.remove(header::HOST);
@@ -411,12 +434,12 @@ async fn call_upstream(
     let outbound = match builder.body(body.into_proxy()) {
         Ok(outbound) => outbound,
         Err(error) => {
-            let (response, body) = envelope_response(
+            let (status, headers, body) = envelope_response(
                 ErrorCode::BadGateway,
                 format!("bad upstream request: {error}"),
                 request_id,
             );
-            return (response, body, None);
+            return (status, headers, body, None);
         }
     };
     match service.send(outbound, route.timeout).await {
@@ -425,11 +448,8 @@ async fn call_upstream(
             let mut headers = parts.headers;
             strip_hop_by_hop(&mut headers);
             (
-                PluginResponse {
-                    status: parts.status.as_u16(),
-                    headers: to_wit_headers(&headers),
-                    body: None,
-                },
+                parts.status.as_u16(),
+                headers,
                 Body::Stream(stream_body(body)),
                 Some(UpstreamCall {
                     service: service.name.to_string(),
@@ -449,21 +469,21 @@ async fn call_upstream(
                 }
                 _ => format!("service {} is unreachable", service.name),
             };
-            let (response, body) = envelope_response(code, message, request_id);
-            (response, body, None)
+            let (status, headers, body) = envelope_response(code, message, request_id);
+            (status, headers, body, None)
         }
     }
 }
 
 /// A gateway-made error response that still passes the response phase.
-fn envelope_response(code: ErrorCode, message: String, request_id: &str) -> (PluginResponse, Body) {
+fn envelope_response(code: ErrorCode, message: String, request_id: &str) -> (u16, HeaderMap, Body) {
     let body = Reject::new(code, message).body(request_id);
-    let response = PluginResponse {
-        status: code.status().as_u16(),
-        headers: vec![("content-type".into(), b"application/json".to_vec())],
-        body: None,
-    };
-    (response, Body::Buffered(body))
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (code.status().as_u16(), headers, Body::Buffered(body))
 }
 
 /// What the upstream learns about the original request.
@@ -501,14 +521,13 @@ impl Forwarded<'_> {
     }
 }
 
-fn to_http_response(response: PluginResponse, body: Body) -> Response<ProxyBody> {
-    let mut headers = from_wit_headers(&response.headers).expect("checked after each plugin");
+fn to_http_response(status: u16, mut headers: HeaderMap, body: Body) -> Response<ProxyBody> {
     if matches!(body, Body::Buffered(_)) {
         // The length of a buffered (possibly replaced) body is the body's own.
         headers.remove(header::CONTENT_LENGTH);
     }
     let mut out = Response::new(body.into_proxy());
-    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     *out.headers_mut() = headers;
     out
 }
