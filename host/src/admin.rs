@@ -252,6 +252,7 @@ async fn routes(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value
                     "on_error": p.on_error,
                     "request_body": p.request_body,
                     "response_body": p.response_body,
+                    "request_only": p.request_only,
                 })).collect::<Vec<_>>(),
             })
         })

@@ -1,6 +1,7 @@
 //! A request's life on its route: the request phase (plugins in order, each
 //! `continue` or `respond`), the upstream call, then the response phase (in reverse,
-//! only the plugins whose `on-request` returned `continue`).
+//! only the plugins whose `on-request` returned `continue`, less those that said they
+//! are `request-only`).
 //!
 //! Bodies stream untouched unless a plugin in the chain asked for them; then they are
 //! buffered up to the route's cap. Every plugin output is checked before use: an
@@ -207,7 +208,7 @@ pub async fn handle(
     };
 
     // Response phase.
-    if ran.iter().any(|p| p.response_body) {
+    if ran.iter().any(|p| p.response_body && !p.request_only) {
         match response_body.buffer(route.max_body_bytes).await {
             Ok(bytes) => response_body = Body::Buffered(bytes),
             Err(()) => {
@@ -218,13 +219,13 @@ pub async fn handle(
             }
         }
     }
-    if !ran.is_empty() {
+    if ran.iter().any(|p| !p.request_only) {
         let mut response = PluginResponse {
             status,
             headers: to_wit_headers(&response_headers),
             body: None,
         };
-        for plugin in ran.iter().rev() {
+        for plugin in ran.iter().rev().filter(|p| !p.request_only) {
             if plugin.response_body
                 && let Body::Buffered(bytes) = &response_body
             {

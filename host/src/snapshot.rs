@@ -243,6 +243,8 @@ pub struct ChainPlugin {
     pub request_body: bool,
     /// The plugin buffers response bodies.
     pub response_body: bool,
+    /// The plugin is not called in the response phase.
+    pub request_only: bool,
 }
 
 /// A route ready to serve.
@@ -389,6 +391,7 @@ impl Snapshot {
                     on_error: entry.on_error.unwrap_or(route.on_error),
                     request_body: wants.request_body,
                     response_body: wants.response_body,
+                    request_only: wants.request_only,
                 });
             }
             let pattern = match (&route.path, &route.prefix) {

@@ -140,7 +140,7 @@ mod tests {
         fn settings(&self) -> crate::Settings {
             crate::Settings {
                 request_body: true,
-                response_body: false,
+                ..Default::default()
             }
         }
 

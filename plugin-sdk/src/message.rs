@@ -100,6 +100,10 @@ pub struct Settings {
     pub request_body: bool,
     /// Buffer response bodies and hand them to `on_response`.
     pub response_body: bool,
+    /// The plugin has nothing to do in the response phase: the host does not call
+    /// `on_response` for it on this route, which saves a call per request. Leave it
+    /// `false` when `on_response` does anything.
+    pub request_only: bool,
 }
 
 /// Facts about the request being served, handed to both hooks.
@@ -264,6 +268,7 @@ impl From<Settings> for wit::Settings {
         Self {
             request_body: s.request_body,
             response_body: s.response_body,
+            request_only: s.request_only,
         }
     }
 }

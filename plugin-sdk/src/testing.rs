@@ -357,9 +357,13 @@ impl<P: Plugin> Harness<P> {
         }
     }
 
-    /// Runs `on_response`. The body is handed over only if the plugin asked for
-    /// response bodies. Panics on output the gateway would refuse.
+    /// Runs `on_response`, as the gateway would: not at all for a `request_only`
+    /// plugin (the response comes back unchanged), and with the body only if the
+    /// plugin asked for response bodies. Panics on output the gateway would refuse.
     pub fn on_response(&mut self, mut response: Response) -> Response {
+        if self.settings.request_only {
+            return response;
+        }
         if !self.settings.response_body {
             response.body = None;
         }

@@ -29,6 +29,17 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
+/// `GET` of an admin API path on `gateway`, which must answer 200 with JSON.
+pub async fn admin_json(gateway: &GatewayProcess, path: &str) -> serde_json::Value {
+    let response = client()
+        .get(gateway.admin_url(path))
+        .send()
+        .await
+        .expect("admin request");
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.expect("admin JSON")
+}
+
 /// A blocking HTTP client for tests: no proxies, no automatic redirects.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, UpstreamBehaviour, client};
+use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, UpstreamBehaviour, admin_json, client};
 
 /// Parses `/metrics` with `prometheus-parse`.
 async fn scrape(url: &str) -> prometheus_parse::Scrape {
@@ -460,4 +460,77 @@ config = { rules = [{ path_prefix = "/logged/secret" }], status = 403 }
     assert_eq!(refused["request_id"], "access-43");
     assert_eq!(refused["status"], 403);
     assert_eq!(refused["service"], Value::Null);
+}
+
+#[tokio::test]
+async fn request_only_plugins_are_not_called_in_the_response_phase() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("deny", "deny")
+        .plugin("headers", "headers")
+        .toml(
+            r#"
+# deny and headers without response edits say they are request-only.
+[[routes]]
+name = "quiet"
+prefix = "/quiet"
+service = "echo"
+[[routes.plugins]]
+name = "deny"
+config = { rules = [{ path_prefix = "/quiet/never" }] }
+[[routes.plugins]]
+name = "headers"
+config = { request = { set = { "x-in" = "1" } } }
+
+[[routes]]
+name = "both"
+prefix = "/both"
+service = "echo"
+[[routes.plugins]]
+name = "headers"
+config = { response = { set = { "x-out" = "1" } } }
+"#,
+        )
+        .start();
+    let http = client();
+    for _ in 0..2 {
+        let echo: Value = http
+            .get(gateway.url("/quiet/a"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(echo["headers"]["x-in"][0], "1", "{echo}");
+    }
+    for _ in 0..3 {
+        let response = http.get(gateway.url("/both/a")).send().await.unwrap();
+        assert_eq!(response.headers()["x-out"], "1");
+    }
+    let m = scrape(&gateway.url("/metrics")).await;
+    let calls = |plugin, phase| {
+        value(
+            &m,
+            "plugin_call_duration_seconds_count",
+            &[("plugin", plugin), ("phase", phase)],
+        )
+    };
+    assert_eq!(calls("deny", "request"), 2.0);
+    assert_eq!(calls("deny", "response"), 0.0);
+    assert_eq!(calls("headers", "request"), 5.0);
+    assert_eq!(
+        calls("headers", "response"),
+        3.0,
+        "only the route with edits"
+    );
+    let routes = admin_json(&gateway, "/admin/routes").await;
+    let quiet = routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "quiet")
+        .unwrap();
+    assert_eq!(quiet["plugins"][0]["request_only"], true, "{quiet}");
 }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, assert_envelope, client, plugin_wasm};
+use wasmgate_e2e::{
+    GatewayProcess, TestGateway, Upstream, admin_json, assert_envelope, client, plugin_wasm,
+};
 
 /// Swaps the plugin file this often under load.
 const SWAPS: usize = 6;
@@ -58,16 +60,6 @@ async fn versions(client: &reqwest::Client, url: &str) -> (String, String) {
         request_version,
         response_version.expect("x-plugin-version on the response"),
     )
-}
-
-async fn admin_json(gateway: &GatewayProcess, path: &str) -> Value {
-    let response = client()
-        .get(gateway.admin_url(path))
-        .send()
-        .await
-        .expect("admin request");
-    assert_eq!(response.status(), 200, "GET {path}");
-    response.json().await.expect("admin JSON")
 }
 
 fn plugin_entry<'a>(plugins: &'a Value, name: &str) -> Option<&'a Value> {

@@ -60,6 +60,7 @@ impl InstancePool {
             settings: types::Settings {
                 request_body: false,
                 response_body: false,
+                request_only: false,
             },
             idle: Mutex::new(Vec::new()),
             max_idle,

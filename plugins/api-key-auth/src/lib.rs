@@ -94,6 +94,7 @@ impl Plugin for ApiKeyAuth {
         Settings {
             request_body: matches!(self, Self::Manage(_)),
             response_body: false,
+            request_only: true,
         }
     }
 

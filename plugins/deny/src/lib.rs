@@ -139,6 +139,14 @@ pub struct Deny {
 impl Plugin for Deny {
     type Config = Config;
 
+    /// Nothing to do in the response phase.
+    fn settings(&self) -> wasmgate_plugin_sdk::Settings {
+        wasmgate_plugin_sdk::Settings {
+            request_only: true,
+            ..Default::default()
+        }
+    }
+
     fn new(config: Config) -> Result<Self, String> {
         if !(400..=599).contains(&config.status) {
             return Err(format!(

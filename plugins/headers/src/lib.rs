@@ -28,6 +28,13 @@ struct Edits {
 }
 
 impl Edits {
+    fn is_empty(&self) -> bool {
+        self.remove.is_empty()
+            && self.rename.is_empty()
+            && self.set.is_empty()
+            && self.add.is_empty()
+    }
+
     fn apply(&self, headers: &mut Headers) {
         for name in &self.remove {
             headers.remove(name);
@@ -63,6 +70,14 @@ impl Plugin for HeadersPlugin {
             request: config.request.check("request")?,
             response: config.response.check("response")?,
         })
+    }
+
+    /// Without response edits the host need not call `on_response`.
+    fn settings(&self) -> wasmgate_plugin_sdk::Settings {
+        wasmgate_plugin_sdk::Settings {
+            request_only: self.response.is_empty(),
+            ..Default::default()
+        }
     }
 
     fn on_request(&self, mut request: Request, _ctx: &mut Context) -> Action {

@@ -121,12 +121,26 @@ fn an_empty_config_changes_nothing() {
         let mut h = harness(config);
         let request = TestRequest::post("/x").header("a", "1").build();
         assert_eq!(h.on_request(request.clone()), Action::Continue(request));
+        // Without response edits the plugin is request-only: the host does not call
+        // `on_response`, and the response passes whole.
         let response = Response::text(201, "hi").with_header("b", "2");
-        let mut expected = response.clone();
-        expected.body = None; // the plugin does not ask for bodies
-        assert_eq!(h.on_response(response), expected);
-        assert_eq!(h.settings(), wasmgate_plugin_sdk::Settings::default());
+        assert_eq!(h.on_response(response.clone()), response);
+        assert_eq!(
+            h.settings(),
+            wasmgate_plugin_sdk::Settings {
+                request_only: true,
+                ..Default::default()
+            }
+        );
     }
+}
+
+#[test]
+fn response_edits_keep_the_response_phase() {
+    let h = harness(r#"{"response": {"remove": ["server"]}}"#);
+    assert!(!h.settings().request_only);
+    let h = harness(r#"{"request": {"remove": ["cookie"]}}"#);
+    assert!(h.settings().request_only);
 }
 
 #[test]

@@ -131,6 +131,7 @@ impl Plugin for IdentityService {
         Settings {
             request_body: true,
             response_body: false,
+            request_only: true,
         }
     }
 

@@ -72,6 +72,14 @@ impl From<Refusal> for Failure {
 impl Plugin for JwtAuth {
     type Config = Config;
 
+    /// Nothing to do in the response phase.
+    fn settings(&self) -> wasmgate_plugin_sdk::Settings {
+        wasmgate_plugin_sdk::Settings {
+            request_only: true,
+            ..Default::default()
+        }
+    }
+
     fn new(mut config: Config) -> Result<Self, String> {
         config.check()?;
         let keys = config

@@ -75,6 +75,14 @@ pub struct Rbac {
 impl Plugin for Rbac {
     type Config = Config;
 
+    /// Nothing to do in the response phase.
+    fn settings(&self) -> wasmgate_plugin_sdk::Settings {
+        wasmgate_plugin_sdk::Settings {
+            request_only: true,
+            ..Default::default()
+        }
+    }
+
     fn new(mut config: Config) -> Result<Self, String> {
         for (i, rule) in config.rules.iter_mut().enumerate() {
             if let Some(methods) = &mut rule.methods {

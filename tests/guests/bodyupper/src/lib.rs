@@ -18,6 +18,7 @@ impl Plugin for BodyUpper {
         Settings {
             request_body: true,
             response_body: true,
+            request_only: false,
         }
     }
 
