@@ -47,6 +47,7 @@ def main():
             "p99": statistics.median(r[2] for r in runs),
             "errors": sum(r[3] for r in runs),
             "spread": (min(r[0] for r in runs), max(r[0] for r in runs)),
+            "each": [r[0] for r in runs],
         }
     rss = {}
     rss_file = work / "rss.txt"
@@ -83,7 +84,7 @@ def main():
         )
     print()
     print(
-        "peak RSS: VmHWM after the whole run; wasmgate is one process serving the three"
+        "peak RSS: VmHWM after the whole run; wasmgate is one process serving every"
         " wasmgate targets; nginx: master + workers of the proxy."
     )
     pairs = [
@@ -93,14 +94,18 @@ def main():
     ]
     if pairs:
         print()
-        print("| A/B | req/s this build | req/s baseline | ratio | p50 ms (this / baseline) "
-              "| p99 ms (this / baseline) |")
-        print("|---|---|---|---|---|---|")
+        print("| A/B | req/s this build | req/s baseline | ratio | ratio within a round "
+              "(median, min–max) | p50 ms (this / baseline) | p99 ms (this / baseline) |")
+        print("|---|---|---|---|---|---|---|")
         for new, old in pairs:
             a, b = rows[new], rows[old]
+            # Both ran in the same round, minutes apart at most: drift of the machine
+            # cancels in their ratio.
+            paired = [x / y for x, y in zip(a["each"], b["each"])]
             print(
                 f"| {new[len('wasmgate-'):]} plugins | {a['rps']:.0f} | {b['rps']:.0f} "
-                f"| {a['rps'] / b['rps']:.3f} | {a['p50']:.2f} / {b['p50']:.2f} "
+                f"| {a['rps'] / b['rps']:.3f} | {statistics.median(paired):.3f} "
+                f"({min(paired):.2f}–{max(paired):.2f}) | {a['p50']:.2f} / {b['p50']:.2f} "
                 f"| {a['p99']:.2f} / {b['p99']:.2f} |"
             )
 

@@ -7,6 +7,7 @@
 #   envoy         Envoy as a plain reverse proxy
 #   envoy-wasm    Envoy with a proxy-wasm filter doing the `headers` transform
 #   wasmgate-0    wasmgate, a route with no plugins
+#   wasmgate-1    wasmgate, headers only: the same transform as Envoy's wasm filter
 #   wasmgate-3    wasmgate, jwt-auth + rbac + headers
 #   wasmgate-5    wasmgate, jwt-auth + rbac + deny + headers + access-log
 #
@@ -20,7 +21,7 @@
 #   SKIP_ENVOY=1 bench/run.sh    without the Envoy targets (say so when you quote it)
 #   BASELINE=/tmp/wasmgate-old TARGETS="nginx wasmgate-3 baseline-3" bench/run.sh
 #       an A/B: a second gateway (another build of wasmgate) with the same config
-#       serves baseline-0/3/5; TARGETS picks the targets to measure;
+#       serves baseline-0/1/3/5; TARGETS picks the targets to measure;
 #       BASELINE_PLUGINS=DIR gives it its own plugins (from scripts/build-plugins.sh
 #       DIR in that build's tree) when the two builds' plugin contracts differ
 #
@@ -135,6 +136,16 @@ fi
 
 # --- wasmgate ----------------------------------------------------------------------
 jwt_secret="bench-secret-bench-secret-bench-secret-0123"
+# The same plugin entries on the 3- and 5-plugin routes.
+auth_plugins='[[routes.plugins]]
+name = "jwt-auth"
+config = { keys = [{ alg = "HS256", secret = "jwt" }] }
+[[routes.plugins]]
+name = "rbac"
+config = { roles = { user = ["bench:read"] }, rules = [{ methods = ["GET"], permissions = ["bench:read"] }] }'
+headers_plugin='[[routes.plugins]]
+name = "headers"
+config = { request = { set = { "x-bench-request" = "1" } }, response = { set = { "x-bench-response" = "1" } } }'
 cat >"$work/wasmgate.toml" <<TOML
 [gateway]
 listen = "127.0.0.1:$port_wasmgate"
@@ -157,35 +168,27 @@ prefix = "/p0"
 service = "upstream"
 
 [[routes]]
+name = "p1"
+prefix = "/p1"
+service = "upstream"
+$headers_plugin
+
+[[routes]]
 name = "p3"
 prefix = "/p3"
 service = "upstream"
-[[routes.plugins]]
-name = "jwt-auth"
-config = { keys = [{ alg = "HS256", secret = "jwt" }] }
-[[routes.plugins]]
-name = "rbac"
-config = { roles = { user = ["bench:read"] }, rules = [{ methods = ["GET"], permissions = ["bench:read"] }] }
-[[routes.plugins]]
-name = "headers"
-config = { request = { set = { "x-bench-request" = "1" } }, response = { set = { "x-bench-response" = "1" } } }
+$auth_plugins
+$headers_plugin
 
 [[routes]]
 name = "p5"
 prefix = "/p5"
 service = "upstream"
-[[routes.plugins]]
-name = "jwt-auth"
-config = { keys = [{ alg = "HS256", secret = "jwt" }] }
-[[routes.plugins]]
-name = "rbac"
-config = { roles = { user = ["bench:read"] }, rules = [{ methods = ["GET"], permissions = ["bench:read"] }] }
+$auth_plugins
 [[routes.plugins]]
 name = "deny"
 config = { rules = [{ path_prefix = "/p5/admin" }] }
-[[routes.plugins]]
-name = "headers"
-config = { request = { set = { "x-bench-request" = "1" } }, response = { set = { "x-bench-response" = "1" } } }
+$headers_plugin
 [[routes.plugins]]
 name = "access-log"
 TOML
@@ -220,8 +223,8 @@ PY
 
 targets=(direct nginx)
 [ -n "$envoy_bin" ] && targets+=(envoy envoy-wasm)
-targets+=(wasmgate-0 wasmgate-3 wasmgate-5)
-[ -n "$baseline_pid" ] && targets+=(baseline-0 baseline-3 baseline-5)
+targets+=(wasmgate-0 wasmgate-1 wasmgate-3 wasmgate-5)
+[ -n "$baseline_pid" ] && targets+=(baseline-0 baseline-1 baseline-3 baseline-5)
 if [ -n "${TARGETS:-}" ]; then
     for t in $TARGETS; do
         [[ " ${targets[*]} " == *" $t "* ]] || { echo "TARGETS: no target $t (have: ${targets[*]})" >&2; exit 2; }
@@ -236,8 +239,9 @@ url() {
         envoy-wasm) echo "http://127.0.0.1:$port_envoy_wasm/p3/items" ;;
         wasmgate-0) echo "http://127.0.0.1:$port_wasmgate/p0/items" ;;
         wasmgate-3) echo "http://127.0.0.1:$port_wasmgate/p3/items" ;;
+        wasmgate-1) echo "http://127.0.0.1:$port_wasmgate/p1/items" ;;
         wasmgate-5) echo "http://127.0.0.1:$port_wasmgate/p5/items" ;;
-        baseline-[035]) echo "http://127.0.0.1:$port_baseline/p${1#baseline-}/items" ;;
+        baseline-[0135]) echo "http://127.0.0.1:$port_baseline/p${1#baseline-}/items" ;;
     esac
 }
 
@@ -257,7 +261,7 @@ for t in "${targets[@]}"; do
     fi
 done
 # The transform really runs where it should.
-for t in envoy-wasm wasmgate-3 wasmgate-5 baseline-3 baseline-5; do
+for t in envoy-wasm wasmgate-1 wasmgate-3 wasmgate-5 baseline-1 baseline-3 baseline-5; do
     [[ " ${targets[*]} " == *" $t "* ]] || continue
     curl -s -D - -o /dev/null -H "Authorization: Bearer $token" "$(url "$t")" |
         grep -qi '^x-bench-response: 1' || { echo "$t: no x-bench-response header" >&2; exit 1; }

@@ -6,7 +6,9 @@
 //! - `pipeline/N_plugins`: `pipeline::handle` for a `GET` through a route with 0, 1, 3
 //!   and 5 `headers` plugins, to an upstream on a loopback port in the same process
 //!   and on the same thread (so every figure includes one keep-alive HTTP/1.1
-//!   exchange over loopback, client and server side).
+//!   exchange over loopback, client and server side); and
+//!   `pipeline/3_request_only_plugins`, three `deny` plugins that pass the request (no
+//!   response phase since WIT 0.4.0).
 //! - `router/1000_routes/*`: one lookup in a table of 1,000 routes (exact paths,
 //!   `{param}` patterns and prefixes, some with hosts and methods).
 //!
@@ -160,13 +162,21 @@ fn loopback_upstream(rt: &Runtime) -> SocketAddr {
 }
 
 /// A config with routes `/p0`, `/p1`, `/p3`, `/p5` to `upstream`, each with that many
-/// `headers` plugins, in `dir` (whose `plugins/` holds `headers.wasm`).
+/// `headers` plugins, and `/d3` with three `deny` plugins that let everything through,
+/// in `dir` (whose `plugins/` holds `headers.wasm` and `deny.wasm`).
 fn pipeline_config(dir: &Path, upstream: SocketAddr) -> PathBuf {
     let mut toml = format!(
         "[gateway]\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\n\
          [admin]\nenabled = false\n\
          [services.upstream]\nendpoints = [\"http://{upstream}\"]\n"
     );
+    // Three request-only plugins: `deny` with a rule that never matches.
+    toml.push_str("[[routes]]\nname = \"d3\"\nprefix = \"/d3\"\nservice = \"upstream\"\n");
+    for _ in 0..3 {
+        toml.push_str(
+            "[[routes.plugins]]\nname = \"deny\"\nconfig = { rules = [{ path_prefix = \"/never\" }] }\n",
+        );
+    }
     for plugins in [0, 1, 3, 5] {
         toml.push_str(&format!(
             "[[routes]]\nname = \"p{plugins}\"\nprefix = \"/p{plugins}\"\nservice = \"upstream\"\n"
@@ -187,11 +197,13 @@ fn pipeline(c: &mut Criterion) {
     let upstream = loopback_upstream(&rt);
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("plugins")).expect("plugin dir");
-    std::fs::copy(
-        component("headers"),
-        dir.path().join("plugins/headers.wasm"),
-    )
-    .expect("copy headers");
+    for plugin in ["headers", "deny"] {
+        std::fs::copy(
+            component(plugin),
+            dir.path().join(format!("plugins/{plugin}.wasm")),
+        )
+        .expect("copy plugin");
+    }
     let file = pipeline_config(dir.path(), upstream);
     let state = StateStore::open(&dir.path().join("data")).expect("state");
     let plugins = PluginRuntime::new(None, Default::default()).expect("engine");
@@ -237,6 +249,9 @@ fn pipeline(c: &mut Criterion) {
             b.iter(|| rt.block_on(serve(&path)))
         });
     }
+    group.bench_function("3_request_only_plugins", |b| {
+        b.iter(|| rt.block_on(serve("/d3/items")))
+    });
     group.finish();
 }
 

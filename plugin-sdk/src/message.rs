@@ -106,6 +106,16 @@ pub struct Settings {
     pub request_only: bool,
 }
 
+impl Settings {
+    /// No bodies, and no response phase: for plugins that only look at requests
+    /// (authentication, authorisation, request filters).
+    pub const REQUEST_ONLY: Self = Self {
+        request_body: false,
+        response_body: false,
+        request_only: true,
+    };
+}
+
 /// Facts about the request being served, handed to both hooks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {

@@ -139,12 +139,8 @@ pub struct Deny {
 impl Plugin for Deny {
     type Config = Config;
 
-    /// Nothing to do in the response phase.
     fn settings(&self) -> wasmgate_plugin_sdk::Settings {
-        wasmgate_plugin_sdk::Settings {
-            request_only: true,
-            ..Default::default()
-        }
+        wasmgate_plugin_sdk::Settings::REQUEST_ONLY
     }
 
     fn new(config: Config) -> Result<Self, String> {

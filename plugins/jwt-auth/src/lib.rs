@@ -72,12 +72,8 @@ impl From<Refusal> for Failure {
 impl Plugin for JwtAuth {
     type Config = Config;
 
-    /// Nothing to do in the response phase.
     fn settings(&self) -> wasmgate_plugin_sdk::Settings {
-        wasmgate_plugin_sdk::Settings {
-            request_only: true,
-            ..Default::default()
-        }
+        wasmgate_plugin_sdk::Settings::REQUEST_ONLY
     }
 
     fn new(mut config: Config) -> Result<Self, String> {

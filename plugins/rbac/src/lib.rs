@@ -75,12 +75,8 @@ pub struct Rbac {
 impl Plugin for Rbac {
     type Config = Config;
 
-    /// Nothing to do in the response phase.
     fn settings(&self) -> wasmgate_plugin_sdk::Settings {
-        wasmgate_plugin_sdk::Settings {
-            request_only: true,
-            ..Default::default()
-        }
+        wasmgate_plugin_sdk::Settings::REQUEST_ONLY
     }
 
     fn new(mut config: Config) -> Result<Self, String> {
