@@ -85,7 +85,7 @@ def main():
     print()
     print(
         "peak RSS: VmHWM after the whole run; wasmgate is one process serving every"
-        " wasmgate targets; nginx: master + workers of the proxy."
+        " wasmgate target; nginx: master + workers of the proxy."
     )
     pairs = [
         (t, "baseline-" + t[len("wasmgate-"):])
