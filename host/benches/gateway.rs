@@ -8,7 +8,9 @@
 //!   and on the same thread (so every figure includes one keep-alive HTTP/1.1
 //!   exchange over loopback, client and server side); and
 //!   `pipeline/3_request_only_plugins`, three `deny` plugins that pass the request (no
-//!   response phase since WIT 0.4.0).
+//!   response phase since WIT 0.4.0); and `pipeline/auth_chain`, bench/run.sh's
+//!   `wasmgate-3` route: jwt-auth (HS256, the same token on every request) + rbac +
+//!   headers.
 //! - `router/1000_routes/*`: one lookup in a table of 1,000 routes (exact paths,
 //!   `{param}` patterns and prefixes, some with hosts and methods).
 //!
@@ -50,6 +52,13 @@ const HEADERS: [(&str, &str); 8] = [
     ("content-type", "application/json"),
 ];
 
+/// The HMAC key of [`TOKEN`], granted to jwt-auth on the `auth_chain` route.
+const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
+/// An HS256 token signed with [`JWT_SECRET`] for a `user` (`sub` u-1), expiring in 2100.
+const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
+    eyJzdWIiOiJ1LTEiLCJ1c2VybmFtZSI6ImJlbmNoIiwicm9sZSI6InVzZXIiLCJleHAiOjQxMDI0NDQ4MDB9.\
+    o1mMp6qOuTCEr-4xFXnS2GN2tA4fTTH1JC1oP5UA3V0";
+
 /// Where scripts/build-plugins.sh puts the components.
 fn components() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -59,8 +68,9 @@ fn components() -> PathBuf {
     target.join("wasm32-wasip2/plugin")
 }
 
+/// The component of crate `name` (`-` becomes `_` in the file name).
 fn component(name: &str) -> PathBuf {
-    let path = components().join(format!("{name}.wasm"));
+    let path = components().join(format!("{}.wasm", name.replace('-', "_")));
     assert!(
         path.is_file(),
         "{} is missing: run scripts/build-plugins.sh",
@@ -162,13 +172,26 @@ fn loopback_upstream(rt: &Runtime) -> SocketAddr {
 }
 
 /// A config with routes `/p0`, `/p1`, `/p3`, `/p5` to `upstream`, each with that many
-/// `headers` plugins, and `/d3` with three `deny` plugins that let everything through,
-/// in `dir` (whose `plugins/` holds `headers.wasm` and `deny.wasm`).
+/// `headers` plugins, `/d3` with three `deny` plugins that let everything through, and
+/// `/a3` with jwt-auth + rbac + headers, in `dir` (whose `plugins/` holds the
+/// components and `jwt.secret` the key of [`TOKEN`]).
 fn pipeline_config(dir: &Path, upstream: SocketAddr) -> PathBuf {
+    std::fs::write(dir.join("jwt.secret"), JWT_SECRET).expect("write secret");
     let mut toml = format!(
         "[gateway]\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\n\
          [admin]\nenabled = false\n\
+         [plugins.jwt-auth]\nsecrets = {{ jwt = {{ file = \"jwt.secret\" }} }}\n\
          [services.upstream]\nendpoints = [\"http://{upstream}\"]\n"
+    );
+    // bench/run.sh's wasmgate-3 route.
+    toml.push_str(
+        "[[routes]]\nname = \"a3\"\nprefix = \"/a3\"\nservice = \"upstream\"\n\
+         [[routes.plugins]]\nname = \"jwt-auth\"\n\
+         config = { keys = [{ alg = \"HS256\", secret = \"jwt\" }] }\n\
+         [[routes.plugins]]\nname = \"rbac\"\n\
+         config = { roles = { user = [\"bench:read\"] }, rules = [{ methods = [\"GET\"], permissions = [\"bench:read\"] }] }\n\
+         [[routes.plugins]]\nname = \"headers\"\n\
+         config = { request = { set = { \"x-bench-request\" = \"1\" } }, response = { set = { \"x-bench-response\" = \"1\" } } }\n",
     );
     // Three request-only plugins: `deny` with a rule that never matches.
     toml.push_str("[[routes]]\nname = \"d3\"\nprefix = \"/d3\"\nservice = \"upstream\"\n");
@@ -197,7 +220,7 @@ fn pipeline(c: &mut Criterion) {
     let upstream = loopback_upstream(&rt);
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("plugins")).expect("plugin dir");
-    for plugin in ["headers", "deny"] {
+    for plugin in ["headers", "deny", "jwt-auth", "rbac"] {
         std::fs::copy(
             component(plugin),
             dir.path().join(format!("plugins/{plugin}.wasm")),
@@ -219,10 +242,16 @@ fn pipeline(c: &mut Criterion) {
         trace: &trace,
         received_ns: 0,
     };
-    let serve = |path: &str| {
+    // `token`: the bearer token to send instead of the one in HEADERS.
+    let serve = |path: &str, token: Option<&str>| {
         let mut request = Request::builder().method(Method::GET).uri(path);
         for (name, value) in HEADERS {
-            request = request.header(name, value);
+            match token {
+                Some(token) if name == "authorization" => {
+                    request = request.header(name, format!("Bearer {token}"))
+                }
+                _ => request = request.header(name, value),
+            }
         }
         let request = request.body(full_body(Bytes::new())).expect("request");
         let snapshot = snapshot.clone();
@@ -246,11 +275,14 @@ fn pipeline(c: &mut Criterion) {
     for plugins in [0, 1, 3, 5] {
         let path = format!("/p{plugins}/items");
         group.bench_function(format!("{plugins}_plugins"), |b| {
-            b.iter(|| rt.block_on(serve(&path)))
+            b.iter(|| rt.block_on(serve(&path, None)))
         });
     }
     group.bench_function("3_request_only_plugins", |b| {
-        b.iter(|| rt.block_on(serve("/d3/items")))
+        b.iter(|| rt.block_on(serve("/d3/items", None)))
+    });
+    group.bench_function("auth_chain", |b| {
+        b.iter(|| rt.block_on(serve("/a3/items", Some(TOKEN))))
     });
     group.finish();
 }

@@ -22,7 +22,8 @@ mod config;
 mod keys;
 mod token;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -51,6 +52,45 @@ pub struct JwtAuth {
     vars: Vec<(String, String)>,
     headers: IdentityHeaders,
     max_token_bytes: usize,
+    verified: Verified,
+}
+
+/// Claims of a token, shared between the cache and the request being served.
+type Claims = Rc<Map<String, Value>>;
+
+/// Tokens whose signature one of the route's configured keys verified, with their
+/// decoded claims. Those keys are fixed for the life of the instance (a reload makes
+/// new instances), so a token verified once verifies again; everything that depends on
+/// the time or on state (`exp`, `nbf`, revocation) is checked on every request all the
+/// same. Only verified tokens enter, so a client without a key cannot fill it; tokens
+/// verified with a fetched key set are not kept, since that set can change. Bounded by
+/// the bytes of the tokens it holds: when full it starts empty again.
+#[derive(Default)]
+struct Verified {
+    tokens: RefCell<BTreeMap<String, Claims>>,
+    bytes: Cell<usize>,
+}
+
+/// The most token bytes [`Verified`] holds (about 2,000 typical tokens).
+const VERIFIED_CACHE_BYTES: usize = 512 * 1024;
+
+impl Verified {
+    fn get(&self, token: &str) -> Option<Claims> {
+        self.tokens.borrow().get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, claims: &Claims) {
+        let mut tokens = self.tokens.borrow_mut();
+        if tokens.contains_key(token) {
+            return;
+        }
+        if self.bytes.get() + token.len() > VERIFIED_CACHE_BYTES {
+            tokens.clear();
+            self.bytes.set(0);
+        }
+        tokens.insert(token.to_string(), claims.clone());
+        self.bytes.set(self.bytes.get() + token.len());
+    }
 }
 
 /// Why a request is not let through.
@@ -101,6 +141,7 @@ impl Plugin for JwtAuth {
             vars: config.vars.into_iter().collect(),
             headers: config.headers,
             max_token_bytes: config.max_token_bytes,
+            verified: Verified::default(),
         })
     }
 
@@ -199,13 +240,22 @@ impl JwtAuth {
     }
 
     /// Checks `token` fully; the identity and the claims when it passes.
-    fn authenticate(&self, token: &str) -> Result<(Identity, Map<String, Value>), Failure> {
+    fn authenticate(&self, token: &str) -> Result<(Identity, Claims), Failure> {
         if token.len() > self.max_token_bytes {
             return Err(Refusal::TooLarge(token.len()).into());
         }
-        let parsed = token::parse(token)?;
-        self.verify_signature(&parsed)?;
-        let claims = token::claims(&parsed)?;
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let parsed = token::parse(token)?;
+                let by_configured_key = self.verify_signature(&parsed)?;
+                let claims = Rc::new(token::claims(&parsed)?);
+                if by_configured_key {
+                    self.verified.insert(token, &claims);
+                }
+                claims
+            }
+        };
         let now = clock::now_unix_ms() as f64 / 1000.0;
         token::check_claims(&claims, &self.rules, now)?;
         if !self.revoked_prefix.is_empty()
@@ -222,29 +272,32 @@ impl JwtAuth {
         Ok((identity, claims))
     }
 
-    /// Verifies the signature with the configured keys, then the fetched set.
-    fn verify_signature(&self, parsed: &token::Parsed<'_>) -> Result<(), Failure> {
+    /// Verifies the signature with the configured keys, then the fetched set; whether
+    /// a configured key decided.
+    fn verify_signature(&self, parsed: &token::Parsed<'_>) -> Result<bool, Failure> {
         let configured = token::candidates(parsed, &self.keys);
         if let Ok(candidates) = &configured {
             // Configured keys decide when they match: a fetched set is not consulted
             // for a token they refuse.
-            return Ok(token::verify(parsed, candidates)?);
+            token::verify(parsed, candidates)?;
+            return Ok(true);
         }
         let Some(jwks) = &self.jwks else {
             return Err(configured.expect_err("matched above").into());
         };
         let fetched = jwks.keys(false).map_err(Failure::Unavailable)?;
         match token::candidates(parsed, &fetched) {
-            Ok(candidates) => Ok(token::verify(parsed, &candidates)?),
+            Ok(candidates) => token::verify(parsed, &candidates)?,
             Err(Refusal::UnknownKid(_)) => {
                 // Perhaps the issuer rotated its keys: fetch again (at most every
                 // few seconds, whoever asks).
                 let fresh = jwks.keys(true).map_err(Failure::Unavailable)?;
                 let candidates = token::candidates(parsed, &fresh)?;
-                Ok(token::verify(parsed, &candidates)?)
+                token::verify(parsed, &candidates)?
             }
-            Err(refusal) => Err(refusal.into()),
+            Err(refusal) => return Err(refusal.into()),
         }
+        Ok(false)
     }
 
     fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, Refusal> {

@@ -815,6 +815,63 @@ fn a_fetched_key_set_is_cached_and_refetched_for_an_unknown_kid() {
     h.advance_ms(11_000);
     accepted(&mut h, with_token(&ed("ed-2")));
     assert_eq!(h.http_calls().len(), 3);
+    // A token a fetched key verified is not remembered: the retired key's token, which
+    // passed twice above, now fails.
+    assert!(refused(&mut h, with_token(&ed("ed-1"))).contains("unknown kid"));
+    assert!(h.plugin().verified.tokens.borrow().is_empty());
+}
+
+#[test]
+fn a_remembered_token_is_still_checked_for_time_and_revocation() {
+    let mut h = standard();
+    let token = sign(Algorithm::HS256, &claims());
+    accepted(&mut h, with_token(&token));
+    assert!(
+        h.plugin().verified.get(&token).is_some(),
+        "kept once verified"
+    );
+    let again = accepted(&mut h, with_token(&token));
+    assert_eq!(again.headers.get("x-user-id"), Some("42"));
+    assert_eq!(h.ctx.var("consumer"), Some("42"));
+    // Logged out: the revocation list is read on every request.
+    h.kv_set("revoked:token-1", b"1", None);
+    assert!(refused(&mut h, with_token(&token)).contains("revoked"));
+
+    let mut h = standard();
+    accepted(&mut h, with_token(&token));
+    // An hour and the leeway later it has expired, kept or not.
+    h.advance_ms(3_600_000 + 61_000);
+    assert!(refused(&mut h, with_token(&token)).contains("expired"));
+    // Refused tokens are never kept, whatever their form.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    refused(&mut h, with_token(&forged));
+    assert!(h.plugin().verified.get(&forged).is_none());
+}
+
+#[test]
+fn the_token_memory_is_bounded_by_bytes() {
+    let verified = Verified::default();
+    let claims = Claims::default();
+    let token_bytes = 1_000;
+    for i in 0..2 * VERIFIED_CACHE_BYTES / token_bytes {
+        let token = format!("{i:0>width$}", width = token_bytes);
+        verified.insert(&token, &claims);
+        assert!(verified.bytes.get() <= VERIFIED_CACHE_BYTES);
+        assert_eq!(
+            verified.bytes.get(),
+            verified.tokens.borrow().len() * token_bytes
+        );
+        assert!(verified.get(&token).is_some(), "the newest is kept");
+    }
+    // A token kept already is not counted again, nor does it empty a full memory.
+    let before = verified.bytes.get();
+    let last = format!(
+        "{:0>width$}",
+        2 * VERIFIED_CACHE_BYTES / token_bytes - 1,
+        width = token_bytes
+    );
+    verified.insert(&last, &claims);
+    assert_eq!(verified.bytes.get(), before);
 }
 
 #[test]
