@@ -100,6 +100,17 @@ async fn call(
 }
 
 /// (status, X-Request-Id, body as JSON) of one request to the admin listener.
+/// The status of a request without a body.
+async fn status_of(
+    http: &Client,
+    gateway: &GatewayProcess,
+    method: Method,
+    path: &str,
+    auth: Auth<'_>,
+) -> u16 {
+    call(http, gateway, method, path, auth, None).await.0
+}
+
 async fn admin_call(
     http: &Client,
     gateway: &GatewayProcess,
@@ -260,9 +271,7 @@ async fn register_login_me_protected_logout_and_api_keys_survive_a_restart() {
     assert_eq!(status, 200);
     assert_eq!(body["data"]["user"]["username"], "bob");
     assert_eq!(
-        call(&http, &gw, Method::GET, "/auth/me", Auth::None, None)
-            .await
-            .0,
+        status_of(&http, &gw, Method::GET, "/auth/me", Auth::None).await,
         401
     );
 
@@ -282,29 +291,25 @@ async fn register_login_me_protected_logout_and_api_keys_survive_a_restart() {
     assert_eq!(echo["headers"]["x-user-role"], json!(["user"]));
     // rbac: bob (user) may read but not delete; alice (admin) may.
     assert_eq!(
-        call(
+        status_of(
             &http,
             &gw,
             Method::DELETE,
             "/api/items/1",
-            Auth::Bearer(&bob),
-            None
+            Auth::Bearer(&bob)
         )
-        .await
-        .0,
+        .await,
         403
     );
     assert_eq!(
-        call(
+        status_of(
             &http,
             &gw,
             Method::DELETE,
             "/api/items/1",
-            Auth::Bearer(&alice),
-            None
+            Auth::Bearer(&alice)
         )
-        .await
-        .0,
+        .await,
         200
     );
 
@@ -418,16 +423,7 @@ async fn register_login_me_protected_logout_and_api_keys_survive_a_restart() {
     );
     // A key's role is checked like a user's.
     assert_eq!(
-        call(
-            &http,
-            &gw,
-            Method::DELETE,
-            "/api/items/1",
-            Auth::Key(&key),
-            None
-        )
-        .await
-        .0,
+        status_of(&http, &gw, Method::DELETE, "/api/items/1", Auth::Key(&key)).await,
         403
     );
 
@@ -443,9 +439,7 @@ async fn register_login_me_protected_logout_and_api_keys_survive_a_restart() {
     // The management route is not on the gateway listener, and the admin API's own
     // endpoints still answer on the admin one.
     assert_eq!(
-        call(&http, &gw, Method::GET, "/admin/api-keys", Auth::None, None)
-            .await
-            .0,
+        status_of(&http, &gw, Method::GET, "/admin/api-keys", Auth::None).await,
         404
     );
     assert_eq!(
@@ -486,50 +480,21 @@ async fn register_login_me_protected_logout_and_api_keys_survive_a_restart() {
     .await;
     assert_eq!(status, 200, "users survive: {body}");
     assert_eq!(
-        call(
-            &http,
-            &gw,
-            Method::GET,
-            "/auth/me",
-            Auth::Bearer(&alice),
-            None
-        )
-        .await
-        .0,
+        status_of(&http, &gw, Method::GET, "/auth/me", Auth::Bearer(&alice)).await,
         200
     );
     assert_eq!(
-        call(
-            &http,
-            &gw,
-            Method::GET,
-            "/auth/me",
-            Auth::Bearer(&bob),
-            None
-        )
-        .await
-        .0,
+        status_of(&http, &gw, Method::GET, "/auth/me", Auth::Bearer(&bob)).await,
         401,
         "revocations survive"
     );
     assert_eq!(
-        call(&http, &gw, Method::GET, "/api/items", Auth::Key(&key), None)
-            .await
-            .0,
+        status_of(&http, &gw, Method::GET, "/api/items", Auth::Key(&key)).await,
         401,
         "revoked keys stay revoked"
     );
     assert_eq!(
-        call(
-            &http,
-            &gw,
-            Method::GET,
-            "/api/items",
-            Auth::Key(&kept_key),
-            None
-        )
-        .await
-        .0,
+        status_of(&http, &gw, Method::GET, "/api/items", Auth::Key(&kept_key)).await,
         200,
         "keys survive"
     );
@@ -622,9 +587,7 @@ async fn bad_api_keys_each_get_a_401_envelope() {
         assert!(!envelope.to_string().contains(secret), "{name}");
     }
     assert_eq!(
-        call(&http, &gw, Method::GET, "/api/x", Auth::Key(&good), None)
-            .await
-            .0,
+        status_of(&http, &gw, Method::GET, "/api/x", Auth::Key(&good)).await,
         200
     );
     assert!(gw.is_running());
@@ -655,9 +618,7 @@ async fn a_revoked_consumer_is_refused_with_any_of_its_keys() {
     }
     for key in &keys {
         assert_eq!(
-            call(&http, &gw, Method::GET, "/api/x", Auth::Key(key), None)
-                .await
-                .0,
+            status_of(&http, &gw, Method::GET, "/api/x", Auth::Key(key)).await,
             200
         );
     }
