@@ -17,6 +17,7 @@ pub mod error;
 pub mod framing;
 pub mod health;
 pub mod logging;
+pub mod metric_rules;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;

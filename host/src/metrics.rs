@@ -19,21 +19,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Prefixes of the gateway's own metric names, refused for plugin metrics.
-pub const RESERVED_PREFIXES: [&str; 6] = [
-    "http_",
-    "plugin_",
-    "upstream_",
-    "service_",
-    "wasmgate_",
-    "process_",
-];
-/// Most labels a plugin metric may carry (besides `plugin`).
-pub const MAX_LABELS: usize = 4;
-/// Longest label value a plugin may set.
-pub const MAX_LABEL_VALUE: usize = 128;
-/// Most label combinations per plugin metric and plugin.
-pub const MAX_SERIES: usize = 100;
+pub use crate::metric_rules::{MAX_LABEL_VALUE, MAX_LABELS, MAX_SERIES, RESERVED_PREFIXES};
+use crate::metric_rules::{check_labels, check_name};
 
 type Labels = Vec<(String, String)>;
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -390,52 +377,6 @@ pub fn method_label(method: &http::Method) -> &'static str {
         http::Method::TRACE => "TRACE",
         _ => "OTHER",
     }
-}
-
-fn is_identifier(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-fn check_name(name: &str) -> Result<(), String> {
-    if name.len() > 64 || !is_identifier(name) {
-        return Err(format!(
-            "metric name {name:?} must be [a-z_][a-z0-9_]* and at most 64 bytes"
-        ));
-    }
-    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| name.starts_with(**p)) {
-        return Err(format!(
-            "metric name {name:?} starts with {prefix:?}, which the gateway keeps for its own metrics"
-        ));
-    }
-    Ok(())
-}
-
-fn check_labels(labels: &[(String, String)]) -> Result<(), String> {
-    if labels.len() > MAX_LABELS {
-        return Err(format!(
-            "{} labels given; at most {MAX_LABELS} are allowed",
-            labels.len()
-        ));
-    }
-    let mut seen = HashSet::new();
-    for (name, value) in labels {
-        if !is_identifier(name) || name == "plugin" || name.len() > 64 {
-            return Err(format!(
-                "label name {name:?} must be [a-z_][a-z0-9_]* and not \"plugin\""
-            ));
-        }
-        if !seen.insert(name) {
-            return Err(format!("label {name:?} is given twice"));
-        }
-        if value.len() > MAX_LABEL_VALUE {
-            return Err(format!(
-                "the value of label {name:?} is over {MAX_LABEL_VALUE} bytes"
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

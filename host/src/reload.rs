@@ -204,34 +204,16 @@ impl Reloader {
     fn keep_restart_only(&self, config: &mut Config) {
         let running = &self.started_with;
         let mut changed = Vec::new();
-        if config.gateway != running.gateway {
-            changed.push("[gateway]");
-            config.gateway = running.gateway.clone();
+        // Each section named here is read only at start.
+        macro_rules! keep {
+            ($($section:ident),*) => {$(
+                if config.$section != running.$section {
+                    changed.push(concat!("[", stringify!($section), "]"));
+                    config.$section = running.$section.clone();
+                }
+            )*};
         }
-        if config.admin != running.admin {
-            changed.push("[admin]");
-            config.admin = running.admin.clone();
-        }
-        if config.reload != running.reload {
-            changed.push("[reload]");
-            config.reload = running.reload.clone();
-        }
-        if config.limits != running.limits {
-            changed.push("[limits]");
-            config.limits = running.limits.clone();
-        }
-        if config.log != running.log {
-            changed.push("[log]");
-            config.log = running.log.clone();
-        }
-        if config.health != running.health {
-            changed.push("[health]");
-            config.health = running.health.clone();
-        }
-        if config.metrics != running.metrics {
-            changed.push("[metrics]");
-            config.metrics = running.metrics.clone();
-        }
+        keep!(gateway, admin, reload, limits, log, health, metrics);
         if !changed.is_empty() {
             tracing::warn!(
                 sections = %changed.join(", "),

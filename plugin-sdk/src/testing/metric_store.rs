@@ -4,23 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-/// Prefixes of the gateway's own metric names, refused for plugin metrics.
-const RESERVED_PREFIXES: [&str; 6] = [
-    "http_",
-    "plugin_",
-    "upstream_",
-    "service_",
-    "wasmgate_",
-    "process_",
-];
-/// Longest metric or label name.
-const MAX_NAME: usize = 64;
-/// Most labels a plugin metric may carry (besides `plugin`).
-const MAX_LABELS: usize = 4;
-/// Longest label value.
-const MAX_LABEL_VALUE: usize = 128;
-/// Most label combinations per metric.
-const MAX_SERIES: usize = 100;
+// The gateway's own rules, from its source, so that the two cannot drift apart.
+#[path = "../../../host/src/metric_rules.rs"]
+mod metric_rules;
+use metric_rules::{MAX_SERIES, check_labels, check_name};
 
 /// The value of one metric call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -143,50 +130,4 @@ fn sorted(labels: &[(String, String)]) -> Vec<(String, String)> {
     let mut labels = labels.to_vec();
     labels.sort();
     labels
-}
-
-fn is_identifier(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-fn check_name(name: &str) -> Result<(), String> {
-    if name.len() > MAX_NAME || !is_identifier(name) {
-        return Err(format!(
-            "metric name {name:?} must be [a-z_][a-z0-9_]* and at most {MAX_NAME} bytes"
-        ));
-    }
-    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| name.starts_with(**p)) {
-        return Err(format!(
-            "metric name {name:?} starts with {prefix:?}, which the gateway keeps for its own metrics"
-        ));
-    }
-    Ok(())
-}
-
-fn check_labels(labels: &[(String, String)]) -> Result<(), String> {
-    if labels.len() > MAX_LABELS {
-        return Err(format!(
-            "{} labels given; at most {MAX_LABELS} are allowed",
-            labels.len()
-        ));
-    }
-    let mut seen = HashSet::new();
-    for (name, value) in labels {
-        if !is_identifier(name) || name == "plugin" || name.len() > MAX_NAME {
-            return Err(format!(
-                "label name {name:?} must be [a-z_][a-z0-9_]* and not \"plugin\""
-            ));
-        }
-        if !seen.insert(name) {
-            return Err(format!("label {name:?} is given twice"));
-        }
-        if value.len() > MAX_LABEL_VALUE {
-            return Err(format!(
-                "the value of label {name:?} is over {MAX_LABEL_VALUE} bytes"
-            ));
-        }
-    }
-    Ok(())
 }
