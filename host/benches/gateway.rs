@@ -33,12 +33,12 @@ use hyper_util::rt::TokioIo;
 use tokio::runtime::Runtime;
 use wasmgate::config::Listener;
 use wasmgate::pipeline::{self, RequestMeta};
-use wasmgate::plugin::{self, Context, Grants, PluginRuntime};
+use wasmgate::plugin::{self, Grants, OutboundCalls, PluginRuntime};
 use wasmgate::router::{PathPattern, RouteMatcher, RouteTable};
 use wasmgate::snapshot::{Snapshot, Sources};
 use wasmgate::state::StateStore;
 use wasmgate::trace::TraceContext;
-use wasmgate::upstream::{OutboundCalls, full_body};
+use wasmgate::upstream::full_body;
 
 /// The headers of a realistic API request.
 const HEADERS: [(&str, &str); 8] = [
@@ -102,43 +102,52 @@ fn plugin_call(c: &mut Criterion) {
     let state = StateStore::open(data.path()).expect("state");
     let plugins = PluginRuntime::new(None, Default::default()).expect("engine");
     let noop = plugins.load("noop", &component("noop")).expect("load noop");
-    let ctx = Context {
+    let facts = std::sync::Arc::new(plugin::Facts {
         request_id: "0b6c3e1e-5a0c-4a8e-9d6e-3f1f0f7b2a11".into(),
         trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         route: "bench".into(),
         client_addr: "127.0.0.1:50000".into(),
-        method: "GET".into(),
-        path: "/api/users/42".into(),
         received_ns: 0,
-        params: Vec::new(),
-        vars: Vec::new(),
-        upstream: None,
-    };
-    let request = plugin::Request {
-        method: "GET".into(),
+        method: http::Method::GET,
         path: "/api/users/42".into(),
-        query: Some("page=2".into()),
-        headers: HEADERS
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-            .collect(),
-        body: None,
-    };
+        params: Vec::new(),
+    });
+    let headers: http::HeaderMap = HEADERS
+        .iter()
+        .map(|(n, v)| {
+            (
+                http::HeaderName::from_bytes(n.as_bytes()).expect("a header name"),
+                http::HeaderValue::from_static(v),
+            )
+        })
+        .collect();
     let mut group = c.benchmark_group("plugin_call");
     for (model, instances) in [("reused_instance", 64), ("fresh_instance", 0)] {
         let grants = Grants {
             plugin: "noop".into(),
             route: "bench".into(),
             kv: state.namespace("noop").expect("namespace"),
+            kv_durable: false,
             http: OutboundCalls::default(),
+            targets: Default::default(),
             memory_limit: 64 << 20,
             secrets: Default::default(),
         };
         let pool = rt
             .block_on(noop.configure("{}".into(), grants, Duration::from_millis(100), instances))
             .expect("configure");
+        // One exchange, lent to every call and taken back, as the pipeline does.
+        let mut exchange = Some(plugin::ExchangeState::new(
+            facts.clone(),
+            Some("page=2".into()),
+            headers.clone(),
+        ));
         group.bench_function(model, |b| {
-            b.iter(|| rt.block_on(pool.on_request(&ctx, &request)).expect("call"))
+            b.iter(|| {
+                let (back, action) = rt.block_on(pool.on_request(exchange.take().expect("lent")));
+                action.expect("call");
+                exchange = Some(back);
+            })
         });
     }
     group.finish();

@@ -47,6 +47,28 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as it appears in the envelope, e.g. `"FORBIDDEN"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationError => "VALIDATION_ERROR",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict => "CONFLICT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UriTooLong => "URI_TOO_LONG",
+            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            Self::ReloadRejected => "RELOAD_REJECTED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::InternalError => "INTERNAL_ERROR",
+            Self::PluginError => "PLUGIN_ERROR",
+            Self::BadGateway => "BAD_GATEWAY",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::GatewayTimeout => "GATEWAY_TIMEOUT",
+        }
+    }
+
     /// The HTTP status for this code.
     pub fn status(self) -> StatusCode {
         match self {
@@ -156,6 +178,22 @@ mod tests {
         assert_eq!(value["request_id"], "req-1");
         let timestamp = value["timestamp"].as_str().unwrap();
         assert!(humantime::parse_rfc3339(timestamp).is_ok(), "{timestamp}");
+    }
+
+    #[test]
+    fn codes_are_written_as_serde_writes_them() {
+        for code in [
+            ErrorCode::ValidationError,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::ReloadRejected,
+            ErrorCode::PluginError,
+            ErrorCode::GatewayTimeout,
+        ] {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::from(code.as_str())
+            );
+        }
     }
 
     #[test]

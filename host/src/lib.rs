@@ -10,6 +10,7 @@
 //! failure becomes the JSON envelope.
 
 pub mod admin;
+pub mod allowlist;
 pub mod cli;
 pub mod config;
 pub mod connection;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod framing;
 pub mod health;
 pub mod logging;
+pub mod message_rules;
 pub mod metric_rules;
 pub mod metrics;
 pub mod normalize;

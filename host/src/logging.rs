@@ -20,8 +20,14 @@ use std::sync::Mutex;
 use file_rotate::compression::Compression;
 use file_rotate::suffix::AppendCount;
 use file_rotate::{ContentLimit, FileRotate};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{LogFormat, LogSettings};
 
@@ -111,19 +117,207 @@ pub fn init(settings: &LogSettings) -> Result<(), String> {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(ansi);
+    JSON.store(effective.format == LogFormat::Json, Ordering::Relaxed);
     let result = match effective.format {
         LogFormat::Console => builder.try_init(),
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(MergePluginFields(
+                tracing_subscriber::fmt::format()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false),
+            ))
             .try_init(),
     };
     result.map_err(|e| format!("cannot install the logger: {e}"))
 }
 
+/// Whether log lines are JSON (set once by [`init`]).
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// The field that carries a plugin's structured fields (a JSON object as text) from
+/// [`plugin_line`] to the JSON formatter, which makes each a field of the line.
+const PLUGIN_FIELDS: &str = "plugin_fields";
+
+/// Most structured fields one plugin log line keeps.
+pub const MAX_PLUGIN_FIELDS: usize = 32;
+
+/// Keys of a plugin log line that the gateway writes itself.
+const RESERVED_KEYS: [&str; 9] = [
+    "timestamp",
+    "level",
+    "target",
+    "message",
+    "plugin",
+    "route",
+    "request_id",
+    "trace_id",
+    "dropped_fields",
+];
+
+/// A plugin's structured fields, checked: names `[a-z_][a-z0-9_]*` of at most 64
+/// bytes, not a key the gateway writes, at most [`MAX_PLUGIN_FIELDS`]; the rest are
+/// dropped and counted.
+#[derive(Debug, Default)]
+pub struct PluginFields {
+    fields: Vec<(String, serde_json::Value)>,
+    dropped: usize,
+}
+
+impl PluginFields {
+    /// Checks `fields`, keeping the first of a repeated name.
+    pub fn new(fields: impl IntoIterator<Item = (String, serde_json::Value)>) -> Self {
+        let mut kept = Self::default();
+        for (name, value) in fields {
+            let valid = crate::metric_rules::is_identifier(&name)
+                && name.len() <= 64
+                && !RESERVED_KEYS.contains(&name.as_str())
+                && !kept.fields.iter().any(|(n, _)| *n == name);
+            if valid && kept.fields.len() < MAX_PLUGIN_FIELDS {
+                kept.fields.push((name, value));
+            } else {
+                kept.dropped += 1;
+            }
+        }
+        kept
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.dropped == 0
+    }
+
+    /// The fields as one JSON object.
+    fn json(&self) -> String {
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            self.fields.iter().cloned().collect();
+        if self.dropped > 0 {
+            object.insert("dropped_fields".into(), self.dropped.into());
+        }
+        serde_json::Value::Object(object).to_string()
+    }
+
+    /// The fields as ` name=value` pairs for the console (text quoted when it holds
+    /// spaces, quotes or `=`).
+    fn console(&self) -> String {
+        let mut out = String::new();
+        for (name, value) in &self.fields {
+            let text = match value {
+                serde_json::Value::String(s)
+                    if !s.is_empty() && !s.contains([' ', '"', '=', '\n', '\t']) =>
+                {
+                    s.clone()
+                }
+                other => other.to_string(),
+            };
+            out.push_str(&format!(" {name}={text}"));
+        }
+        if self.dropped > 0 {
+            out.push_str(&format!(" dropped_fields={}", self.dropped));
+        }
+        out
+    }
+}
+
+/// Writes one plugin log line (target `plugin`), tagged with the plugin, route,
+/// request id and trace id, with `fields` as JSON fields or `name=value` pairs.
+pub fn plugin_line(
+    level: tracing::Level,
+    plugin: &str,
+    route: &str,
+    request_id: &str,
+    trace_id: &str,
+    message: &str,
+    fields: &PluginFields,
+) {
+    macro_rules! line {
+        ($level:expr) => {
+            if fields.is_empty() {
+                tracing::event!(target: "plugin", $level, plugin, route, request_id, trace_id, "{message}")
+            } else if JSON.load(Ordering::Relaxed) {
+                let plugin_fields = fields.json();
+                tracing::event!(target: "plugin", $level, plugin, route, request_id, trace_id, plugin_fields, "{message}")
+            } else {
+                let pairs = fields.console();
+                tracing::event!(target: "plugin", $level, plugin, route, request_id, trace_id, "{message}{pairs}")
+            }
+        };
+    }
+    match level {
+        tracing::Level::TRACE => line!(tracing::Level::TRACE),
+        tracing::Level::DEBUG => line!(tracing::Level::DEBUG),
+        tracing::Level::INFO => line!(tracing::Level::INFO),
+        tracing::Level::WARN => line!(tracing::Level::WARN),
+        _ => line!(tracing::Level::ERROR),
+    }
+}
+
+/// The JSON format, with a plugin's structured fields made fields of the line.
+struct MergePluginFields<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for MergePluginFields<F>
+where
+    F: FormatEvent<S, N>,
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        if event.metadata().fields().field(PLUGIN_FIELDS).is_none() {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        match merge_plugin_fields(line.trim_end()) {
+            Some(merged) => writeln!(writer, "{merged}"),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+/// `{"…","plugin_fields":"{\"a\":1}"}` → `{"…","a":1}`; the line's own keys win.
+fn merge_plugin_fields(line: &str) -> Option<String> {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
+    let fields = object.remove(PLUGIN_FIELDS)?;
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(fields.as_str()?).ok()?;
+    for (name, value) in fields {
+        object.entry(name).or_insert(value);
+    }
+    serde_json::to_string(&object).ok()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plugin_fields_are_checked_and_merged() {
+        let fields = PluginFields::new([
+            ("user".to_string(), serde_json::json!("alice")),
+            ("attempt".to_string(), serde_json::json!(3)),
+            ("Bad-Name".to_string(), serde_json::json!(1)),
+            ("level".to_string(), serde_json::json!("forged")),
+            ("user".to_string(), serde_json::json!("again")),
+        ]);
+        assert_eq!(fields.console(), " user=alice attempt=3 dropped_fields=3");
+        let line =
+            serde_json::json!({"level": "INFO", "message": "m", PLUGIN_FIELDS: fields.json()});
+        let merged: serde_json::Value =
+            serde_json::from_str(&merge_plugin_fields(&line.to_string()).unwrap()).unwrap();
+        assert_eq!(merged["user"], "alice");
+        assert_eq!(merged["attempt"], 3);
+        assert_eq!(merged["dropped_fields"], 3);
+        assert_eq!(merged["level"], "INFO");
+        assert!(merged.get(PLUGIN_FIELDS).is_none());
+        let many = PluginFields::new((0..40).map(|i| (format!("f{i}"), serde_json::json!(i))));
+        assert_eq!(many.fields.len(), MAX_PLUGIN_FIELDS);
+        assert_eq!(many.dropped, 8);
+    }
+
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {

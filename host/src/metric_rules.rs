@@ -23,7 +23,7 @@ pub const MAX_LABEL_VALUE: usize = 128;
 /// Most label combinations per plugin metric and plugin.
 pub const MAX_SERIES: usize = 100;
 
-fn is_identifier(name: &str) -> bool {
+pub fn is_identifier(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')

@@ -1,29 +1,41 @@
-//! A request's life on its route: the request phase (plugins in order, each
-//! `continue` or `respond`), the upstream call, then the response phase (in reverse,
-//! only the plugins whose `on-request` returned `continue`, less those that said they
-//! are `request-only`).
+//! A request's life on its route, as named phases (pingora's are the model):
+//!
+//! 1. **route**: normalise the path, pick the route;
+//! 2. **request phase**: plugins in order, each lent the request's [`ExchangeState`]:
+//!    `continue`, `continue-to` another granted upstream, or `respond`;
+//! 3. **forward**: the upstream call (the route's service or the plugin's choice);
+//! 4. **response phase**: in reverse, the plugins whose request phase continued, less
+//!    those that are `request-only`;
+//! 5. **log phase**: after the client has the whole body, `on-log` for the plugins
+//!    that asked, with what happened (failures included), off the client's path.
 //!
 //! Bodies stream untouched unless a plugin in the chain asked for them; then they are
-//! buffered up to the route's cap. Every plugin output is checked before use: an
-//! invalid header, status or path is the plugin's failure, never the client's.
+//! buffered up to the route's cap. Changes a plugin makes are checked as it makes
+//! them (in the `exchange` resource); its own answers are checked here.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 
-use crate::config::Listener;
-use crate::config::OnError;
+use crate::config::{Listener, OnError};
 use crate::error::{ErrorCode, Reject};
+use crate::message_rules;
 use crate::normalize::normalize_path;
-use crate::plugin::{Action, Context, PluginFailure, UpstreamCall};
-use crate::plugin::{Request as PluginRequest, Response as PluginResponse};
+use crate::plugin::{
+    Action, ExchangeState, Facts, FailureKind, LogEntry, LogFailure, LogFailureKind, PluginFailure,
+    PluginTime, ResponseState, Upstream, UpstreamCall, wit_method,
+};
 use crate::router::Miss;
 use crate::snapshot::{ChainPlugin, Route, Snapshot};
 use crate::trace::{TRACEPARENT, TraceContext};
-use crate::upstream::{ProxyBody, full_body, stream_body, strip_hop_by_hop};
+use crate::upstream::{BoxError, ProxyBody, full_body, stream_body, strip_hop_by_hop};
 
 /// A body as the pipeline holds it: still streaming, or buffered.
 enum Body {
@@ -73,6 +85,31 @@ pub struct RequestMeta<'a> {
     pub received_ns: u64,
 }
 
+/// What the log phase learns about a request as it goes through the others.
+#[derive(Default)]
+struct Trail {
+    answered_by: Option<Arc<str>>,
+    failure: Option<(LogFailureKind, Option<Arc<str>>)>,
+    bytes_in: Option<u64>,
+    upstream: Option<UpstreamCall>,
+    upstream_ns: Option<u64>,
+    plugin_ns: Vec<(Arc<str>, u64)>,
+}
+
+impl Trail {
+    fn time(&mut self, plugin: &Arc<str>, started: Instant) {
+        let ns = started.elapsed().as_nanos() as u64;
+        match self.plugin_ns.iter_mut().find(|(p, _)| p == plugin) {
+            Some(slot) => slot.1 += ns,
+            None => self.plugin_ns.push((plugin.clone(), ns)),
+        }
+    }
+
+    fn fail(&mut self, kind: LogFailureKind, plugin: Option<&Arc<str>>) {
+        self.failure = Some((kind, plugin.cloned()));
+    }
+}
+
 /// Serves one request with `snapshot`. The matched route's name is left in `route`
 /// (for metrics), even when the request then fails.
 pub async fn handle(
@@ -82,7 +119,6 @@ pub async fn handle(
     meta: &RequestMeta<'_>,
     matched: &mut Option<Arc<str>>,
 ) -> Result<Response<ProxyBody>, Reject> {
-    let (client, request_id) = (meta.client, meta.request_id);
     let (parts, body) = request.into_parts();
     let path = normalize_path(parts.uri.path())
         .map_err(|bad| Reject::new(ErrorCode::ValidationError, bad.0))?;
@@ -90,168 +126,215 @@ pub async fn handle(
     let found = snapshot
         .table(listener)
         .lookup(host.as_deref(), &parts.method, &path)
-        .map_err(|miss| match miss {
-            Miss::NotFound => Reject::new(ErrorCode::NotFound, format!("no route for {path}")),
-            Miss::MethodNotAllowed(allowed) => {
-                let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-                Reject::new(
-                    ErrorCode::MethodNotAllowed,
-                    format!("{} is not allowed here", parts.method),
-                )
-                .with_header(
-                    header::ALLOW,
-                    HeaderValue::from_str(&allow.join(", ")).expect("methods are tokens"),
-                )
-            }
-        })?;
-    let route = &snapshot.routes[found.index];
+        .map_err(|miss| refuse(miss, &parts.method, &path))?;
+    let index = found.index;
+    let route = &snapshot.routes[index];
     *matched = Some(route.name.clone());
 
+    let facts = Arc::new(Facts {
+        request_id: meta.request_id.to_string(),
+        trace_id: meta.trace.trace_id.clone(),
+        route: route.name.clone(),
+        client_addr: meta.client.to_string(),
+        received_ns: meta.received_ns,
+        method: parts.method.clone(),
+        path,
+        params: found.params,
+    });
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     // `X-Forwarded-Host` names what the client asked for, whatever plugins change.
-    let original_host = headers.get(header::HOST).cloned().or_else(|| {
-        let authority = parts.uri.authority()?;
-        HeaderValue::from_str(authority.as_str()).ok()
-    });
-    let mut ctx = Context {
-        request_id: request_id.to_string(),
+    let forwarded = Forwarded {
+        client: meta.client,
+        host: headers.get(header::HOST).cloned().or_else(|| {
+            let authority = parts.uri.authority()?;
+            HeaderValue::from_str(authority.as_str()).ok()
+        }),
+        request_id: meta.request_id,
+        traceparent: meta.trace.header_value(),
+    };
+    let mut trail = Trail {
+        bytes_in: content_length(&headers),
+        ..Trail::default()
+    };
+    let exchange = ExchangeState::new(
+        facts.clone(),
+        parts.uri.query().map(str::to_string),
+        headers,
+    );
+    let result = serve(route, exchange, Body::Stream(body), &forwarded, &mut trail).await;
+    if !route.logs {
+        return result
+            .map(|(response, _)| response)
+            .map_err(|(reject, _)| reject);
+    }
+    // The log phase runs once the client has the whole response.
+    let (response, vars) = match result {
+        Ok(done) => done,
+        Err((reject, vars)) => (
+            reject
+                .into_response::<Bytes>(meta.request_id)
+                .map(full_body),
+            vars,
+        ),
+    };
+    let entry = LogDraft {
+        snapshot: snapshot.clone(),
+        route: index,
+        request_id: meta.request_id.to_string(),
         trace_id: meta.trace.trace_id.clone(),
-        route: route.name.to_string(),
-        client_addr: client.to_string(),
-        method: parts.method.as_str().to_string(),
-        path: path.clone(),
+        client_addr: meta.client.to_string(),
         received_ns: meta.received_ns,
-        params: found.params,
-        vars: Vec::new(),
-        upstream: None,
-    };
-    // The headers live as a `HeaderMap`; plugins get them as a list, made once and
-    // then taken from each plugin's (checked) output.
-    let mut wit_request = PluginRequest {
-        method: parts.method.as_str().to_string(),
-        path,
+        method: parts.method,
+        path: facts.path.clone(),
         query: parts.uri.query().map(str::to_string),
-        headers: if route.chain.is_empty() {
-            Vec::new()
-        } else {
-            to_wit_headers(&headers)
-        },
-        body: None,
+        status: response.status().as_u16(),
+        trail,
+        vars,
     };
-    let mut body = Body::Stream(body);
-    if route.needs_request_body {
-        let bytes = body.buffer(route.max_body_bytes).await.map_err(|()| {
+    Ok(response.map(|body| LoggedBody::wrap(body, entry)))
+}
+
+/// The client-facing answer for a request no route takes.
+fn refuse(miss: Miss, method: &Method, path: &str) -> Reject {
+    match miss {
+        Miss::NotFound => Reject::new(ErrorCode::NotFound, format!("no route for {path}")),
+        Miss::MethodNotAllowed(allowed) => {
+            let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
             Reject::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "the request body is over this route's limit of {} bytes",
-                    route.max_body_bytes
-                ),
+                ErrorCode::MethodNotAllowed,
+                format!("{method} is not allowed here"),
             )
-        })?;
-        body = Body::Buffered(bytes);
+            .with_header(
+                header::ALLOW,
+                HeaderValue::from_str(&allow.join(", ")).expect("methods are tokens"),
+            )
+        }
+    }
+}
+
+type Served = (Response<ProxyBody>, Vec<(String, String)>);
+
+/// The phases after routing. On failure, the rejection and the chain variables so far.
+async fn serve(
+    route: &Route,
+    mut exchange: ExchangeState,
+    mut body: Body,
+    forwarded: &Forwarded<'_>,
+    trail: &mut Trail,
+) -> Result<Served, (Reject, Vec<(String, String)>)> {
+    macro_rules! fail {
+        ($reject:expr) => {
+            return Err(($reject, std::mem::take(&mut exchange.vars)))
+        };
+    }
+    if route.needs_request_body {
+        match body.buffer(route.max_body_bytes).await {
+            Ok(bytes) => {
+                trail.bytes_in = Some(bytes.len() as u64);
+                exchange.request_body = Some(bytes);
+            }
+            Err(()) => {
+                trail.fail(LogFailureKind::BodyTooLarge, None);
+                fail!(Reject::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "the request body is over this route's limit of {} bytes",
+                        route.max_body_bytes
+                    ),
+                ));
+            }
+        }
+        body = Body::Buffered(Bytes::new());
     }
 
     // Request phase.
     let mut ran = 0;
     let mut answered = None;
+    let mut target = None;
     for plugin in &route.chain {
-        if plugin.request_body
-            && let Body::Buffered(bytes) = &body
-        {
-            wit_request.body = Some(bytes.to_vec());
-        }
-        let outcome = plugin.pool.on_request(&ctx, &wit_request).await;
-        match outcome.and_then(|(action, vars)| checked_action(plugin, action).map(|a| (a, vars))) {
-            Ok((action, vars)) => {
-                merge_vars(&mut ctx.vars, vars);
-                match action {
-                    Checked::Continue(mut next, checked_headers) => {
-                        if let Some(replaced) = next.body.take() {
-                            body = Body::Buffered(replaced.into());
-                        }
-                        wit_request = next;
-                        headers = checked_headers;
-                        ran += 1;
-                    }
-                    Checked::Respond(mut response, checked_headers) => {
-                        let bytes = response.body.take().unwrap_or_default();
-                        answered = Some((response.status, checked_headers, bytes));
-                        break;
-                    }
+        let started = Instant::now();
+        let (back, outcome) = plugin.pool.on_request(exchange).await;
+        exchange = back;
+        trail.time(plugin.pool.plugin(), started);
+        let outcome = outcome.and_then(|action| checked_action(plugin, action));
+        match outcome {
+            Ok(Decision::Continue(chosen)) => {
+                if chosen.is_some() {
+                    target = chosen;
                 }
+                ran += 1;
+            }
+            Ok(Decision::Respond(status, headers, bytes)) => {
+                trail.answered_by = Some(plugin.pool.plugin().clone());
+                answered = Some((status, headers, bytes));
+                break;
             }
             Err(failure) => {
-                wit_request.body = None;
-                skip_or_fail(plugin, &ctx, failure)?;
+                if let Err(reject) = skip_or_fail(plugin, &exchange, &failure) {
+                    trail.fail(failure_kind(failure.kind), Some(plugin.pool.plugin()));
+                    fail!(reject);
+                }
                 ran += 1;
             }
         }
     }
     let ran = &route.chain[..ran];
 
-    let (mut status, mut response_headers, mut response_body) = match answered {
-        Some((status, headers, bytes)) => (status, headers, Body::Buffered(bytes.into())),
+    // Forward.
+    let (status, headers, mut response_body) = match answered {
+        Some((status, headers, bytes)) => (status, headers, Body::Buffered(bytes)),
         None => {
-            let forwarded = Forwarded {
-                client,
-                host: original_host,
-                request_id,
-                traceparent: meta.trace.header_value(),
-            };
-            let (status, headers, body, upstream) =
-                call_upstream(route, wit_request, headers, body, &forwarded).await;
-            ctx.upstream = upstream;
-            (status, headers, body)
+            if let Some(bytes) = exchange.request_body.take() {
+                body = Body::Buffered(bytes);
+            }
+            forward(route, &mut exchange, target, body, forwarded, trail).await
         }
     };
 
     // Response phase.
-    if ran.iter().any(|p| p.response_body && !p.request_only) {
+    let plugins: Vec<&ChainPlugin> = ran.iter().rev().filter(|p| !p.request_only).collect();
+    if plugins.iter().any(|p| p.response_body) {
         match response_body.buffer(route.max_body_bytes).await {
             Ok(bytes) => response_body = Body::Buffered(bytes),
             Err(()) => {
-                return Err(Reject::new(
+                trail.fail(LogFailureKind::UpstreamTooLarge, None);
+                fail!(Reject::new(
                     ErrorCode::BadGateway,
                     "the upstream response is over this route's body limit for its plugins",
                 ));
             }
         }
     }
-    if ran.iter().any(|p| !p.request_only) {
-        let mut response = PluginResponse {
-            status,
-            headers: to_wit_headers(&response_headers),
-            body: None,
-        };
-        for plugin in ran.iter().rev().filter(|p| !p.request_only) {
-            if plugin.response_body
-                && let Body::Buffered(bytes) = &response_body
-            {
-                response.body = Some(bytes.to_vec());
-            }
-            let outcome = plugin.pool.on_response(&ctx, &response).await;
-            match outcome
-                .and_then(|(next, vars)| checked_response(plugin, next, 100).map(|r| (r, vars)))
-            {
-                Ok(((mut next, checked_headers), vars)) => {
-                    merge_vars(&mut ctx.vars, vars);
-                    if let Some(replaced) = next.body.take() {
-                        response_body = Body::Buffered(replaced.into());
-                    }
-                    status = next.status;
-                    response_headers = checked_headers;
-                    response = next;
-                }
-                Err(failure) => {
-                    response.body = None;
-                    skip_or_fail(plugin, &ctx, failure)?;
-                }
-            }
+    exchange.request_headers = HeaderMap::new();
+    exchange.response = Some(ResponseState {
+        status,
+        headers,
+        body: match &response_body {
+            Body::Buffered(bytes) => Some(bytes.clone()),
+            Body::Stream(_) => None,
+        },
+    });
+    for plugin in plugins {
+        let started = Instant::now();
+        let (back, outcome) = plugin.pool.on_response(exchange).await;
+        exchange = back;
+        trail.time(plugin.pool.plugin(), started);
+        if let Err(failure) = outcome
+            && let Err(reject) = skip_or_fail(plugin, &exchange, &failure)
+        {
+            trail.fail(failure_kind(failure.kind), Some(plugin.pool.plugin()));
+            fail!(reject);
         }
     }
-    Ok(to_http_response(status, response_headers, response_body))
+    let response = exchange.response.take().expect("set above");
+    if let (Some(bytes), Body::Buffered(_)) = (response.body, &response_body) {
+        response_body = Body::Buffered(bytes);
+    }
+    Ok((
+        to_http_response(response.status, response.headers, response_body),
+        exchange.vars,
+    ))
 }
 
 /// The host the client asked for, lower-case, without port.
@@ -271,94 +354,106 @@ fn request_host(uri: &http::Uri, headers: &HeaderMap) -> Option<String> {
     )
 }
 
-fn to_wit_headers(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+/// A valid `Content-Length`, if the request has one.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
-        .collect()
-}
-
-/// Headers from a plugin, each checked. Hop-by-hop headers a plugin adds are dropped.
-fn from_wit_headers(headers: &[(String, Vec<u8>)]) -> Result<HeaderMap, String> {
-    let mut map = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("{name:?} is not a valid header name"))?;
-        let value = HeaderValue::from_bytes(value)
-            .map_err(|_| format!("the value of header {name} is not a valid header value"))?;
-        map.append(name, value);
-    }
-    strip_hop_by_hop(&mut map);
-    Ok(map)
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn invalid(plugin: &ChainPlugin, detail: String) -> PluginFailure {
     PluginFailure {
         plugin: plugin.pool.plugin().clone(),
         hash: plugin.pool.hash().clone(),
-        kind: crate::plugin::FailureKind::InvalidOutput,
+        kind: FailureKind::InvalidOutput,
         detail,
     }
 }
 
-/// What `on-request` returned, checked, with its headers as a `HeaderMap`.
-enum Checked {
-    Continue(PluginRequest, HeaderMap),
-    Respond(PluginResponse, HeaderMap),
+/// What `on-request` decided, checked.
+enum Decision {
+    /// Go on, to the chosen upstream if any.
+    Continue(Option<Upstream>),
+    /// The plugin's answer.
+    Respond(StatusCode, HeaderMap, Bytes),
 }
 
-/// Checks what `on-request` returned.
-fn checked_action(plugin: &ChainPlugin, action: Action) -> Result<Checked, PluginFailure> {
+/// Checks what `on-request` returned: a target inside the plugin's grant, an answer
+/// with a final status and valid headers.
+fn checked_action(plugin: &ChainPlugin, action: Action) -> Result<Decision, PluginFailure> {
     match action {
-        Action::Continue(request) => {
-            Method::from_bytes(request.method.as_bytes())
-                .map_err(|_| invalid(plugin, format!("{:?} is not a method", request.method)))?;
-            match normalize_path(&request.path) {
-                Ok(normal) if normal == request.path => {}
-                _ => {
+        Action::Continue => Ok(Decision::Continue(None)),
+        Action::ContinueTo(target) => plugin
+            .pool
+            .grants()
+            .targets
+            .resolve(&target)
+            .map(|upstream| Decision::Continue(Some(upstream)))
+            .map_err(|why| invalid(plugin, why)),
+        Action::Respond(response) => {
+            if !message_rules::is_valid_answer_status(response.status) {
+                return Err(invalid(
+                    plugin,
+                    format!("status {} is out of range 200..=599", response.status),
+                ));
+            }
+            let status = StatusCode::from_u16(response.status)
+                .map_err(|_| invalid(plugin, format!("status {}", response.status)))?;
+            let mut headers = HeaderMap::with_capacity(response.headers.len());
+            for (name, value) in &response.headers {
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .ok()
+                    .filter(|_| message_rules::is_valid_name(name))
+                    .ok_or_else(|| {
+                        invalid(plugin, format!("{name:?} is not a valid header name"))
+                    })?;
+                if message_rules::is_reserved(name.as_str()) {
                     return Err(invalid(
                         plugin,
-                        format!("path {:?} is not a normalised path", request.path),
+                        format!("header {name} is the gateway's to set"),
                     ));
                 }
+                let value = HeaderValue::from_bytes(value)
+                    .ok()
+                    .filter(|v| message_rules::is_valid_value(v.as_bytes()))
+                    .ok_or_else(|| {
+                        invalid(plugin, format!("the value of header {name} is not valid"))
+                    })?;
+                headers.append(name, value);
             }
-            if let Some(query) = &request.query
-                && http::uri::PathAndQuery::try_from(format!("/?{query}")).is_err()
-            {
-                return Err(invalid(plugin, format!("query {query:?} is not valid")));
-            }
-            let headers = from_wit_headers(&request.headers).map_err(|why| invalid(plugin, why))?;
-            Ok(Checked::Continue(request, headers))
+            Ok(Decision::Respond(
+                status,
+                headers,
+                Bytes::from(response.body),
+            ))
         }
-        Action::Respond(response) => checked_response(plugin, response, 200)
-            .map(|(response, headers)| Checked::Respond(response, headers)),
     }
 }
 
-/// Checks a response from a plugin; its status must be at least `min_status`.
-fn checked_response(
-    plugin: &ChainPlugin,
-    response: PluginResponse,
-    min_status: u16,
-) -> Result<(PluginResponse, HeaderMap), PluginFailure> {
-    if !(min_status..=599).contains(&response.status) {
-        return Err(invalid(
-            plugin,
-            format!(
-                "status {} is out of range {min_status}..=599",
-                response.status
-            ),
-        ));
+/// The log-entry kind of a plugin failure.
+fn failure_kind(kind: FailureKind) -> LogFailureKind {
+    match kind {
+        FailureKind::Timeout => LogFailureKind::PluginTimeout,
+        FailureKind::OutOfMemory => LogFailureKind::PluginOutOfMemory,
+        FailureKind::Trap => LogFailureKind::PluginTrap,
+        FailureKind::InvalidOutput => LogFailureKind::PluginRefused,
+        FailureKind::Configure | FailureKind::Instantiate => LogFailureKind::PluginUnavailable,
     }
-    let headers = from_wit_headers(&response.headers).map_err(|why| invalid(plugin, why))?;
-    Ok((response, headers))
 }
 
 /// Logs a plugin failure; fails the request unless the plugin is `on_error = "skip"`.
-fn skip_or_fail(plugin: &ChainPlugin, ctx: &Context, failure: PluginFailure) -> Result<(), Reject> {
-    if failure.kind == crate::plugin::FailureKind::InvalidOutput {
+fn skip_or_fail(
+    plugin: &ChainPlugin,
+    exchange: &ExchangeState,
+    failure: &PluginFailure,
+) -> Result<(), Reject> {
+    if failure.kind == FailureKind::InvalidOutput {
         // The call itself succeeded and was counted; its output is what failed.
-        plugin.pool.record_refused_output(&failure);
+        plugin.pool.record_refused_output(failure);
     }
     let skipped = plugin.on_error == OnError::Skip;
     tracing::error!(
@@ -366,9 +461,9 @@ fn skip_or_fail(plugin: &ChainPlugin, ctx: &Context, failure: PluginFailure) -> 
         plugin = &*failure.plugin,
         hash = &*failure.hash,
         kind = failure.kind.as_str(),
-        route = %ctx.route,
-        request_id = %ctx.request_id,
-        trace_id = %ctx.trace_id,
+        route = %exchange.facts.route,
+        request_id = %exchange.facts.request_id,
+        trace_id = %exchange.facts.trace_id,
         skipped,
         error = %failure.detail,
         "plugin failed"
@@ -383,44 +478,43 @@ fn skip_or_fail(plugin: &ChainPlugin, ctx: &Context, failure: PluginFailure) -> 
     }
 }
 
-fn merge_vars(vars: &mut Vec<(String, String)>, set: Vec<(String, String)>) {
-    for (name, value) in set {
-        match vars.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => vars.push((name, value)),
-        }
-    }
-}
-
-/// Calls the route's upstream with the request as the plugins left it (`headers` are
-/// `request`'s, checked). Upstream failures become envelope responses that still pass
-/// the response phase. Returns the status, headers and body of the response and,
-/// when the upstream answered, which service and endpoint.
-async fn call_upstream(
+/// Calls the upstream (the plugins' choice, else the route's service) with the request
+/// as the plugins left it. Upstream failures become envelope responses that still pass
+/// the response phase.
+async fn forward(
     route: &Route,
-    request: PluginRequest,
-    mut headers: HeaderMap,
+    exchange: &mut ExchangeState,
+    target: Option<Upstream>,
     body: Body,
     forwarded: &Forwarded<'_>,
-) -> (u16, HeaderMap, Body, Option<UpstreamCall>) {
+    trail: &mut Trail,
+) -> (StatusCode, HeaderMap, Body) {
     let request_id = forwarded.request_id;
-    let Some(service) = &route.service else {
-        let (status, headers, body) = envelope_response(
-            ErrorCode::BadGateway,
-            format!("route {} has no upstream service", route.name),
-            request_id,
-        );
-        return (status, headers, body, None);
+    let (service, endpoint) = match target {
+        Some(Upstream::Service(service)) => (service, None),
+        Some(Upstream::Endpoint(direct, endpoint)) => (direct, Some(endpoint)),
+        None => match &route.service {
+            Some(service) => (service.clone(), None),
+            None => {
+                trail.fail(LogFailureKind::NoUpstream, None);
+                return envelope_response(
+                    ErrorCode::BadGateway,
+                    format!("route {} has no upstream service", route.name),
+                    request_id,
+                );
+            }
+        },
     };
     let upstream_path = if route.strip_prefix {
-        route.pattern.strip(&request.path)
+        route.pattern.strip(&exchange.path)
     } else {
-        &request.path
+        &exchange.path
     };
-    let path_and_query = match &request.query {
+    let path_and_query = match &exchange.query {
         Some(query) => format!("{upstream_path}?{query}"),
         None => upstream_path.to_string(),
     };
+    let mut headers = std::mem::take(&mut exchange.request_headers);
     forwarded.apply(&mut headers);
     if !route.preserve_host {
         headers.remove(header::HOST);
@@ -429,62 +523,78 @@ async fn call_upstream(
         headers.remove(header::CONTENT_LENGTH);
     }
     let mut builder = Request::builder()
-        .method(Method::from_bytes(request.method.as_bytes()).expect("checked method"))
+        .method(exchange.method.clone())
         .uri(path_and_query);
     *builder.headers_mut().expect("valid builder") = headers;
     let outbound = match builder.body(body.into_proxy()) {
         Ok(outbound) => outbound,
         Err(error) => {
-            let (status, headers, body) = envelope_response(
+            return envelope_response(
                 ErrorCode::BadGateway,
                 format!("bad upstream request: {error}"),
                 request_id,
             );
-            return (status, headers, body, None);
         }
     };
-    match service.send(outbound, route.timeout).await {
+    let started = Instant::now();
+    let sent = match &endpoint {
+        Some(endpoint) => service.send_to(endpoint, outbound, route.timeout).await,
+        None => service.send(outbound, route.timeout).await,
+    };
+    match sent {
         Ok((response, endpoint)) => {
+            trail.upstream_ns = Some(started.elapsed().as_nanos() as u64);
+            let call = UpstreamCall {
+                service: service.name.to_string(),
+                endpoint: endpoint.to_string(),
+            };
+            trail.upstream = Some(call.clone());
+            exchange.upstream = Some(call);
             let (parts, body) = response.into_parts();
             let mut headers = parts.headers;
             strip_hop_by_hop(&mut headers);
-            (
-                parts.status.as_u16(),
-                headers,
-                Body::Stream(stream_body(body)),
-                Some(UpstreamCall {
-                    service: service.name.to_string(),
-                    endpoint: endpoint.to_string(),
-                }),
-            )
+            (parts.status, headers, Body::Stream(stream_body(body)))
         }
         Err(error) => {
-            let code = match error {
-                crate::upstream::UpstreamError::Timeout { .. } => ErrorCode::GatewayTimeout,
-                _ => ErrorCode::BadGateway,
-            };
+            let timeout = matches!(error, crate::upstream::UpstreamError::Timeout { .. });
             tracing::warn!(route = %route.name, request_id, error = %error, "upstream call failed");
-            let message = match code {
-                ErrorCode::GatewayTimeout => {
-                    format!("service {} did not answer in time", service.name)
-                }
-                _ => format!("service {} is unreachable", service.name),
+            let name = if service.name.is_empty() {
+                "the chosen endpoint".to_string()
+            } else {
+                format!("service {}", service.name)
             };
-            let (status, headers, body) = envelope_response(code, message, request_id);
-            (status, headers, body, None)
+            if timeout {
+                trail.fail(LogFailureKind::UpstreamTimeout, None);
+                envelope_response(
+                    ErrorCode::GatewayTimeout,
+                    format!("{name} did not answer in time"),
+                    request_id,
+                )
+            } else {
+                trail.fail(LogFailureKind::UpstreamUnreachable, None);
+                envelope_response(
+                    ErrorCode::BadGateway,
+                    format!("{name} is unreachable"),
+                    request_id,
+                )
+            }
         }
     }
 }
 
 /// A gateway-made error response that still passes the response phase.
-fn envelope_response(code: ErrorCode, message: String, request_id: &str) -> (u16, HeaderMap, Body) {
+fn envelope_response(
+    code: ErrorCode,
+    message: String,
+    request_id: &str,
+) -> (StatusCode, HeaderMap, Body) {
     let body = Reject::new(code, message).body(request_id);
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    (code.status().as_u16(), headers, Body::Buffered(body))
+    (code.status(), headers, Body::Buffered(body))
 }
 
 /// What the upstream learns about the original request.
@@ -522,13 +632,184 @@ impl Forwarded<'_> {
     }
 }
 
-fn to_http_response(status: u16, mut headers: HeaderMap, body: Body) -> Response<ProxyBody> {
+fn to_http_response(status: StatusCode, mut headers: HeaderMap, body: Body) -> Response<ProxyBody> {
     if matches!(body, Body::Buffered(_)) {
         // The length of a buffered (possibly replaced) body is the body's own.
         headers.remove(header::CONTENT_LENGTH);
     }
     let mut out = Response::new(body.into_proxy());
-    *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// Everything the log phase needs but the body's byte count and end.
+struct LogDraft {
+    snapshot: Arc<Snapshot>,
+    route: usize,
+    request_id: String,
+    trace_id: String,
+    client_addr: String,
+    received_ns: u64,
+    method: Method,
+    path: String,
+    query: Option<String>,
+    status: u16,
+    trail: Trail,
+    vars: Vec<(String, String)>,
+}
+
+impl LogDraft {
+    /// Runs the log phase in the background: `on-log` of every plugin that asked, in
+    /// chain order, each with the same entry.
+    fn finish(self, bytes_out: u64, complete: bool) {
+        let total_ns = crate::plugin::monotonic_ns().saturating_sub(self.received_ns);
+        let received_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+            .saturating_sub(total_ns / 1_000_000);
+        let trail = self.trail;
+        let failure = trail.failure.map(|(kind, plugin)| LogFailure {
+            kind,
+            code: failure_code(kind, self.status).to_string(),
+            plugin: plugin.map(|p| p.to_string()),
+        });
+        let entry = LogEntry {
+            request_id: self.request_id,
+            trace_id: self.trace_id,
+            route: self.snapshot.routes[self.route].name.to_string(),
+            client_addr: self.client_addr,
+            received_unix_ms,
+            method: wit_method(&self.method),
+            path: self.path,
+            query: self.query,
+            status: self.status,
+            answered_by: trail.answered_by.map(|p| p.to_string()),
+            failure,
+            bytes_in: trail.bytes_in,
+            bytes_out,
+            complete,
+            total_ns,
+            upstream_ns: trail.upstream_ns,
+            upstream: trail.upstream,
+            plugins: trail
+                .plugin_ns
+                .into_iter()
+                .map(|(plugin, ns)| PluginTime {
+                    plugin: plugin.to_string(),
+                    ns,
+                })
+                .collect(),
+            vars: self.vars,
+        };
+        let snapshot = self.snapshot;
+        let route = self.route;
+        // Without a runtime (the process is shutting down), there is no log phase.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            for plugin in snapshot.routes[route].chain.iter().filter(|p| p.log) {
+                if let Err(failure) = plugin.pool.on_log(&entry).await {
+                    tracing::warn!(
+                        event = "plugin_error",
+                        plugin = &*failure.plugin,
+                        hash = &*failure.hash,
+                        kind = failure.kind.as_str(),
+                        phase = "log",
+                        request_id = %entry.request_id,
+                        error = %failure.detail,
+                        "plugin failed in the log phase"
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// The envelope code the client got for a failure of `kind` with `status`.
+fn failure_code(kind: LogFailureKind, status: u16) -> &'static str {
+    match kind {
+        LogFailureKind::PluginTrap
+        | LogFailureKind::PluginTimeout
+        | LogFailureKind::PluginOutOfMemory
+        | LogFailureKind::PluginRefused
+        | LogFailureKind::PluginUnavailable => ErrorCode::PluginError.as_str(),
+        LogFailureKind::BodyTooLarge => ErrorCode::PayloadTooLarge.as_str(),
+        LogFailureKind::UpstreamTimeout if status == 504 => ErrorCode::GatewayTimeout.as_str(),
+        _ => ErrorCode::BadGateway.as_str(),
+    }
+}
+
+/// A response body that counts what it hands on and starts the log phase when it
+/// ends, or when it is dropped before its end (the client went away).
+struct LoggedBody {
+    inner: ProxyBody,
+    bytes: u64,
+    draft: Option<LogDraft>,
+}
+
+impl LoggedBody {
+    fn wrap(inner: ProxyBody, draft: LogDraft) -> ProxyBody {
+        if inner.is_end_stream() {
+            // An empty body may never be polled.
+            draft.finish(0, true);
+            return inner;
+        }
+        BodyExt::boxed(Self {
+            inner,
+            bytes: 0,
+            draft: Some(draft),
+        })
+    }
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                let bytes = self.bytes;
+                if let Some(draft) = self.draft.take() {
+                    draft.finish(bytes, true);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                let bytes = self.bytes;
+                if let Some(draft) = self.draft.take() {
+                    draft.finish(bytes, false);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(draft) = self.draft.take() {
+            draft.finish(self.bytes, false);
+        }
+    }
 }

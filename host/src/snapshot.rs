@@ -14,14 +14,16 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
+use crate::allowlist::{Allowlist, EndpointPattern};
 use crate::config::{ConfigError, Limits, Listener, LoadedConfig, OnError, PluginSettings};
 use crate::plugin::{
-    Grants, InstancePool, LoadError, LoadedPlugin, PluginFailure, PluginRuntime, Secrets,
-    content_hash,
+    FailureKind, Grants, InstancePool, LoadError, LoadedPlugin, OutboundCalls, PluginFailure,
+    PluginRuntime, Secrets, Targets, content_hash,
 };
 use crate::router::{PathPattern, RouteMatcher, RouteTable};
 use crate::state::{StateError, StateStore};
-use crate::upstream::{Endpoint, OutboundCalls, Service};
+use crate::upstream::{Endpoint, Service};
+use serde_spanned::Spanned;
 
 /// Why a snapshot could not be built. Each names the file (and line) it comes from.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +49,12 @@ pub enum SnapshotError {
         /// Why.
         source: LoadError,
     },
-    /// A plugin refused a route's config, or could not be instantiated.
-    #[error("{place}: route {route:?}: plugin {plugin:?} refused its config: {detail}")]
+    /// A plugin refused a route's config, or failed (trapped, ran out of time or
+    /// memory, could not be instantiated) while being configured.
+    #[error(
+        "{place}: route {route:?}: plugin {plugin:?} {}",
+        configure_failure(source)
+    )]
     Configure {
         /// `file:line` of the plugin entry.
         place: String,
@@ -56,8 +62,8 @@ pub enum SnapshotError {
         route: String,
         /// The plugin.
         plugin: String,
-        /// The plugin's message.
-        detail: String,
+        /// What happened, with the plugin's message.
+        source: Box<PluginFailure>,
     },
     /// A granted secret could not be read.
     #[error("{place}: plugin {plugin:?}: secret {name:?}: {reason}")]
@@ -98,6 +104,19 @@ impl SnapshotError {
             | Self::Secret { plugin, .. } => Some(plugin),
             Self::Config(_) | Self::PluginDir { .. } | Self::State(_) => None,
         }
+    }
+}
+
+/// How a failed `configure` reads to the operator: a refusal is the plugin's verdict
+/// on the config; anything else is the plugin failing, and says how.
+fn configure_failure(failure: &PluginFailure) -> String {
+    match failure.kind {
+        FailureKind::Configure => format!("refused its config: {}", failure.detail),
+        kind => format!(
+            "failed while being configured ({}): {}",
+            kind.as_str(),
+            failure.detail
+        ),
     }
 }
 
@@ -245,6 +264,8 @@ pub struct ChainPlugin {
     pub response_body: bool,
     /// The plugin is not called in the response phase.
     pub request_only: bool,
+    /// The plugin is called in the log phase.
+    pub log: bool,
 }
 
 /// A route ready to serve.
@@ -269,6 +290,8 @@ pub struct Route {
     pub chain: Vec<ChainPlugin>,
     /// Some plugin in the chain reads request bodies.
     pub needs_request_body: bool,
+    /// Some plugin in the chain has a log phase.
+    pub logs: bool,
 }
 
 /// Everything a request needs, swapped whole on reload.
@@ -314,6 +337,14 @@ impl Snapshot {
         } = sources;
         let plugins = load_plugins(files, runtime, previous).await?;
         let config = &loaded.config;
+        // The pooled client for endpoints that plugins choose (`continue-to`).
+        let direct = Arc::new(Service::new(
+            "",
+            Vec::new(),
+            Duration::from_millis(crate::config::default_connect_timeout_ms()),
+            None,
+            runtime.metrics().clone(),
+        ));
         let services: BTreeMap<String, Arc<Service>> = config
             .services
             .iter()
@@ -368,6 +399,7 @@ impl Snapshot {
                     state,
                     &services,
                     granted_secrets,
+                    &direct,
                 )?;
                 let json = serde_json::to_string(&entry.config.clone().unwrap_or_default())
                     .expect("TOML values serialise as JSON");
@@ -383,7 +415,7 @@ impl Snapshot {
                         place,
                         route: name.to_string(),
                         plugin: plugin_name.clone(),
-                        detail: failure.detail,
+                        source: Box::new(failure),
                     })?;
                 let wants = pool.settings();
                 chain.push(ChainPlugin {
@@ -392,6 +424,7 @@ impl Snapshot {
                     request_body: wants.request_body,
                     response_body: wants.response_body,
                     request_only: wants.request_only,
+                    log: wants.log,
                 });
             }
             let pattern = match (&route.path, &route.prefix) {
@@ -435,6 +468,7 @@ impl Snapshot {
                 preserve_host: route.preserve_host,
                 listener: route.listener,
                 needs_request_body: chain.iter().any(|p| p.request_body),
+                logs: chain.iter().any(|p| p.log),
                 chain,
             });
         }
@@ -509,18 +543,27 @@ fn grants(
     state: &StateStore,
     services: &BTreeMap<String, Arc<Service>>,
     secrets: Arc<Secrets>,
+    direct: &Arc<Service>,
 ) -> Result<Grants, SnapshotError> {
     let namespace = settings.kv_namespace.as_deref().unwrap_or(plugin);
-    let granted = settings
-        .http
+    let named = |list: &[Spanned<String>]| -> std::collections::HashMap<String, Arc<Service>> {
+        list.iter()
+            .map(|s| (s.get_ref().clone(), services[s.get_ref()].clone()))
+            .collect()
+    };
+    let patterns = settings
+        .upstreams
         .iter()
-        .map(|s| (s.get_ref().clone(), services[s.get_ref()].clone()))
-        .collect();
+        .map(|p| EndpointPattern::parse(p.get_ref()).expect("validated upstream pattern"))
+        .collect::<Vec<_>>();
+    let direct = (!patterns.is_empty()).then(|| direct.clone());
     Ok(Grants {
         plugin: plugin.into(),
         route: route.clone(),
         kv: state.namespace(namespace)?,
-        http: OutboundCalls::new(granted),
+        kv_durable: settings.kv_durable,
+        http: OutboundCalls::new(named(&settings.http)),
+        targets: Targets::new(named(&settings.services), Allowlist::new(patterns), direct),
         memory_limit: (settings.memory_limit_mb as usize) << 20,
         secrets,
     })

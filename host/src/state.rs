@@ -148,6 +148,14 @@ impl Namespace {
         }
     }
 
+    /// Puts every write so far on disk (the whole store's log, which the namespaces
+    /// share): a durable write returns only after this. Concurrent callers share the
+    /// flushes sled makes.
+    pub async fn flush(&self) -> Result<(), StateError> {
+        self.tree.flush_async().await?;
+        Ok(())
+    }
+
     /// Removes `key`; whether a live value was there.
     pub fn delete(&self, key: &str) -> Result<bool, StateError> {
         Ok(self

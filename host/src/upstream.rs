@@ -1,17 +1,17 @@
 //! Upstream services: endpoints, round-robin choice, a pooled hyper client per
-//! service, the hop-by-hop header rules, and the plugins' outbound `http` calls.
+//! service, and the hop-by-hop header rules. (The plugins' outbound `http` calls and
+//! upstream choices are the plugin runtime's, in `plugin/outbound.rs`, on top of this.)
 //!
 //! This module moves bytes to and from upstreams; it does not decide which route or
 //! plugin runs, and it never builds client-facing error bodies (see `error`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header};
+use http::{HeaderMap, HeaderName, Request, Response, Uri, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -38,9 +38,6 @@ pub fn stream_body(body: Incoming) -> ProxyBody {
     body.map_err(|error| -> BoxError { Box::new(error) })
         .boxed()
 }
-
-/// The largest response body a plugin's outbound call may receive.
-const MAX_OUTBOUND_BODY: usize = 8 << 20;
 
 /// One upstream base URL, `http://host:port`.
 #[derive(Debug, Clone)]
@@ -128,7 +125,6 @@ impl Service {
         health_path: Option<String>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        assert!(!endpoints.is_empty(), "validated: a service has endpoints");
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
@@ -186,7 +182,8 @@ impl Service {
         }
     }
 
-    /// The next endpoint, round-robin.
+    /// The next endpoint, round-robin. Panics for a service without endpoints (the
+    /// config requires one; only [`Service::send_to`] serves the others).
     pub fn pick(&self) -> &Endpoint {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
         &self.endpoints[index]
@@ -197,10 +194,20 @@ impl Service {
     /// the response and the endpoint's URL; records the call's duration or failure.
     pub async fn send(
         &self,
+        request: Request<ProxyBody>,
+        timeout: Duration,
+    ) -> Result<(Response<Incoming>, Arc<str>), UpstreamError> {
+        self.send_to(self.pick(), request, timeout).await
+    }
+
+    /// Like [`Service::send`], to `endpoint` (which need not be one of the service's:
+    /// a plugin may have chosen it).
+    pub async fn send_to(
+        &self,
+        endpoint: &Endpoint,
         mut request: Request<ProxyBody>,
         timeout: Duration,
     ) -> Result<(Response<Incoming>, Arc<str>), UpstreamError> {
-        let endpoint = self.pick();
         let path_and_query = request
             .uri()
             .path_and_query()
@@ -249,7 +256,8 @@ impl Service {
     }
 }
 
-/// Removes hop-by-hop headers: those named in `Connection`, then the standard ones.
+/// Removes hop-by-hop headers: those named in `Connection`, then the standard ones
+/// (`message_rules::HOP_BY_HOP`, which plugins may not set either).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -261,85 +269,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for name in crate::message_rules::HOP_BY_HOP {
         headers.remove(name);
-    }
-}
-
-/// The plugins' outbound `http` calls, limited to the services granted to a plugin.
-#[derive(Clone, Default)]
-pub struct OutboundCalls {
-    granted: HashMap<String, Arc<Service>>,
-}
-
-impl OutboundCalls {
-    /// Calls allowed to `granted` services only.
-    pub fn new(granted: HashMap<String, Arc<Service>>) -> Self {
-        Self { granted }
-    }
-
-    /// Sends one request for a plugin and reads the whole response.
-    pub async fn send(
-        &self,
-        request: crate::plugin::OutboundRequest,
-    ) -> Result<crate::plugin::OutboundResponse, String> {
-        let service = self.granted.get(&request.service).ok_or_else(|| {
-            format!(
-                "service {:?} is not granted to this plugin (grant it with `http = [...]` under [plugins.NAME])",
-                request.service
-            )
-        })?;
-        let method = Method::from_bytes(request.method.as_bytes())
-            .map_err(|_| format!("{:?} is not an HTTP method", request.method))?;
-        if !request.path_and_query.starts_with('/') {
-            return Err(format!(
-                "path {:?} must start with '/'",
-                request.path_and_query
-            ));
-        }
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(request.path_and_query.as_str());
-        for (name, value) in &request.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{name:?} is not a header name"))?;
-            let value = HeaderValue::from_bytes(value)
-                .map_err(|_| format!("the value of {name} is not a valid header value"))?;
-            builder = builder.header(name, value);
-        }
-        let outbound = builder
-            .body(full_body(request.body))
-            .map_err(|e| e.to_string())?;
-        // The plugin's own call deadline bounds this call.
-        let (response, _) = service
-            .send(outbound, Duration::from_secs(3600))
-            .await
-            .map_err(|e| e.to_string())?;
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, MAX_OUTBOUND_BODY)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the response of {:?}: {e}", request.service))?
-            .to_bytes();
-        Ok(crate::plugin::OutboundResponse {
-            status: parts.status.as_u16(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.to_vec(),
-        })
     }
 }
 

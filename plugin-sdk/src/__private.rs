@@ -6,7 +6,8 @@ use std::any::Any;
 use std::cell::RefCell;
 
 use crate::__bindings::wasmgate::plugin::types as wit;
-use crate::{Context, ErrorCode, Plugin, Response};
+use crate::exchange::{Ex, take_refused};
+use crate::{Action, Context, LogEntry, Plugin, Reply, Request};
 
 thread_local! {
     /// The configured plugin of this instance.
@@ -48,37 +49,58 @@ pub fn configure<P: Plugin>(config: &str) -> Result<wit::Settings, String> {
     Ok(settings.into())
 }
 
-fn with_plugin<P: Plugin, R>(f: impl FnOnce(&P) -> R) -> Option<R> {
+fn with_plugin<P: Plugin, R>(f: impl FnOnce(&P) -> R) -> Result<R, String> {
     PLUGIN.with(|slot| {
         let slot = slot.borrow();
-        slot.as_ref()?.downcast_ref::<P>().map(f)
+        slot.as_ref()
+            .and_then(|plugin| plugin.downcast_ref::<P>())
+            .map(f)
+            .ok_or_else(|| "the plugin is not configured".to_string())
     })
 }
 
-fn not_configured(ctx: &Context) -> Response {
-    Response::from_code(ErrorCode::PluginError, "plugin is not configured", ctx)
+/// Runs `on_request` on `ex`; the first edit the gateway refused becomes the error.
+pub(crate) fn request_hook<P: Plugin>(plugin: &P, ex: Ex<'_>) -> Result<Action, String> {
+    let _ = take_refused();
+    let action = plugin.on_request(&mut Request::new(ex), &mut Context::new(ex));
+    match take_refused() {
+        Some(refused) => Err(refused.to_string()),
+        None => Ok(action),
+    }
+}
+
+/// Runs `on_response` on `ex`; the first edit the gateway refused becomes the error.
+pub(crate) fn response_hook<P: Plugin>(plugin: &P, ex: Ex<'_>) -> Result<(), String> {
+    let _ = take_refused();
+    plugin.on_response(&mut Reply::new(ex), &mut Context::new(ex));
+    match take_refused() {
+        Some(refused) => Err(refused.to_string()),
+        None => Ok(()),
+    }
 }
 
 /// The `on-request` export.
-pub fn on_request<P: Plugin>(ctx: wit::Context, request: wit::Request) -> wit::Action {
-    let mut ctx = Context::from(ctx);
-    with_plugin::<P, _>(|plugin| plugin.on_request(request.into(), &mut ctx))
-        .unwrap_or_else(|| crate::Action::Respond(not_configured(&ctx)))
-        .into()
+#[cfg(target_arch = "wasm32")]
+pub fn on_request<P: Plugin>(exchange: &wit::Exchange) -> Result<wit::Action, String> {
+    with_plugin::<P, _>(|plugin| request_hook(plugin, Ex::new(exchange)))?.map(Into::into)
 }
 
 /// The `on-response` export.
-pub fn on_response<P: Plugin>(ctx: wit::Context, response: wit::Response) -> wit::Response {
-    let mut ctx = Context::from(ctx);
-    with_plugin::<P, _>(|plugin| plugin.on_response(response.into(), &mut ctx))
-        .unwrap_or_else(|| not_configured(&ctx))
-        .into()
+#[cfg(target_arch = "wasm32")]
+pub fn on_response<P: Plugin>(exchange: &wit::Exchange) -> Result<(), String> {
+    with_plugin::<P, _>(|plugin| response_hook(plugin, Ex::new(exchange)))?
+}
+
+/// The `on-log` export.
+pub fn on_log<P: Plugin>(entry: wit::LogEntry) {
+    let entry = LogEntry::from(entry);
+    let _ = with_plugin::<P, _>(|plugin| plugin.on_log(&entry));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Action, NoConfig, Request};
+    use crate::NoConfig;
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -128,92 +150,31 @@ mod tests {
         assert!(error.contains("unknown field `x`"), "{error}");
     }
 
-    struct Upper;
+    struct Quiet;
 
-    impl Plugin for Upper {
+    impl Plugin for Quiet {
         type Config = NoConfig;
 
         fn new(_: NoConfig) -> Result<Self, String> {
-            Ok(Upper)
+            Ok(Quiet)
         }
 
         fn settings(&self) -> crate::Settings {
             crate::Settings {
                 request_body: true,
+                log: true,
                 ..Default::default()
             }
         }
-
-        fn on_request(&self, mut request: Request, _: &mut Context) -> Action {
-            request.method = request.method.to_ascii_lowercase();
-            Action::Continue(request)
-        }
-    }
-
-    fn wit_ctx() -> wit::Context {
-        wit::Context {
-            request_id: "req-1".into(),
-            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
-            route: "r".into(),
-            client_addr: "127.0.0.1:1".into(),
-            method: "GET".into(),
-            path: "/".into(),
-            received_ns: 7,
-            params: Vec::new(),
-            vars: Vec::new(),
-            upstream: Some(wit::UpstreamCall {
-                service: "users".into(),
-                endpoint: "http://127.0.0.1:9001".into(),
-            }),
-        }
-    }
-
-    fn wit_request() -> wit::Request {
-        wit::Request {
-            method: "GET".into(),
-            path: "/".into(),
-            query: None,
-            headers: vec![("x-a".into(), b"1".to_vec())],
-            body: None,
-        }
     }
 
     #[test]
-    fn the_context_comes_over_whole() {
-        let ctx = Context::from(wit_ctx());
-        assert_eq!(ctx.request_id, "req-1");
-        assert_eq!(ctx.trace_id, "0af7651916cd43dd8448eb211c80319c");
-        assert_eq!((ctx.method.as_str(), ctx.path.as_str()), ("GET", "/"));
-        assert_eq!(ctx.received_ns, 7);
-        assert_eq!(
-            ctx.upstream,
-            Some(crate::UpstreamCall::new("users", "http://127.0.0.1:9001"))
-        );
-    }
-
-    #[test]
-    fn calls_before_configure_answer_a_plugin_error() {
+    fn calls_before_configure_are_errors_and_configure_keeps_the_plugin() {
         PLUGIN.with(|slot| slot.borrow_mut().take());
-        let wit::Action::Respond(response) = on_request::<Upper>(wit_ctx(), wit_request()) else {
-            panic!("an unconfigured plugin must answer");
-        };
-        assert_eq!(response.status, 500);
-        let body: serde_json::Value = serde_json::from_slice(&response.body.unwrap()).unwrap();
-        assert_eq!(body["code"], "PLUGIN_ERROR");
-        assert_eq!(body["request_id"], "req-1");
-        let response = on_response::<Upper>(wit_ctx(), Response::new(200).into());
-        assert_eq!(response.status, 500);
-    }
-
-    #[test]
-    fn configure_keeps_the_plugin_for_later_calls() {
-        assert!(configure::<Upper>(r#"{"x": 1}"#).is_err());
-        let settings = configure::<Upper>("{}").unwrap();
-        assert!(settings.request_body && !settings.response_body);
-        let wit::Action::Continue(request) = on_request::<Upper>(wit_ctx(), wit_request()) else {
-            panic!("a configured plugin continues");
-        };
-        assert_eq!(request.method, "get");
-        assert_eq!(request.headers, [("x-a".to_string(), b"1".to_vec())]);
+        assert!(with_plugin::<Quiet, _>(|_| ()).is_err());
+        assert!(configure::<Quiet>(r#"{"x": 1}"#).is_err());
+        let settings = configure::<Quiet>("{}").unwrap();
+        assert!(settings.request_body && !settings.response_body && settings.log);
+        assert!(with_plugin::<Quiet, _>(|_| ()).is_ok());
     }
 }

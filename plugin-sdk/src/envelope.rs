@@ -119,13 +119,14 @@ impl Response {
     /// `content-type: application/json`; the timestamp comes from [`crate::clock`].
     pub fn error(status: u16, code: &str, message: &str, ctx: &Context) -> Self {
         let timestamp = rfc3339_utc(crate::clock::now_unix_ms());
-        let mut body = String::with_capacity(96 + message.len() + ctx.request_id.len());
+        let request_id = ctx.request_id();
+        let mut body = String::with_capacity(96 + message.len() + request_id.len());
         body.push_str(r#"{"success":false,"error":"#);
         push_json_string(&mut body, message);
         body.push_str(r#","code":"#);
         push_json_string(&mut body, code);
         body.push_str(r#","request_id":"#);
-        push_json_string(&mut body, &ctx.request_id);
+        push_json_string(&mut body, &request_id);
         body.push_str(r#","timestamp":"#);
         push_json_string(&mut body, &timestamp);
         body.push('}');
@@ -172,7 +173,7 @@ impl Response {
         body.push_str(r#","data":"#);
         body.push_str(&data);
         body.push_str(r#","request_id":"#);
-        push_json_string(&mut body, &ctx.request_id);
+        push_json_string(&mut body, &ctx.request_id());
         body.push_str(r#","timestamp":"#);
         push_json_string(&mut body, &timestamp);
         body.push('}');
@@ -294,14 +295,19 @@ mod tests {
     fn the_envelope_is_the_gateways() {
         let harness = crate::testing::Harness::<Nothing>::new("{}").unwrap();
         harness.set_time_ms(1_795_355_400_123);
-        let ctx = Context {
+        let ctx = crate::testing::TestContext {
             request_id: "req-7".into(),
-            ..Context::default()
+            ..Default::default()
         };
-        let response = Response::forbidden("no \"x\" here\n\u{1}é", &ctx);
+        let (response, custom) = crate::testing::with_context(&ctx, |ctx| {
+            (
+                Response::forbidden("no \"x\" here\n\u{1}é", ctx),
+                Response::error(451, "LEGAL", "gone", ctx),
+            )
+        });
         assert_eq!(response.status, 403);
         assert_eq!(
-            response.headers.get("content-type"),
+            response.headers.get("content-type").as_deref(),
             Some("application/json")
         );
         let body = String::from_utf8(response.body.unwrap()).unwrap();
@@ -311,7 +317,6 @@ mod tests {
         );
         let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(parsed["error"], "no \"x\" here\n\u{1}é");
-        let custom = Response::error(451, "LEGAL", "gone", &ctx);
         assert_eq!(custom.status, 451);
     }
 
@@ -319,19 +324,27 @@ mod tests {
     fn success_and_detailed_errors_carry_data() {
         let harness = crate::testing::Harness::<Nothing>::new("{}").unwrap();
         harness.set_time_ms(1_795_355_400_123);
-        let ctx = Context {
+        let ctx = crate::testing::TestContext {
             request_id: "req-8".into(),
-            ..Context::default()
+            ..Default::default()
         };
-        let ok = Response::success(201, "created", &serde_json::json!({"id": 1}), &ctx);
+        let fields = serde_json::json!({"fields": {"email": "not an email address"}});
+        let (ok, bad) = crate::testing::with_context(&ctx, |ctx| {
+            (
+                Response::success(201, "created", &serde_json::json!({"id": 1}), ctx),
+                Response::error_with_data(
+                    ErrorCode::ValidationError,
+                    "invalid input",
+                    &fields,
+                    ctx,
+                ),
+            )
+        });
         assert_eq!(ok.status, 201);
         assert_eq!(
             String::from_utf8(ok.body.unwrap()).unwrap(),
             r#"{"success":true,"message":"created","data":{"id":1},"request_id":"req-8","timestamp":"2026-11-22T13:50:00.123Z"}"#
         );
-        let fields = serde_json::json!({"fields": {"email": "not an email address"}});
-        let bad =
-            Response::error_with_data(ErrorCode::ValidationError, "invalid input", &fields, &ctx);
         assert_eq!(bad.status, 400);
         assert_eq!(
             String::from_utf8(bad.body.unwrap()).unwrap(),

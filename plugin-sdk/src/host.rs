@@ -2,17 +2,6 @@
 //! the gateway's imports; elsewhere they reach the [`crate::testing`] harness's
 //! in-memory state for the current thread.
 
-#[cfg(target_arch = "wasm32")]
-use crate::__bindings::wasmgate::plugin as wit;
-
-/// Sets a chain variable (used by [`crate::Context::set_var`]).
-pub(crate) fn set_var(name: &str, value: &str) {
-    #[cfg(target_arch = "wasm32")]
-    wit::vars::set(name, value);
-    #[cfg(not(target_arch = "wasm32"))]
-    crate::testing::with_host(|host| host.set_var(name, value));
-}
-
 /// Log lines written into the gateway's log, tagged with the plugin, route and
 /// request id.
 pub mod log {
@@ -34,21 +23,103 @@ pub mod log {
         Error,
     }
 
+    /// The value of a structured field of a log line ([`event`]).
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Value {
+        /// Text.
+        Text(String),
+        /// A signed integer.
+        Int(i64),
+        /// A floating-point number (non-finite ones are written as `null`).
+        Float(f64),
+        /// True or false.
+        Flag(bool),
+    }
+
+    impl From<&str> for Value {
+        fn from(v: &str) -> Self {
+            Self::Text(v.to_string())
+        }
+    }
+
+    impl From<String> for Value {
+        fn from(v: String) -> Self {
+            Self::Text(v)
+        }
+    }
+
+    impl From<i64> for Value {
+        fn from(v: i64) -> Self {
+            Self::Int(v)
+        }
+    }
+
+    impl From<u64> for Value {
+        fn from(v: u64) -> Self {
+            i64::try_from(v).map_or(Self::Float(v as f64), Self::Int)
+        }
+    }
+
+    impl From<u16> for Value {
+        fn from(v: u16) -> Self {
+            Self::Int(v.into())
+        }
+    }
+
+    impl From<f64> for Value {
+        fn from(v: f64) -> Self {
+            Self::Float(v)
+        }
+    }
+
+    impl From<bool> for Value {
+        fn from(v: bool) -> Self {
+            Self::Flag(v)
+        }
+    }
+
     /// Writes `message` at `level`.
     pub fn write(level: Level, message: &str) {
+        event(level, message, &[]);
+    }
+
+    /// Writes `message` at `level` with structured `fields`: with `LOG_FORMAT=json`
+    /// each is a JSON field of the line, on the console `name=value` after the
+    /// message. Names are `[a-z_][a-z0-9_]*`; at most 32 fields.
+    ///
+    /// ```
+    /// use wasmgate_plugin_sdk::log::{self, Level};
+    /// log::event(Level::Info, "login_success", &[("user", "alice".into()), ("attempts", 1i64.into())]);
+    /// ```
+    pub fn event(level: Level, message: &str, fields: &[(&str, Value)]) {
         #[cfg(target_arch = "wasm32")]
-        wit::write(
-            match level {
-                Level::Trace => wit::Level::Trace,
-                Level::Debug => wit::Level::Debug,
-                Level::Info => wit::Level::Info,
-                Level::Warn => wit::Level::Warn,
-                Level::Error => wit::Level::Error,
-            },
-            message,
-        );
+        {
+            let fields: Vec<(String, wit::Value)> = fields
+                .iter()
+                .map(|(name, value)| {
+                    let value = match value {
+                        Value::Text(v) => wit::Value::Text(v.clone()),
+                        Value::Int(v) => wit::Value::Int(*v),
+                        Value::Float(v) => wit::Value::Float(*v),
+                        Value::Flag(v) => wit::Value::Flag(*v),
+                    };
+                    (name.to_string(), value)
+                })
+                .collect();
+            wit::write(
+                match level {
+                    Level::Trace => wit::Level::Trace,
+                    Level::Debug => wit::Level::Debug,
+                    Level::Info => wit::Level::Info,
+                    Level::Warn => wit::Level::Warn,
+                    Level::Error => wit::Level::Error,
+                },
+                message,
+                &fields,
+            );
+        }
         #[cfg(not(target_arch = "wasm32"))]
-        crate::testing::with_host(|host| host.log(level, message));
+        crate::testing::with_host(|host| host.log(level, message, fields));
     }
 
     /// Writes at [`Level::Trace`].
@@ -104,60 +175,143 @@ pub mod clock {
 
 /// A key-value store kept by the gateway, namespaced per plugin (or shared where the
 /// operator grants a namespace to several plugins). Survives restarts.
+///
+/// Writes reach the disk within a fraction of a second; a process killed before then
+/// loses them. The `_durable` writes (and every write to a namespace the operator
+/// declares durable with `kv_durable = true`) are on disk before they return: use them
+/// for what a client is told was kept (an account, an API key).
 pub mod kv {
     use std::time::Duration;
 
     #[cfg(target_arch = "wasm32")]
     use crate::__bindings::wasmgate::plugin::kv as wit;
 
+    /// Why a `kv` call failed.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Error {
+        /// [`incr`] on a value that is not a decimal integer.
+        NotAnInteger,
+        /// [`incr`] would overflow a signed 64-bit integer.
+        Overflow,
+        /// The store failed (disk full, I/O error…); the gateway's message.
+        Store(String),
+    }
+
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Self::NotAnInteger => f.write_str("the value is not an integer"),
+                Self::Overflow => f.write_str("the increment overflows"),
+                Self::Store(why) => write!(f, "state store: {why}"),
+            }
+        }
+    }
+
+    impl std::error::Error for Error {}
+
+    #[cfg(target_arch = "wasm32")]
+    impl From<wit::KvError> for Error {
+        fn from(e: wit::KvError) -> Self {
+            match e {
+                wit::KvError::NotAnInteger => Self::NotAnInteger,
+                wit::KvError::Overflow => Self::Overflow,
+                wit::KvError::Store(why) => Self::Store(why),
+            }
+        }
+    }
+
     fn ms(ttl: Option<Duration>) -> Option<u64> {
         ttl.map(|t| t.as_millis().min(u128::from(u64::MAX)) as u64)
     }
 
     /// The value under `key`, if present and not expired.
-    pub fn get(key: &str) -> Result<Option<Vec<u8>>, String> {
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, Error> {
         #[cfg(target_arch = "wasm32")]
-        return wit::get(key);
+        return wit::get(key).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| Ok(host.kv_get(key)))
     }
 
-    /// Stores `value` under `key`, expiring after `ttl` if given.
-    pub fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), String> {
+    fn write_set(
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        durable: bool,
+    ) -> Result<(), Error> {
         #[cfg(target_arch = "wasm32")]
-        return wit::set(key, value, ms(ttl));
+        return wit::set(key, value, ms(ttl), durable).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| {
             host.kv_set(key, value, ms(ttl));
+            host.note_durable(durable);
             Ok(())
         })
     }
 
+    /// Stores `value` under `key`, expiring after `ttl` if given.
+    pub fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Error> {
+        write_set(key, value, ttl, false)
+    }
+
+    /// Like [`set`], and on disk before it returns.
+    pub fn set_durable(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Error> {
+        write_set(key, value, ttl, true)
+    }
+
     /// Atomically adds `delta` to the integer under `key` (absent counts as 0) and
     /// returns the new value; `ttl` applies only when the key is created.
-    pub fn incr(key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, String> {
+    pub fn incr(key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, Error> {
         #[cfg(target_arch = "wasm32")]
-        return wit::incr(key, delta, ms(ttl));
+        return wit::incr(key, delta, ms(ttl)).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| host.kv_incr(key, delta, ms(ttl)))
     }
 
-    /// Removes `key`; whether it was there.
-    pub fn delete(key: &str) -> Result<bool, String> {
+    fn write_delete(key: &str, durable: bool) -> Result<bool, Error> {
         #[cfg(target_arch = "wasm32")]
-        return wit::delete(key);
+        return wit::delete(key, durable).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
-        crate::testing::with_host(|host| Ok(host.kv_delete(key)))
+        crate::testing::with_host(|host| {
+            host.note_durable(durable);
+            Ok(host.kv_delete(key))
+        })
+    }
+
+    /// Removes `key`; whether it was there.
+    pub fn delete(key: &str) -> Result<bool, Error> {
+        write_delete(key, false)
+    }
+
+    /// Like [`delete`], and on disk before it returns (e.g. a revoked key).
+    pub fn delete_durable(key: &str) -> Result<bool, Error> {
+        write_delete(key, true)
+    }
+
+    fn write_insert(
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        durable: bool,
+    ) -> Result<bool, Error> {
+        #[cfg(target_arch = "wasm32")]
+        return wit::insert(key, value, ms(ttl), durable).map_err(Into::into);
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::with_host(|host| {
+            host.note_durable(durable);
+            Ok(host.kv_insert(key, value, ms(ttl)))
+        })
     }
 
     /// Stores `value` under `key` only if no live value is there, atomically; whether
     /// it was stored. Claims a unique name (a username, an email) even when several
     /// instances race for it.
-    pub fn insert(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, String> {
-        #[cfg(target_arch = "wasm32")]
-        return wit::insert(key, value, ms(ttl));
-        #[cfg(not(target_arch = "wasm32"))]
-        crate::testing::with_host(|host| Ok(host.kv_insert(key, value, ms(ttl))))
+    pub fn insert(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, Error> {
+        write_insert(key, value, ttl, false)
+    }
+
+    /// Like [`insert`], and on disk before it returns (e.g. a new account).
+    pub fn insert_durable(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool, Error> {
+        write_insert(key, value, ttl, true)
     }
 
     /// Up to `limit` (at most 1000) live entries whose keys start with `prefix`, in key
@@ -167,9 +321,9 @@ pub mod kv {
         prefix: &str,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+    ) -> Result<Vec<(String, Vec<u8>)>, Error> {
         #[cfg(target_arch = "wasm32")]
-        return wit::scan(prefix, after, limit);
+        return wit::scan(prefix, after, limit).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| Ok(host.kv_scan(prefix, after, limit.min(1000) as usize)))
     }
@@ -191,29 +345,32 @@ pub mod secrets {
 /// Outbound HTTP calls to services the operator granted this plugin
 /// (`http = ["name"]` under `[plugins.NAME]`).
 pub mod http {
+    use crate::{Headers, Method};
+
     /// A request to a granted service.
-    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct OutboundRequest {
         /// The service's name in the gateway config.
         pub service: String,
-        /// The method, e.g. `POST`.
-        pub method: String,
+        /// The method.
+        pub method: Method,
         /// Path and query, e.g. `/v3/auth/tokens`.
         pub path_and_query: String,
         /// Request headers.
-        pub headers: crate::Headers,
+        pub headers: Headers<'static>,
         /// The body (empty for none).
         pub body: Vec<u8>,
     }
 
     impl OutboundRequest {
         /// A request for `method` `path_and_query` on `service`, no headers, no body.
-        pub fn new(service: &str, method: &str, path_and_query: &str) -> Self {
+        pub fn new(service: &str, method: Method, path_and_query: &str) -> Self {
             Self {
                 service: service.into(),
-                method: method.into(),
+                method,
                 path_and_query: path_and_query.into(),
-                ..Self::default()
+                headers: Headers::new(),
+                body: Vec::new(),
             }
         }
     }
@@ -224,26 +381,65 @@ pub mod http {
         /// The status code.
         pub status: u16,
         /// Response headers.
-        pub headers: crate::Headers,
+        pub headers: Headers<'static>,
         /// The whole body.
         pub body: Vec<u8>,
     }
 
+    /// Why a call failed.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Error {
+        /// The service is unknown or not granted to this plugin; its name.
+        NotGranted(String),
+        /// The request is malformed; why.
+        InvalidRequest(String),
+        /// No endpoint of the service could be reached; why.
+        Unreachable(String),
+        /// The service did not answer within the plugin's deadline.
+        Timeout,
+        /// The response body was over the gateway's limit.
+        TooLarge,
+    }
+
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Self::NotGranted(service) => write!(
+                    f,
+                    "service {service:?} is not granted to this plugin (grant it with `http = [...]` under [plugins.NAME])"
+                ),
+                Self::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+                Self::Unreachable(why) => write!(f, "unreachable: {why}"),
+                Self::Timeout => f.write_str("the service did not answer in time"),
+                Self::TooLarge => f.write_str("the response is over the gateway's limit"),
+            }
+        }
+    }
+
+    impl std::error::Error for Error {}
+
     /// Sends `request` and waits for the whole response (within the plugin's deadline).
-    pub fn send(request: OutboundRequest) -> Result<OutboundResponse, String> {
+    pub fn send(request: OutboundRequest) -> Result<OutboundResponse, Error> {
         #[cfg(target_arch = "wasm32")]
         {
             use crate::__bindings::wasmgate::plugin::http as wit;
             let response = wit::send(&wit::OutboundRequest {
                 service: request.service,
-                method: request.method,
+                method: (&request.method).into(),
                 path_and_query: request.path_and_query,
                 headers: request.headers.into_list(),
                 body: request.body,
+            })
+            .map_err(|e| match e {
+                wit::HttpError::NotGranted(s) => Error::NotGranted(s),
+                wit::HttpError::InvalidRequest(s) => Error::InvalidRequest(s),
+                wit::HttpError::Unreachable(s) => Error::Unreachable(s),
+                wit::HttpError::Timeout => Error::Timeout,
+                wit::HttpError::TooLarge => Error::TooLarge,
             })?;
             Ok(OutboundResponse {
                 status: response.status,
-                headers: crate::Headers::from_list(response.headers),
+                headers: Headers::from_list(response.headers),
                 body: response.body,
             })
         }

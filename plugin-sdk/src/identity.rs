@@ -7,6 +7,11 @@
 //! `username`, `role` (comma-separated when several), `permissions`
 //! (comma-separated) and `consumer` (who is billed or rate-limited: the API key's
 //! consumer, or the user).
+//!
+//! Lists are joined with `,`, so a role or permission may not hold one (nor
+//! whitespace or control characters): [`Identity::check`] refuses such a value, and the
+//! auth plugins refuse the token or key that carries it. A separator can never be
+//! smuggled through a claim to turn one role into two.
 
 use serde::Deserialize;
 
@@ -52,20 +57,40 @@ pub struct Identity {
 impl Identity {
     /// The identity an earlier auth plugin recorded in `ctx`, if any.
     pub fn of(ctx: &Context) -> Option<Self> {
-        let method = ctx.var(METHOD_VAR)?.to_string();
-        let text = |name| ctx.var(name).map(str::to_string);
+        let method = ctx.var(METHOD_VAR)?;
         Some(Self {
             method,
-            user_id: text(USER_ID_VAR),
-            username: text(USERNAME_VAR),
-            roles: split_list(ctx.var(ROLE_VAR).unwrap_or("")),
-            permissions: split_list(ctx.var(PERMISSIONS_VAR).unwrap_or("")),
-            consumer: text(CONSUMER_VAR),
+            user_id: ctx.var(USER_ID_VAR),
+            username: ctx.var(USERNAME_VAR),
+            roles: split_list(&ctx.var(ROLE_VAR).unwrap_or_default()),
+            permissions: split_list(&ctx.var(PERMISSIONS_VAR).unwrap_or_default()),
+            consumer: ctx.var(CONSUMER_VAR),
         })
     }
 
-    /// Records the identity in `ctx` for the rest of the chain.
-    pub fn record(&self, ctx: &mut Context) {
+    /// Checks that every role and permission is one list item: not empty, and with no
+    /// `,`, whitespace or control character that would change its meaning once joined.
+    pub fn check(&self) -> Result<(), String> {
+        for (what, items) in [("role", &self.roles), ("permission", &self.permissions)] {
+            for item in items {
+                if item.is_empty()
+                    || item
+                        .chars()
+                        .any(|c| c == ',' || c.is_whitespace() || c.is_control())
+                {
+                    return Err(format!(
+                        "{what} {item:?} is not allowed: roles and permissions may not be empty or hold ',', whitespace or control characters"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the identity in `ctx` for the rest of the chain, after
+    /// [`Identity::check`]; an identity that fails it is not recorded.
+    pub fn record(&self, ctx: &mut Context) -> Result<(), String> {
+        self.check()?;
         ctx.set_var(METHOD_VAR, &self.method);
         let optional = [
             (USER_ID_VAR, &self.user_id),
@@ -83,6 +108,7 @@ impl Identity {
         if !self.permissions.is_empty() {
             ctx.set_var(PERMISSIONS_VAR, &self.permissions.join(","));
         }
+        Ok(())
     }
 }
 
@@ -146,10 +172,26 @@ impl IdentityHeaders {
         Ok(())
     }
 
-    /// Removes every identity header, so that a client cannot send its own.
+    /// Removes every identity header, so that a client cannot send its own: the four
+    /// configured names, every header starting with `x-user-` or `x-username`, and the
+    /// same names spelled with `_` for `-` (CGI and WSGI servers read `X_User_Id` as
+    /// `X-User-Id`).
     pub fn strip(&self, headers: &mut Headers) {
-        for name in [&self.user_id, &self.username, &self.role, &self.permissions] {
-            headers.remove(name);
+        let ours = [&self.user_id, &self.username, &self.role, &self.permissions];
+        let identity_like = |name: &str| {
+            let dashed = name.to_ascii_lowercase().replace('_', "-");
+            dashed.starts_with("x-user-")
+                || dashed.starts_with("x-username")
+                || ours.iter().any(|ours| ours.replace('_', "-") == dashed)
+        };
+        let names: Vec<String> = headers
+            .entries()
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| identity_like(name))
+            .collect();
+        for name in names {
+            headers.remove(&name);
         }
     }
 
@@ -188,25 +230,49 @@ impl IdentityHeaders {
 mod tests {
     use super::*;
 
-    fn ctx() -> Context {
-        Context::default()
-    }
+    use crate::testing::{TestContext, with_context};
 
     #[test]
     fn an_identity_goes_through_the_vars_and_back() {
-        let mut ctx = ctx();
-        assert_eq!(Identity::of(&ctx), None);
-        let alice = Identity {
-            method: "jwt".into(),
-            user_id: Some("42".into()),
-            username: Some("alice".into()),
-            roles: vec!["admin".into()],
-            permissions: vec!["user:read".into(), "audit:read".into()],
-            consumer: None,
-        };
-        alice.record(&mut ctx);
-        assert_eq!(ctx.var(PERMISSIONS_VAR), Some("user:read,audit:read"));
-        assert_eq!(Identity::of(&ctx), Some(alice));
+        with_context(&TestContext::default(), |ctx| {
+            assert_eq!(Identity::of(ctx), None);
+            let alice = Identity {
+                method: "jwt".into(),
+                user_id: Some("42".into()),
+                username: Some("alice".into()),
+                roles: vec!["admin".into()],
+                permissions: vec!["user:read".into(), "audit:read".into()],
+                consumer: None,
+            };
+            alice.record(ctx).unwrap();
+            assert_eq!(
+                ctx.var(PERMISSIONS_VAR).as_deref(),
+                Some("user:read,audit:read")
+            );
+            assert_eq!(Identity::of(ctx), Some(alice));
+        });
+    }
+
+    #[test]
+    fn a_separator_cannot_be_smuggled_through_a_role_or_permission() {
+        with_context(&TestContext::default(), |ctx| {
+            for (roles, permissions) in [
+                (vec!["user,admin"], vec![]),
+                (vec!["user"], vec!["read, audit:read"]),
+                (vec![""], vec![]),
+                (vec!["ad min"], vec![]),
+                (vec!["admin\n"], vec![]),
+            ] {
+                let sneaky = Identity {
+                    method: "jwt".into(),
+                    roles: roles.into_iter().map(String::from).collect(),
+                    permissions: permissions.into_iter().map(String::from).collect(),
+                    ..Identity::default()
+                };
+                assert!(sneaky.record(ctx).is_err(), "{sneaky:?}");
+                assert_eq!(Identity::of(ctx), None, "nothing recorded");
+            }
+        });
     }
 
     #[test]
@@ -219,9 +285,12 @@ mod tests {
         let mut headers = Headers::new();
         headers.append("x-uid", "forged");
         headers.append("x-user-role", "admin");
+        headers.append("x_user_role", "admin");
+        headers.append("X_UID", "forged");
+        headers.append("x-user-tenant", "other");
         headers.append("x-other", "kept");
         names.strip(&mut headers);
-        assert_eq!(headers.len(), 1);
+        assert_eq!(headers.len(), 1, "{headers:?}");
         let bob = Identity {
             method: "api-key".into(),
             user_id: Some("bob".into()),
@@ -229,8 +298,8 @@ mod tests {
             ..Identity::default()
         };
         names.inject(&bob, &mut headers).unwrap();
-        assert_eq!(headers.get("x-uid"), Some("bob"));
-        assert_eq!(headers.get("x-user-role"), Some("viewer"));
+        assert_eq!(headers.get("x-uid").as_deref(), Some("bob"));
+        assert_eq!(headers.get("x-user-role").as_deref(), Some("viewer"));
         assert!(!headers.contains("x-username") && !headers.contains("x-user-permissions"));
         let evil = Identity {
             username: Some("a\r\nx-admin: 1".into()),

@@ -32,10 +32,10 @@
 //!         Ok(Self { header: config.header })
 //!     }
 //!
-//!     fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
+//!     fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
 //!         if request.headers.contains(&self.header) {
 //!             ctx.set_var("checked", "yes");
-//!             Action::Continue(request)
+//!             Action::Continue
 //!         } else {
 //!             Action::Respond(Response::forbidden(&format!("{} is required", self.header), ctx))
 //!         }
@@ -47,8 +47,8 @@
 //! // In `cargo test`, no gateway needed:
 //! use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
 //! let mut harness = Harness::<RequireHeader>::new(r#"{"header": "x-key"}"#).unwrap();
-//! let action = harness.on_request(TestRequest::get("/").build());
-//! assert_eq!(action.response().unwrap().status, 403);
+//! let outcome = harness.on_request(TestRequest::get("/"));
+//! assert_eq!(outcome.response().unwrap().status, 403);
 //! ```
 //!
 //! How the gateway calls a plugin, per route that uses it:
@@ -56,25 +56,31 @@
 //! 1. [`Plugin::new`], once per instance, with the route's config parsed into
 //!    [`Plugin::Config`]; an error (or a parse error, which names the field) refuses the
 //!    route's config before it serves traffic. [`Plugin::settings`] is read right after.
-//! 2. [`Plugin::on_request`], per request, in chain order: [`Action::Continue`] passes
-//!    the (possibly changed) [`Request`] on; [`Action::Respond`] answers the client,
+//! 2. [`Plugin::on_request`], per request, in chain order, with the [`Request`] being
+//!    served: [`Action::Continue`] passes it on (as changed), [`Action::ContinueTo`]
+//!    also sends it to another [`Target`], [`Action::Respond`] answers the client,
 //!    skipping later plugins and the upstream.
 //! 3. [`Plugin::on_response`], in reverse chain order, only for plugins whose
-//!    `on_request` continued: change the [`Response`] or pass it on.
+//!    `on_request` continued: change the [`Reply`] in place.
+//! 4. [`Plugin::on_log`], after the client has its answer, for every request on the
+//!    route (failed ones too), if [`Settings::log`] asks for it: a [`LogEntry`].
 //!
-//! A panic, a trap or output the gateway refuses (an invalid header, a status out of
-//! range) fails that request with a 500 `PLUGIN_ERROR` envelope and discards the
-//! instance.
+//! The request and reply are handles on the gateway's copy, not copies: each read or
+//! change is a call into the gateway, checked there, so a plugin pays only for what it
+//! touches. A change the gateway refuses (an invalid header, an unnormalised path)
+//! fails the request with a 500 `PLUGIN_ERROR` envelope once the hook returns, as
+//! does a panic or trap (which also discards the instance).
 //!
 //! A plugin that takes no config uses [`NoConfig`] (accepts `{}`, refuses any field).
 //! Errors for the client are [`Response::error`] and its shortcuts, which write the
 //! gateway's JSON envelope.
 //!
-//! What the host gives a plugin: [`log`] (lines in the gateway's log, tagged with the
-//! plugin, route, request id and trace id), [`clock`], [`kv`] (a key-value store kept
-//! by the gateway), [`http`] (calls to services the operator granted) and [`metrics`]
-//! (counters, gauges and histograms on the gateway's `/metrics`). Nothing else: no
-//! files, no sockets, no environment.
+//! What the host gives a plugin: [`log`] (lines in the gateway's log with structured
+//! fields, tagged with the plugin, route, request id and trace id), [`clock`], [`kv`]
+//! (a key-value store kept by the gateway, with durable writes), [`http`] (calls to
+//! services the operator granted), [`secrets`] and [`metrics`] (counters, gauges and
+//! histograms on the gateway's `/metrics`). Nothing else: no files, no sockets, no
+//! environment.
 //!
 //! What a plugin knows about the request besides the request itself is its
 //! [`Context`]: the request id and trace id, the route, the client's address, the
@@ -97,19 +103,30 @@ pub mod __bindings;
 
 #[doc(hidden)]
 pub mod __private;
+mod convert;
 mod envelope;
+mod exchange;
 mod headers;
 mod host;
 mod message;
+/// The header, query and status rules, shared with the gateway (one file, so the two
+/// cannot drift).
+#[path = "../../host/src/message_rules.rs"]
+#[allow(dead_code)]
+mod rules;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 pub mod identity;
 
 pub use envelope::ErrorCode;
+pub use exchange::EditError;
 pub use headers::Headers;
 pub use host::{clock, http, kv, log, metrics, secrets};
-pub use message::{Action, Context, Request, Response, Settings, UpstreamCall};
+pub use message::{
+    Action, Context, Failure, FailureKind, LogEntry, Method, Reply, Request, Response, Settings,
+    Target, UpstreamCall,
+};
 
 /// The config of a plugin that takes none: accepts `{}` (what the gateway sends when a
 /// route gives no `config`) and refuses any field.
@@ -142,21 +159,28 @@ pub trait Plugin: Sized + 'static {
     /// before it serves traffic; the message is shown to the operator.
     fn new(config: Self::Config) -> Result<Self, String>;
 
-    /// What the plugin needs from the host for this route (e.g. buffered bodies).
+    /// What the plugin needs from the host for this route (bodies, the log phase).
     fn settings(&self) -> Settings {
         Settings::default()
     }
 
-    /// The request phase: pass the request on (possibly changed) or answer it.
-    fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
-        let _ = ctx;
-        Action::Continue(request)
+    /// The request phase: change the request and pass it on, send it elsewhere, or
+    /// answer it.
+    fn on_request(&self, request: &mut Request<'_>, ctx: &mut Context<'_>) -> Action {
+        let _ = (request, ctx);
+        Action::Continue
     }
 
-    /// The response phase: runs only if this plugin's `on_request` continued.
-    fn on_response(&self, response: Response, ctx: &mut Context) -> Response {
-        let _ = ctx;
-        response
+    /// The response phase: runs only if this plugin's `on_request` continued (and the
+    /// plugin is not [`Settings::request_only`]). Change the reply in place.
+    fn on_response(&self, response: &mut Reply<'_>, ctx: &mut Context<'_>) {
+        let _ = (response, ctx);
+    }
+
+    /// The log phase: runs after the client has its answer, for every request on the
+    /// route, when [`Settings::log`] is on. Nothing here can change the response.
+    fn on_log(&self, entry: &LogEntry) {
+        let _ = entry;
     }
 }
 
@@ -168,9 +192,9 @@ pub trait Plugin: Sized + 'static {
 ///
 /// On `wasm32` it exports `wasmgate:plugin/handler`: `configure` parses the JSON config
 /// into [`Plugin::Config`], calls [`Plugin::new`] and keeps the plugin for the
-/// instance's later calls; `on-request` and `on-response` call the hooks. A call before
-/// a successful `configure` answers 500 `PLUGIN_ERROR`. On other targets it only checks
-/// that the type fits, so `cargo test` builds the same crate.
+/// instance's later calls; `on-request`, `on-response` and `on-log` call the hooks. A
+/// call before a successful `configure` fails with `PLUGIN_ERROR`. On other targets it
+/// only checks that the type fits, so `cargo test` builds the same crate.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
@@ -178,8 +202,7 @@ macro_rules! export_plugin {
         #[cfg(not(target_arch = "wasm32"))]
         const _: () = {
             let _ = $crate::__private::configure::<$plugin>;
-            let _ = $crate::__private::on_request::<$plugin>;
-            let _ = $crate::__private::on_response::<$plugin>;
+            let _ = $crate::__private::on_log::<$plugin>;
         };
 
         // The export glue's `unsafe` comes from the SDK's macros, so the plugin crate
@@ -199,15 +222,20 @@ macro_rules! export_plugin {
                     $crate::__private::configure::<$plugin>(&config)
                 }
 
-                fn on_request(ctx: __handler::Context, request: __handler::Request) -> __handler::Action {
-                    $crate::__private::on_request::<$plugin>(ctx, request)
+                fn on_request(
+                    exchange: &__handler::Exchange,
+                ) -> ::std::result::Result<__handler::Action, ::std::string::String> {
+                    $crate::__private::on_request::<$plugin>(exchange)
                 }
 
                 fn on_response(
-                    ctx: __handler::Context,
-                    response: __handler::Response,
-                ) -> __handler::Response {
-                    $crate::__private::on_response::<$plugin>(ctx, response)
+                    exchange: &__handler::Exchange,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    $crate::__private::on_response::<$plugin>(exchange)
+                }
+
+                fn on_log(entry: __handler::LogEntry) {
+                    $crate::__private::on_log::<$plugin>(entry)
                 }
             }
 

@@ -1,13 +1,14 @@
 //! Run a plugin natively in `cargo test`, no gateway needed.
 //!
 //! [`Harness`] configures the plugin exactly as the gateway does (the same JSON
-//! parsing and `new`), then calls its hooks with a [`Context`] you control. The host
-//! imports are in memory, per test thread: a real key-value store with expiry against
-//! a clock you set, captured log lines and metrics, and canned answers for outbound
-//! HTTP. Output the gateway would refuse (a bad header, a status out of range, an
-//! unnormalised path) fails the test with a message; a metric call the gateway would
-//! refuse gets the gateway's error, and the test can see it in
-//! [`Harness::refused_metrics`].
+//! parsing and `new`), then calls its hooks on an in-memory exchange that applies the
+//! gateway's rules to every change (the same header, path, query and status checks, in
+//! one file shared with the gateway). The host imports are in memory, per test thread:
+//! a real key-value store with expiry against a clock you set, captured log lines and
+//! metrics, and canned answers for outbound HTTP. A change the gateway would refuse
+//! fails the test with a message (or comes back from [`Harness::try_on_request`]); a
+//! metric call the gateway would refuse gets the gateway's error, and the test can see
+//! it in [`Harness::refused_metrics`].
 //!
 //! The in-memory host belongs to the test's thread and [`Harness::new`] starts a fresh
 //! one, so use one harness at a time in a test (Rust runs each test on its own thread).
@@ -22,28 +23,30 @@
 //! impl Plugin for Count {
 //!     type Config = serde_json::Value;
 //!     fn new(_: serde_json::Value) -> Result<Self, String> { Ok(Count) }
-//!     fn on_request(&self, mut request: Request, _: &mut Context) -> Action {
+//!     fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
 //!         let n = wasmgate_plugin_sdk::kv::incr("hits", 1, None).unwrap();
 //!         request.headers.set("x-hits", n.to_string());
-//!         Action::Continue(request)
+//!         Action::Continue
 //!     }
 //! }
 //!
 //! let mut harness = Harness::<Count>::new("{}").unwrap();
-//! harness.on_request(TestRequest::get("/").build());
-//! let action = harness.on_request(TestRequest::get("/").build());
-//! assert_eq!(action.request().unwrap().headers.get("x-hits"), Some("2"));
+//! harness.on_request(TestRequest::get("/"));
+//! let outcome = harness.on_request(TestRequest::get("/"));
+//! assert_eq!(outcome.request().unwrap().headers.get("x-hits").as_deref(), Some("2"));
 //! assert_eq!(harness.kv_get("hits").as_deref(), Some(&b"2"[..]));
 //! ```
 
+mod exchange;
 mod metric_store;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::http::{OutboundRequest, OutboundResponse};
-use crate::log::Level;
-use crate::{Action, Context, Headers, Plugin, Request, Response, Settings, UpstreamCall};
+use crate::log::{Level, Value};
+use crate::{Action, Headers, LogEntry, Method, Plugin, Response, Settings, Target, UpstreamCall};
+pub(crate) use exchange::MockExchange;
 use metric_store::MetricStore;
 
 pub use metric_store::{MetricCall, MetricValue};
@@ -51,22 +54,41 @@ pub use metric_store::{MetricCall, MetricValue};
 /// 2026-01-01T00:00:00Z, the harness clock's starting time.
 pub const DEFAULT_TIME_MS: u64 = 1_767_225_600_000;
 
-/// The trace id in the harness's [`Context`] unless a test sets another.
+/// The trace id in the harness's [`TestContext`] unless a test sets another.
 pub const DEFAULT_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-/// The service of the harness's default [`Context::upstream`].
+/// The service of the harness's default [`TestContext::upstream`].
 pub const DEFAULT_SERVICE: &str = "test";
 
-/// The endpoint of the harness's default [`Context::upstream`].
+/// The endpoint of the harness's default [`TestContext::upstream`].
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9000";
 
-type HttpHandler = Box<dyn FnMut(&OutboundRequest) -> Result<OutboundResponse, String>>;
+type HttpHandler = Box<dyn FnMut(&OutboundRequest) -> Result<OutboundResponse, crate::http::Error>>;
+
+/// One log line a plugin wrote: its level, message and structured fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// The level.
+    pub level: Level,
+    /// The message.
+    pub message: String,
+    /// The structured fields, in order.
+    pub fields: Vec<(String, Value)>,
+}
+
+impl LogLine {
+    /// The value of field `name`, if the line has it.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
 
 /// The in-memory host of one test thread.
 pub(crate) struct MockHost {
     now_ms: u64,
     kv: HashMap<String, (Vec<u8>, Option<u64>)>,
-    logs: Vec<(Level, String)>,
+    durable_writes: usize,
+    logs: Vec<LogLine>,
     vars_set: Vec<(String, String)>,
     http: HashMap<String, HttpHandler>,
     http_calls: Vec<OutboundRequest>,
@@ -79,6 +101,7 @@ impl Default for MockHost {
         Self {
             now_ms: DEFAULT_TIME_MS,
             kv: HashMap::new(),
+            durable_writes: 0,
             logs: Vec::new(),
             vars_set: Vec::new(),
             http: HashMap::new(),
@@ -94,12 +117,21 @@ impl MockHost {
         self.now_ms
     }
 
-    pub(crate) fn log(&mut self, level: Level, message: &str) {
-        self.logs.push((level, message.to_string()));
+    pub(crate) fn log(&mut self, level: Level, message: &str, fields: &[(&str, Value)]) {
+        self.logs.push(LogLine {
+            level,
+            message: message.to_string(),
+            fields: fields
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.clone()))
+                .collect(),
+        });
     }
 
-    pub(crate) fn set_var(&mut self, name: &str, value: &str) {
-        self.vars_set.push((name.to_string(), value.to_string()));
+    pub(crate) fn note_durable(&mut self, durable: bool) {
+        if durable {
+            self.durable_writes += 1;
+        }
     }
 
     fn live(&self, key: &str) -> Option<&(Vec<u8>, Option<u64>)> {
@@ -122,21 +154,20 @@ impl MockHost {
         key: &str,
         delta: i64,
         ttl_ms: Option<u64>,
-    ) -> Result<i64, String> {
+    ) -> Result<i64, crate::kv::Error> {
         let (current, expires) = match self.live(key) {
             Some((value, expires)) => {
-                let text = std::str::from_utf8(value)
-                    .map_err(|_| format!("value of {key:?} is not an integer"))?;
-                let n: i64 = text
-                    .parse()
-                    .map_err(|_| format!("value of {key:?} is not an integer"))?;
+                let n: i64 = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .ok_or(crate::kv::Error::NotAnInteger)?;
                 (n, *expires)
             }
             None => (0, ttl_ms.map(|ttl| self.now_ms.saturating_add(ttl.max(1)))),
         };
         let next = current
             .checked_add(delta)
-            .ok_or_else(|| format!("incr of {key:?} overflows"))?;
+            .ok_or(crate::kv::Error::Overflow)?;
         self.kv
             .insert(key.to_string(), (next.to_string().into_bytes(), expires));
         Ok(next)
@@ -192,26 +223,154 @@ impl MockHost {
         })
     }
 
-    pub(crate) fn http(&mut self, request: &OutboundRequest) -> Result<OutboundResponse, String> {
+    pub(crate) fn http(
+        &mut self,
+        request: &OutboundRequest,
+    ) -> Result<OutboundResponse, crate::http::Error> {
         self.http_calls.push(request.clone());
         match self.http.get_mut(&request.service) {
             Some(handler) => handler(request),
-            None => Err(format!(
-                "service {:?} is not granted to this plugin (no canned answer in the harness)",
-                request.service
-            )),
+            None => Err(crate::http::Error::NotGranted(request.service.clone())),
         }
     }
 }
 
 thread_local! {
     static HOST: RefCell<MockHost> = RefCell::new(MockHost::default());
+    static EXCHANGE: RefCell<Option<MockExchange>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` with this thread's in-memory host. Canned HTTP handlers run inside it and
 /// must not call host functions themselves.
 pub(crate) fn with_host<R>(f: impl FnOnce(&mut MockHost) -> R) -> R {
     HOST.with(|host| f(&mut host.borrow_mut()))
+}
+
+/// Runs `f` with the exchange of the hook being run by the harness.
+pub(crate) fn with_exchange<R>(f: impl FnOnce(&mut MockExchange) -> R) -> R {
+    EXCHANGE.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let exchange = slot
+            .as_mut()
+            .expect("no request is being served: call the plugin's hooks through the Harness");
+        f(exchange)
+    })
+}
+
+/// The facts the harness hands the plugin as its [`crate::Context`]: set request id,
+/// trace id, route, params or vars (as if set by earlier plugins) here. The facts
+/// left `None` are those of each `on_request`'s request, and `on_response` keeps the
+/// ones its request phase had (as received, whatever the plugin changed). Variables the
+/// plugin sets stay here for the next call, as the gateway keeps them from
+/// `on_request` to `on_response`; clear `vars` to start a fresh request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestContext {
+    /// The request id (default `test-request-1`).
+    pub request_id: String,
+    /// The trace id (default [`DEFAULT_TRACE_ID`]).
+    pub trace_id: String,
+    /// The route (default `test`).
+    pub route: String,
+    /// The client's address (default `127.0.0.1:40000`).
+    pub client_addr: String,
+    /// The method as received; `None` (the default) takes the request's.
+    pub method: Option<Method>,
+    /// The path as received; `None` (the default) takes the request's (e.g. set it to
+    /// pretend an earlier plugin rewrote the path).
+    pub path: Option<String>,
+    /// When the request was received on the monotonic clock; `None` (the default)
+    /// means when `on_request` is called.
+    pub received_ns: Option<u64>,
+    /// Path parameters.
+    pub params: Vec<(String, String)>,
+    /// Chain variables.
+    pub vars: Vec<(String, String)>,
+    /// The upstream handed to `on_response` (default [`DEFAULT_SERVICE`] at
+    /// [`DEFAULT_ENDPOINT`]); `None` to test a response a plugin made, or the
+    /// gateway's own 502 or 504. Never shown in `on_request`.
+    pub upstream: Option<UpstreamCall>,
+}
+
+impl Default for TestContext {
+    fn default() -> Self {
+        Self {
+            request_id: "test-request-1".into(),
+            trace_id: DEFAULT_TRACE_ID.into(),
+            route: "test".into(),
+            client_addr: "127.0.0.1:40000".into(),
+            method: None,
+            path: None,
+            received_ns: None,
+            params: Vec::new(),
+            vars: Vec::new(),
+            upstream: Some(UpstreamCall::new(DEFAULT_SERVICE, DEFAULT_ENDPOINT)),
+        }
+    }
+}
+
+impl TestContext {
+    /// The value of variable `name`.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of path parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A request as a plugin left it (what the gateway would send on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRequest {
+    /// The method.
+    pub method: Method,
+    /// The path.
+    pub path: String,
+    /// The query, without `?`.
+    pub query: Option<String>,
+    /// The headers.
+    pub headers: Headers<'static>,
+    /// The body, when the plugin asked for request bodies (else what the test gave,
+    /// untouched).
+    pub body: Option<Vec<u8>>,
+}
+
+/// What `on_request` did: its [`Action`] and the request as it left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The action.
+    pub action: Action,
+    /// The request after the call.
+    pub sent: SentRequest,
+}
+
+impl Outcome {
+    /// The request as the plugin left it, if the action continues.
+    pub fn request(&self) -> Option<&SentRequest> {
+        self.action.continues().then_some(&self.sent)
+    }
+
+    /// The response, if the action answers.
+    pub fn response(&self) -> Option<&Response> {
+        self.action.response()
+    }
+
+    /// The target, if the action chose one.
+    pub fn target(&self) -> Option<&Target> {
+        self.action.target()
+    }
+
+    /// Whether the request goes on.
+    pub fn continues(&self) -> bool {
+        self.action.continues()
+    }
 }
 
 /// A plugin under test with its in-memory host.
@@ -223,39 +382,27 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&mut MockHost) -> R) -> R {
 /// # impl Plugin for Who {
 /// #     type Config = NoConfig;
 /// #     fn new(_: NoConfig) -> Result<Self, String> { Ok(Who) }
-/// #     fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
-/// #         let user = ctx.param("user").unwrap_or("nobody").to_string();
+/// #     fn on_request(&self, _: &mut Request, ctx: &mut Context) -> Action {
+/// #         let user = ctx.param("user").unwrap_or_else(|| "nobody".into());
 /// #         ctx.set_var("consumer", &user);
-/// #         Action::Continue(request)
+/// #         Action::Continue
 /// #     }
 /// # }
 /// let mut harness = Harness::<Who>::new("{}").unwrap();
 /// harness.ctx.params.push(("user".into(), "alice".into()));
-/// harness.on_request(TestRequest::get("/users/alice").build());
+/// harness.on_request(TestRequest::get("/users/alice"));
 /// assert_eq!(harness.ctx.var("consumer"), Some("alice"));
 /// ```
 pub struct Harness<P: Plugin> {
     plugin: P,
     settings: Settings,
-    /// The context handed to each call; set request id, trace id, route, params or
-    /// vars (as if set by earlier plugins) here. Variables the plugin sets stay in it
-    /// for the next call, as the gateway keeps them from `on_request` to
-    /// `on_response`; clear `ctx.vars` to start a fresh request.
-    ///
-    /// Starts with request id `test-request-1`, trace id [`DEFAULT_TRACE_ID`], route
-    /// `test`, client `127.0.0.1:40000` and upstream [`DEFAULT_SERVICE`] at
-    /// [`DEFAULT_ENDPOINT`]. As in the gateway:
-    ///
-    /// - [`Harness::on_request`] sets `method` and `path` from the request it is given
-    ///   and `received_ns` to the clock's monotonic time, unless the test set them
-    ///   itself (a value the harness did not write is kept, e.g. to pretend an earlier
-    ///   plugin rewrote the path);
-    /// - `upstream` is `None` in `on_request` (the harness hides it for that call) and
-    ///   is handed to `on_response` as set: set it to `None` to test a response a
-    ///   plugin made, or the gateway's own 502 or 504.
-    pub ctx: Context,
-    /// What the harness last wrote into `ctx.method`, `ctx.path`, `ctx.received_ns`.
-    stamped: (String, String, u64),
+    /// The context handed to each call.
+    pub ctx: TestContext,
+    /// The request of the last `on_request`, which `on_response` carries on.
+    last_request: Option<TestRequest>,
+    /// The facts of the last `on_request` as received (method, path, when), which
+    /// stay the same in `on_response`, as the gateway's do.
+    last_received: Option<(Method, String, u64)>,
 }
 
 impl<P: Plugin> Harness<P> {
@@ -291,23 +438,12 @@ impl<P: Plugin> Harness<P> {
         });
         let plugin = crate::__private::build::<P>(config)?;
         let settings = plugin.settings();
-        let received_ns = crate::clock::monotonic_ns();
         Ok(Self {
             plugin,
             settings,
-            ctx: Context {
-                request_id: "test-request-1".into(),
-                trace_id: DEFAULT_TRACE_ID.into(),
-                route: "test".into(),
-                client_addr: "127.0.0.1:40000".into(),
-                method: String::new(),
-                path: String::new(),
-                received_ns,
-                params: Vec::new(),
-                vars: Vec::new(),
-                upstream: Some(UpstreamCall::new(DEFAULT_SERVICE, DEFAULT_ENDPOINT)),
-            },
-            stamped: (String::new(), String::new(), received_ns),
+            ctx: TestContext::default(),
+            last_request: None,
+            last_received: None,
         })
     }
 
@@ -321,60 +457,114 @@ impl<P: Plugin> Harness<P> {
         &self.plugin
     }
 
-    /// Runs `on_request`. As in the gateway, the body is handed over only if the
-    /// plugin asked for request bodies, and the context carries the request's method
-    /// and path, the time it was received and no upstream (see [`Harness::ctx`]).
-    /// Panics on output the gateway would refuse.
-    pub fn on_request(&mut self, mut request: Request) -> Action {
-        if !self.settings.request_body {
-            request.body = None;
+    /// The context of the response phase: the test's, with the facts the request
+    /// phase received where the test left them unset.
+    fn response_ctx(&self) -> TestContext {
+        let mut ctx = self.ctx.clone();
+        if let Some((method, path, received_ns)) = &self.last_received {
+            ctx.method.get_or_insert_with(|| method.clone());
+            ctx.path.get_or_insert_with(|| path.clone());
+            ctx.received_ns.get_or_insert(*received_ns);
         }
-        self.stamp(&request);
-        let upstream = self.ctx.upstream.take();
-        let action = self.plugin.on_request(request, &mut self.ctx);
-        self.ctx.upstream = upstream;
-        match &action {
-            Action::Continue(request) => check_request(request),
-            Action::Respond(response) => check_response(response, 200),
-        }
-        action
+        ctx
     }
 
-    /// Writes the request's facts into the context, except those the test set.
-    fn stamp(&mut self, request: &Request) {
-        let (method, path, received_ns) = &mut self.stamped;
-        if self.ctx.method == *method {
-            self.ctx.method.clone_from(&request.method);
-            method.clone_from(&request.method);
-        }
-        if self.ctx.path == *path {
-            self.ctx.path.clone_from(&request.path);
-            path.clone_from(&request.path);
-        }
-        if self.ctx.received_ns == *received_ns {
-            self.ctx.received_ns = crate::clock::monotonic_ns();
-            *received_ns = self.ctx.received_ns;
-        }
+    /// Runs `on_request` as the gateway would: the body is readable only if the
+    /// plugin asked for request bodies, and the context has no upstream. Panics when
+    /// the gateway would fail the request (a refused change, an invalid response).
+    pub fn on_request(&mut self, request: TestRequest) -> Outcome {
+        self.try_on_request(request).unwrap_or_else(|why| {
+            panic!("the gateway would fail this request with PLUGIN_ERROR: {why}")
+        })
     }
 
-    /// Runs `on_response`, as the gateway would: not at all for a `request_only`
-    /// plugin (the response comes back unchanged), and with the body only if the
-    /// plugin asked for response bodies. Panics on output the gateway would refuse.
-    pub fn on_response(&mut self, mut response: Response) -> Response {
+    /// Runs `on_request`; `Err` with the reason when the gateway would fail the
+    /// request with `PLUGIN_ERROR` (a change it refuses, a response it refuses).
+    pub fn try_on_request(&mut self, request: TestRequest) -> Result<Outcome, String> {
+        let exchange = MockExchange::new(&self.ctx, &request, None, self.settings);
+        let (result, mut exchange) = run(exchange, |ex| {
+            crate::__private::request_hook(&self.plugin, ex)
+        });
+        self.ctx.vars = exchange.vars.clone();
+        self.last_received = Some((
+            exchange.received_method(),
+            exchange.received_path(),
+            exchange.received_ns(),
+        ));
+        let action = result?;
+        if let Action::Respond(response) = &action {
+            check_answer(response)?;
+        }
+        let sent = exchange.sent_request(&request);
+        self.last_request = Some(TestRequest(sent.clone()));
+        Ok(Outcome { action, sent })
+    }
+
+    /// Runs `on_response` as the gateway would: not at all for a `request_only`
+    /// plugin (the response comes back unchanged), with the body readable only if the
+    /// plugin asked for response bodies, on the request of the last `on_request`
+    /// (or `GET /`). Returns the response as the plugin left it. Panics when the
+    /// gateway would fail the request.
+    pub fn on_response(&mut self, response: Response) -> Response {
+        self.try_on_response(response).unwrap_or_else(|why| {
+            panic!("the gateway would fail this request with PLUGIN_ERROR: {why}")
+        })
+    }
+
+    /// Runs `on_response`; `Err` with the reason when the gateway would fail the
+    /// request with `PLUGIN_ERROR`.
+    pub fn try_on_response(&mut self, response: Response) -> Result<Response, String> {
         if self.settings.request_only {
-            return response;
+            return Ok(response);
         }
-        if !self.settings.response_body {
-            response.body = None;
-        }
-        let response = self.plugin.on_response(response, &mut self.ctx);
-        check_response(&response, 100);
-        response
+        let request = self
+            .last_request
+            .clone()
+            .unwrap_or_else(|| TestRequest::get("/"));
+        let exchange = MockExchange::new(
+            &self.response_ctx(),
+            &request,
+            Some(&response),
+            self.settings,
+        );
+        let (result, exchange) = run(exchange, |ex| {
+            crate::__private::response_hook(&self.plugin, ex)
+        });
+        self.ctx.vars = exchange.vars.clone();
+        result?;
+        Ok(exchange.sent_response(response))
     }
 
-    /// The log lines written so far.
+    /// Runs `on_log` with `entry`, as the gateway would after the client has its
+    /// answer. Panics if the plugin's settings do not ask for the log phase (the
+    /// gateway would not call it).
+    pub fn on_log(&mut self, entry: &LogEntry) {
+        assert!(
+            self.settings.log,
+            "the gateway calls on_log only for plugins whose settings() set `log: true`"
+        );
+        self.plugin.on_log(entry);
+    }
+
+    /// The log lines written so far, as (level, message).
     pub fn logs(&self) -> Vec<(Level, String)> {
+        with_host(|host| {
+            host.logs
+                .iter()
+                .map(|line| (line.level, line.message.clone()))
+                .collect()
+        })
+    }
+
+    /// The log lines written so far, with their structured fields.
+    pub fn log_lines(&self) -> Vec<LogLine> {
         with_host(|host| host.logs.clone())
+    }
+
+    /// How many `kv` writes were durable (`set_durable`, `insert_durable`,
+    /// `delete_durable`).
+    pub fn durable_writes(&self) -> usize {
+        with_host(|host| host.durable_writes)
     }
 
     /// The total the plugin added to counter `name` with exactly `labels` (in any
@@ -431,7 +621,7 @@ impl<P: Plugin> Harness<P> {
         with_host(|host| host.metrics.refused.clone())
     }
 
-    /// The variables the plugin set through [`Context::set_var`], in order.
+    /// The variables the plugin set through [`crate::Context::set_var`], in order.
     pub fn vars_set(&self) -> Vec<(String, String)> {
         with_host(|host| host.vars_set.clone())
     }
@@ -460,7 +650,7 @@ impl<P: Plugin> Harness<P> {
     pub fn on_http(
         &self,
         service: &str,
-        handler: impl FnMut(&OutboundRequest) -> Result<OutboundResponse, String> + 'static,
+        handler: impl FnMut(&OutboundRequest) -> Result<OutboundResponse, crate::http::Error> + 'static,
     ) {
         with_host(|host| {
             host.http.insert(service.to_string(), Box::new(handler));
@@ -473,47 +663,50 @@ impl<P: Plugin> Harness<P> {
     }
 }
 
-fn check_headers(headers: &Headers) {
-    for (name, value) in headers.iter() {
-        assert!(
-            Headers::is_valid_name(name),
-            "the plugin returned an invalid header name {name:?}; the gateway would fail the request with PLUGIN_ERROR"
-        );
-        assert!(
-            Headers::is_valid_value(value),
-            "the plugin returned an invalid value for header {name:?}; the gateway would fail the request with PLUGIN_ERROR"
-        );
+/// Runs `f` with a [`crate::Context`] made from `ctx` (for a `GET /`), outside any
+/// hook: for testing a plugin's helpers that take a context, e.g. one that builds an
+/// error response.
+///
+/// ```
+/// use wasmgate_plugin_sdk::testing::{TestContext, with_context};
+/// use wasmgate_plugin_sdk::Response;
+/// let ctx = TestContext { request_id: "req-1".into(), ..TestContext::default() };
+/// let response = with_context(&ctx, |ctx| Response::not_found("no such user", ctx));
+/// assert!(response.body_text().contains(r#""request_id":"req-1""#));
+/// ```
+pub fn with_context<R>(ctx: &TestContext, f: impl FnOnce(&mut crate::Context<'_>) -> R) -> R {
+    let exchange = MockExchange::new(ctx, &TestRequest::get("/"), None, Settings::default());
+    run(exchange, |ex| f(&mut crate::Context::new(ex))).0
+}
+
+/// Runs `hook` with `exchange` installed for this thread; returns its result and the
+/// exchange as the hook left it.
+fn run<R>(
+    exchange: MockExchange,
+    hook: impl FnOnce(crate::exchange::Ex<'_>) -> R,
+) -> (R, MockExchange) {
+    EXCHANGE.with(|slot| *slot.borrow_mut() = Some(exchange));
+    let result = hook(crate::exchange::Ex::native());
+    let exchange = EXCHANGE
+        .with(|slot| slot.borrow_mut().take())
+        .expect("the exchange is still installed");
+    (result, exchange)
+}
+
+/// Checks a plugin's own answer as the gateway does.
+fn check_answer(response: &Response) -> Result<(), String> {
+    if !crate::rules::is_valid_answer_status(response.status) {
+        return Err(format!(
+            "status {} is out of range 200..=599 for a plugin's answer",
+            response.status
+        ));
     }
+    exchange::check_headers(&response.headers.entries())
 }
 
-fn check_request(request: &Request) {
-    assert!(
-        !request.method.is_empty() && Headers::is_valid_name(&request.method),
-        "the plugin returned an invalid method {:?}",
-        request.method
-    );
-    assert!(
-        request.path.starts_with('/')
-            && !request.path.split('/').any(|s| s == "." || s == "..")
-            && !request.path.contains(['?', '#', '\\']),
-        "the plugin returned a path the gateway refuses: {:?} (it must be normalised)",
-        request.path
-    );
-    check_headers(&request.headers);
-}
-
-fn check_response(response: &Response, min_status: u16) {
-    assert!(
-        (min_status..=599).contains(&response.status),
-        "the plugin returned status {}; the gateway accepts {min_status}..=599 here",
-        response.status
-    );
-    check_headers(&response.headers);
-}
-
-/// Builds a [`Request`] for tests.
+/// Builds a request for [`Harness::on_request`].
 #[derive(Debug, Clone)]
-pub struct TestRequest(Request);
+pub struct TestRequest(SentRequest);
 
 impl TestRequest {
     /// A request with `method` for `path` (which may carry `?query`).
@@ -522,8 +715,8 @@ impl TestRequest {
             Some((path, query)) => (path, Some(query.to_string())),
             None => (path, None),
         };
-        Self(Request {
-            method: method.to_ascii_uppercase(),
+        Self(SentRequest {
+            method: Method::parse(method),
             path: path.to_string(),
             query,
             headers: Headers::new(),
@@ -552,7 +745,7 @@ impl TestRequest {
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
         self.0.headers.append(name, value);
         self
     }
@@ -569,9 +762,18 @@ impl TestRequest {
         self
     }
 
-    /// The request.
-    pub fn build(self) -> Request {
-        self.0
+    /// The request as built.
+    pub fn build(self) -> Self {
+        self
+    }
+}
+
+/// The request as the test built it: what a plugin that changes nothing sends on, so
+/// `assert_eq!(outcome.request(), Some(&request.into()))` checks that it passed the
+/// request through unchanged.
+impl From<TestRequest> for SentRequest {
+    fn from(request: TestRequest) -> Self {
+        request.0
     }
 }
 

@@ -267,8 +267,9 @@ async fn bad_credentials_each_get_a_401_envelope_and_the_gateway_stays_up() {
     for reason in [
         "expired (exp)",
         "unsecured token (alg none)",
-        "no key accepts HS256 with kid \"rsa-1\"",
-        "unknown kid \"k-9\"",
+        // The reason is a structured field: on the console `reason="…"`, quotes escaped.
+        r#"no key accepts HS256 with kid \"rsa-1\""#,
+        r#"unknown kid \"k-9\""#,
         "bad signature",
     ] {
         gateway.wait_for_log(reason);

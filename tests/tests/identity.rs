@@ -643,5 +643,49 @@ async fn a_revoked_consumer_is_refused_with_any_of_its_keys() {
             "UNAUTHORIZED",
         );
     }
-    gw.wait_for_log("consumer \"partner\" was revoked");
+    gw.wait_for_log(r#"consumer \"partner\" was revoked"#);
+}
+
+/// Issue 12: a registration the client saw acknowledged (201) is kept, even when the
+/// gateway is killed with SIGKILL right after the last one, before any periodic flush.
+#[tokio::test]
+async fn acknowledged_registrations_survive_sigkill() {
+    let upstream = Upstream::start();
+    let data = tempfile::tempdir().unwrap();
+    let http = client();
+    let names: Vec<String> = (0..30).map(|i| format!("durable{i}")).collect();
+    {
+        let mut gw = gateway(&upstream, data.path());
+        for name in &names {
+            let (status, _, body) = call(
+                &http,
+                &gw,
+                Method::POST,
+                "/auth/register",
+                Auth::None,
+                Some(json!({"username": name, "email": format!("{name}@example.com"), "password": "correct-horse-7"})),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        gw.signal("KILL");
+        wasmgate_e2e::wait_for(
+            "the gateway to die",
+            std::time::Duration::from_secs(10),
+            || (!gw.is_running()).then_some(()),
+        );
+    }
+    let gw = gateway(&upstream, data.path());
+    for name in &names {
+        let (status, _, body) = call(
+            &http,
+            &gw,
+            Method::POST,
+            "/auth/login",
+            Auth::None,
+            Some(json!({"username": name, "password": "correct-horse-7"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{name} was acknowledged but is gone: {body}");
+    }
 }

@@ -427,20 +427,27 @@ config = { rules = [{ path_prefix = "/logged/secret" }], status = 403 }
         .await,
         403
     );
+    // Each access line is one JSON log line of the plugin (message `access`), its
+    // fields the line's fields; the gateway tags it with the request id, trace id,
+    // route and time. The log phase runs after the response: wait for both lines.
+    let access_lines = || -> Vec<Value> {
+        gateway
+            .log()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["plugin"] == "access-log" && l["target"] == "plugin")
+            .collect()
+    };
+    let lines = wasmgate_e2e::wait_for(
+        "two access lines",
+        std::time::Duration::from_secs(10),
+        || Some(access_lines()).filter(|lines| lines.len() >= 2),
+    );
     gateway.terminate();
-
-    // Each access line is the `message` of one JSON log line from the plugin.
-    let lines: Vec<Value> = gateway
-        .log()
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|l| l["plugin"] == "access-log" && l["target"] == "plugin")
-        .map(|l| {
-            let message = l["message"].as_str().expect("a message");
-            serde_json::from_str(message).unwrap_or_else(|e| panic!("not JSON ({e}): {message}"))
-        })
-        .collect();
+    for line in &lines {
+        assert_eq!(line["message"], "access", "{line}");
+    }
     assert_eq!(lines.len(), 2, "{lines:#?}");
     let proxied = &lines[0];
     assert_eq!(proxied["request_id"], "access-42");

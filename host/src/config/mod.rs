@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub use schema::{
     AdminSettings, Config, GatewaySettings, HealthSettings, Limits, Listener, LogFormat,
     LogSettings, MetricsSettings, OnError, PluginRef, PluginSettings, ReloadSettings, RouteConfig,
-    SecretSource, ServiceConfig,
+    SecretSource, ServiceConfig, default_connect_timeout_ms,
 };
 pub use validate::is_plugin_name;
 

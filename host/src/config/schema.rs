@@ -247,6 +247,18 @@ pub struct PluginSettings {
     /// `kv_namespace = "auth"`: the `kv` namespace; defaults to the plugin's name.
     /// Plugins given the same namespace share data.
     pub kv_namespace: Option<String>,
+    /// `kv_durable = true`: every `kv` write of this plugin is on disk before the call
+    /// returns (a plugin can also ask for it per write). Off by default: writes reach
+    /// the disk within a fraction of a second.
+    pub kv_durable: bool,
+    /// `services = ["orders-v2"]`: services the plugin may send a request to instead
+    /// of the route's own (`continue-to(service)`).
+    pub services: Vec<Spanned<String>>,
+    /// `upstreams = ["http://127.0.0.1:*", "http://10.0.0.0/8:8080"]`: endpoints the
+    /// plugin may send a request to (`continue-to(endpoint)`): `http://` then a host
+    /// name, an IP address or an IPv4/IPv6 network in CIDR form, then `:PORT` or `:*`
+    /// for any port (no port means port 80).
+    pub upstreams: Vec<Spanned<String>>,
     /// `instances = 64`: most idle, configured instances kept per route for reuse;
     /// `0` makes a fresh instance for every call.
     pub instances: usize,
@@ -276,6 +288,9 @@ impl Default for PluginSettings {
             memory_limit_mb: 64,
             http: Vec::new(),
             kv_namespace: None,
+            kv_durable: false,
+            services: Vec::new(),
+            upstreams: Vec::new(),
             instances: 64,
             secrets: BTreeMap::new(),
         }
@@ -298,7 +313,7 @@ pub struct ServiceConfig {
     pub health_path: Option<String>,
 }
 
-fn default_connect_timeout_ms() -> u64 {
+pub fn default_connect_timeout_ms() -> u64 {
     2_000
 }
 

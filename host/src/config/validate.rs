@@ -143,7 +143,7 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
                 }
             }
         }
-        for service in &s.http {
+        for service in s.http.iter().chain(&s.services) {
             if !config.services.contains_key(service.get_ref()) {
                 return Err(at(
                     service,
@@ -152,6 +152,14 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
                         service.get_ref(),
                         known(config.services.keys())
                     ),
+                ));
+            }
+        }
+        for pattern in &s.upstreams {
+            if let Err(why) = crate::allowlist::EndpointPattern::parse(pattern.get_ref()) {
+                return Err(at(
+                    pattern,
+                    format!("plugin {name:?}: upstream {:?}: {why}", pattern.get_ref()),
                 ));
             }
         }

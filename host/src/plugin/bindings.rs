@@ -8,7 +8,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::wasmgate::plugin::{clock, http, kv, log, metrics, secrets, types, vars};
+pub use self::wasmgate::plugin::{clock, http, kv, log, metrics, secrets, types};
 
 /// The WIT package version the host implements.
-pub const WIT_VERSION: &str = "0.4.0";
+pub const WIT_VERSION: &str = "0.5.0";

@@ -1,6 +1,6 @@
 //! What a plugin instance may reach: the store data behind each instance and the host
-//! side of the WIT imports (`log`, `clock`, `kv`, `http`, `vars`), plus the memory
-//! limiter. WASI is linked only because Rust's standard library imports it; the WASI
+//! side of the WIT imports (`log`, `clock`, `kv`, `http`, `metrics`, `secrets`; the
+//! `exchange` resource is in `exchange.rs`), plus the memory limiter. WASI is linked only because Rust's standard library imports it; the WASI
 //! context grants nothing (no preopened directories, no sockets, no environment).
 
 use std::sync::Arc;
@@ -11,15 +11,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{clock, http, kv, log, metrics, secrets, types, vars};
+use super::bindings::{clock, http, kv, log, metrics, secrets, types};
+use super::outbound::OutboundCalls;
 use crate::metrics::{Metrics, PluginValue};
 use crate::state::Namespace;
-use crate::upstream::OutboundCalls;
 
-/// The most variables one call may set.
-const MAX_VARS_PER_CALL: usize = 64;
-/// The most bytes of name and value one variable may hold.
-const MAX_VAR_BYTES: usize = 8192;
+pub use super::outbound::Targets;
 
 /// Everything one instance's host calls need, fixed when the instance is made.
 pub struct Grants {
@@ -29,8 +26,12 @@ pub struct Grants {
     pub route: Arc<str>,
     /// The plugin's `kv` namespace.
     pub kv: Namespace,
+    /// Whether every `kv` write is durable (`kv_durable = true`).
+    pub kv_durable: bool,
     /// Outbound calls to the services granted to the plugin.
     pub http: OutboundCalls,
+    /// Where the plugin may send a request instead of the route's service.
+    pub targets: Targets,
     /// The most linear memory the instance may grow to.
     pub memory_limit: usize,
     /// The secrets granted to the plugin, by name.
@@ -47,8 +48,6 @@ pub struct HostState {
     grants: Arc<Grants>,
     /// Set when a memory growth was refused, to tell out-of-memory from other aborts.
     pub memory_refused: bool,
-    /// Variables set by the current call through `vars.set`.
-    pub vars_set: Vec<(String, String)>,
     /// The request id of the current call, for log lines.
     pub request_id: String,
     /// The trace id of the current call, for log lines.
@@ -65,11 +64,22 @@ impl HostState {
             table: ResourceTable::new(),
             grants,
             memory_refused: false,
-            vars_set: Vec::new(),
             request_id: String::new(),
             trace_id: String::new(),
             metrics,
         }
+    }
+}
+
+impl HostState {
+    /// The instance's resource table (WASI's resources and lent exchanges).
+    pub fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// The grants of the instance.
+    pub fn grants(&self) -> &Arc<Grants> {
+        &self.grants
     }
 }
 
@@ -109,28 +119,39 @@ impl ResourceLimiter for HostState {
 impl types::Host for HostState {}
 
 impl log::Host for HostState {
-    async fn write(&mut self, level: log::Level, message: String) {
-        let plugin = &*self.grants.plugin;
-        let route = &*self.grants.route;
-        let request_id = &*self.request_id;
-        let trace_id = &*self.trace_id;
-        match level {
-            log::Level::Trace => {
-                tracing::trace!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
-            }
-            log::Level::Debug => {
-                tracing::debug!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
-            }
-            log::Level::Info => {
-                tracing::info!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
-            }
-            log::Level::Warn => {
-                tracing::warn!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
-            }
-            log::Level::Error => {
-                tracing::error!(target: "plugin", plugin, route, request_id, trace_id, "{message}")
-            }
-        }
+    async fn write(
+        &mut self,
+        level: log::Level,
+        message: String,
+        fields: Vec<(String, log::Value)>,
+    ) {
+        let level = match level {
+            log::Level::Trace => tracing::Level::TRACE,
+            log::Level::Debug => tracing::Level::DEBUG,
+            log::Level::Info => tracing::Level::INFO,
+            log::Level::Warn => tracing::Level::WARN,
+            log::Level::Error => tracing::Level::ERROR,
+        };
+        let fields = crate::logging::PluginFields::new(fields.into_iter().map(|(name, value)| {
+            let value = match value {
+                log::Value::Text(text) => serde_json::Value::from(text),
+                log::Value::Int(n) => n.into(),
+                log::Value::Float(f) => {
+                    serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)
+                }
+                log::Value::Flag(b) => b.into(),
+            };
+            (name, value)
+        }));
+        crate::logging::plugin_line(
+            level,
+            &self.grants.plugin,
+            &self.grants.route,
+            &self.request_id,
+            &self.trace_id,
+            &message,
+            &fields,
+        );
     }
 }
 
@@ -153,9 +174,27 @@ impl clock::Host for HostState {
     }
 }
 
+fn kv_error(error: crate::state::StateError) -> kv::KvError {
+    use crate::state::StateError;
+    match error {
+        StateError::NotAnInteger(_) => kv::KvError::NotAnInteger,
+        StateError::Overflow(_) => kv::KvError::Overflow,
+        other => kv::KvError::Store(other.to_string()),
+    }
+}
+
+/// Makes a write durable when asked or when the plugin's namespace is. (A free
+/// function over the grants: a future holding `&HostState` would not be `Send`.)
+async fn settle(grants: Arc<Grants>, durable: bool) -> Result<(), kv::KvError> {
+    if durable || grants.kv_durable {
+        grants.kv.flush().await.map_err(kv_error)?;
+    }
+    Ok(())
+}
+
 impl kv::Host for HostState {
-    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
-        self.grants.kv.get(&key).map_err(|e| e.to_string())
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
+        self.grants.kv.get(&key).map_err(kv_error)
     }
 
     async fn set(
@@ -163,22 +202,27 @@ impl kv::Host for HostState {
         key: String,
         value: Vec<u8>,
         ttl_ms: Option<u64>,
-    ) -> Result<(), String> {
-        self.grants
-            .kv
-            .set(&key, &value, ttl_ms)
-            .map_err(|e| e.to_string())
+        durable: bool,
+    ) -> Result<(), kv::KvError> {
+        self.grants.kv.set(&key, &value, ttl_ms).map_err(kv_error)?;
+        settle(self.grants.clone(), durable).await
     }
 
-    async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, String> {
-        self.grants
-            .kv
-            .incr(&key, delta, ttl_ms)
-            .map_err(|e| e.to_string())
+    async fn incr(
+        &mut self,
+        key: String,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> Result<i64, kv::KvError> {
+        let value = self.grants.kv.incr(&key, delta, ttl_ms).map_err(kv_error)?;
+        settle(self.grants.clone(), false).await?;
+        Ok(value)
     }
 
-    async fn delete(&mut self, key: String) -> Result<bool, String> {
-        self.grants.kv.delete(&key).map_err(|e| e.to_string())
+    async fn delete(&mut self, key: String, durable: bool) -> Result<bool, kv::KvError> {
+        let existed = self.grants.kv.delete(&key).map_err(kv_error)?;
+        settle(self.grants.clone(), durable).await?;
+        Ok(existed)
     }
 
     async fn insert(
@@ -186,11 +230,17 @@ impl kv::Host for HostState {
         key: String,
         value: Vec<u8>,
         ttl_ms: Option<u64>,
-    ) -> Result<bool, String> {
-        self.grants
+        durable: bool,
+    ) -> Result<bool, kv::KvError> {
+        let stored = self
+            .grants
             .kv
             .insert(&key, &value, ttl_ms)
-            .map_err(|e| e.to_string())
+            .map_err(kv_error)?;
+        if stored {
+            settle(self.grants.clone(), durable).await?;
+        }
+        Ok(stored)
     }
 
     async fn scan(
@@ -198,12 +248,12 @@ impl kv::Host for HostState {
         prefix: String,
         after: Option<String>,
         limit: u32,
-    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+    ) -> Result<Vec<(String, Vec<u8>)>, kv::KvError> {
         let limit = (limit as usize).min(MAX_SCAN);
         self.grants
             .kv
             .scan(&prefix, after.as_deref(), limit)
-            .map_err(|e| e.to_string())
+            .map_err(kv_error)
     }
 }
 
@@ -220,7 +270,7 @@ impl http::Host for HostState {
     async fn send(
         &mut self,
         request: http::OutboundRequest,
-    ) -> Result<http::OutboundResponse, String> {
+    ) -> Result<http::OutboundResponse, http::HttpError> {
         self.grants.http.send(request).await
     }
 }
@@ -268,16 +318,5 @@ impl metrics::Host for HostState {
         value: f64,
     ) -> Result<(), String> {
         self.record_metric(&name, labels, PluginValue::Histogram(value))
-    }
-}
-
-impl vars::Host for HostState {
-    async fn set(&mut self, name: String, value: String) {
-        self.vars_set.retain(|(n, _)| *n != name);
-        if self.vars_set.len() >= MAX_VARS_PER_CALL || name.len() + value.len() > MAX_VAR_BYTES {
-            tracing::warn!(plugin = &*self.grants.plugin, var = %name, "variable dropped: over the limit");
-            return;
-        }
-        self.vars_set.push((name, value));
     }
 }

@@ -10,16 +10,20 @@
 //!    ran `configure` with that route's config (the first one made at once, so a bad
 //!    config is refused before it serves traffic).
 //! 4. [`InstancePool::on_request`] / [`InstancePool::on_response`] per request: take
-//!    an idle instance (or make one), call it under a deadline, put it back. Any
-//!    failure discards the instance; the next call gets a fresh one.
+//!    an idle instance (or make one), lend it the request's [`ExchangeState`] for the
+//!    call under a deadline, take the exchange back, put the instance back. Any trap
+//!    or timeout discards the instance; the next call gets a fresh one.
+//!    [`InstancePool::on_log`] after the client has its answer.
 //!
 //! Instances are reused across requests (one at a time), measured in BENCHMARKS.md
 //! against a fresh instance per request: request data reaches a plugin only through
-//! call arguments.
+//! the exchange lent for one call, and log entries.
 
 mod bindings;
 mod cache;
+mod exchange;
 mod host;
+mod outbound;
 mod pool;
 
 use std::path::Path;
@@ -35,9 +39,14 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use bindings::WIT_VERSION;
 pub use bindings::http::{OutboundRequest, OutboundResponse};
-pub use bindings::types::{Action, Context, Request, Response, Settings, UpstreamCall};
+pub use bindings::types::{
+    Action, Failure as LogFailure, FailureKind as LogFailureKind, LogEntry, Method as WitMethod,
+    PluginTime, Response, Settings, Target, UpstreamCall,
+};
 pub use cache::{CacheOutcome, DiskCache};
+pub use exchange::{BodyAccess, ExchangeState, Facts, ResponseState, wit_method};
 pub use host::{Grants, HostState, Secrets, monotonic_ns};
+pub use outbound::{OutboundCalls, Targets, Upstream};
 pub use pool::InstancePool;
 
 /// One epoch tick; call deadlines are counted in ticks.

@@ -6,10 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use wasmtime::component::Resource;
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::bindings::{self, types};
+use super::exchange::{BodyAccess, ExchangeState};
 use super::host::{Grants, HostState};
 use super::{FailureKind, LoadedPlugin, PluginFailure, PluginStats};
 use crate::metrics::{Metrics, PluginCallLabels, PluginErrorLabels};
@@ -61,6 +63,7 @@ impl InstancePool {
                 request_body: false,
                 response_body: false,
                 request_only: false,
+                log: false,
             },
             idle: Mutex::new(Vec::new()),
             max_idle,
@@ -88,6 +91,11 @@ impl InstancePool {
         &self.hash
     }
 
+    /// What the operator granted the plugin on this route.
+    pub fn grants(&self) -> &Arc<Grants> {
+        &self.grants
+    }
+
     fn failure(&self, kind: FailureKind, detail: String) -> PluginFailure {
         PluginFailure {
             plugin: self.plugin.clone(),
@@ -107,19 +115,26 @@ impl InstancePool {
         store.limiter(|state| state as &mut dyn wasmtime::ResourceLimiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(ticks(SETUP_TIMEOUT));
+        // Which step failed decides how the failure reads: making the instance, or
+        // running `configure` (where a trap is a trap, not a refused config).
         let setup = async {
-            let bindings = self.pre.instantiate_async(&mut store).await?;
+            let bindings = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| (Step::Instantiate, e))?;
             let settings = bindings
                 .wasmgate_plugin_handler()
                 .call_configure(&mut store, &self.config)
-                .await?;
-            wasmtime::Result::Ok((bindings, settings))
+                .await
+                .map_err(|e| (Step::Configure, e))?;
+            Ok::<_, (Step, wasmtime::Error)>((bindings, settings))
         };
         let (bindings, settings) = match tokio::time::timeout(SETUP_TIMEOUT, setup).await {
             Ok(Ok(done)) => done,
-            Ok(Err(error)) => {
+            Ok(Err((step, error))) => {
                 let mut failure = self.classify(&store, &stderr, error);
-                if failure.kind == FailureKind::Trap && failure.detail.contains("instance") {
+                if step == Step::Instantiate && failure.kind == FailureKind::Trap {
                     failure.kind = FailureKind::Instantiate;
                 }
                 return Err(failure);
@@ -157,49 +172,101 @@ impl InstancePool {
         }
     }
 
-    /// Runs `on-request`. Returns the action and the variables the plugin set.
+    /// Runs `on-request` on `exchange`, lent to the plugin for the call, and gives it
+    /// back with the plugin's action.
     pub async fn on_request(
         &self,
-        ctx: &types::Context,
-        request: &types::Request,
-    ) -> Result<(types::Action, Vec<(String, String)>), PluginFailure> {
-        let started = std::time::Instant::now();
-        let result = async {
-            let mut instance = self.checkout().await?;
-            self.begin(&mut instance, ctx);
-            let call = instance.bindings.wasmgate_plugin_handler().call_on_request(
-                &mut instance.store,
-                ctx,
-                request,
-            );
-            let result = tokio::time::timeout(self.timeout, call).await;
-            self.finish(instance, result)
-        }
-        .await;
-        self.record("request", started, result.as_ref().err());
-        result
+        exchange: ExchangeState,
+    ) -> (ExchangeState, Result<types::Action, PluginFailure>) {
+        let (exchange, result) = self.call(Phase::Request, exchange).await;
+        let result = result.map(|action| action.expect("on-request returns an action"));
+        (exchange, result)
     }
 
-    /// Runs `on-response`. Returns the response and the variables the plugin set.
+    /// Runs `on-response` on `exchange` (which holds the response), lent to the plugin
+    /// for the call.
     pub async fn on_response(
         &self,
-        ctx: &types::Context,
-        response: &types::Response,
-    ) -> Result<(types::Response, Vec<(String, String)>), PluginFailure> {
+        exchange: ExchangeState,
+    ) -> (ExchangeState, Result<(), PluginFailure>) {
+        let (exchange, result) = self.call(Phase::Response, exchange).await;
+        (exchange, result.map(|_| ()))
+    }
+
+    /// Runs `on-log` with `entry`.
+    pub async fn on_log(&self, entry: &types::LogEntry) -> Result<(), PluginFailure> {
         let started = std::time::Instant::now();
         let result = async {
             let mut instance = self.checkout().await?;
-            self.begin(&mut instance, ctx);
+            self.begin(&mut instance, &entry.request_id, &entry.trace_id);
             let call = instance
                 .bindings
                 .wasmgate_plugin_handler()
-                .call_on_response(&mut instance.store, ctx, response);
-            let result = tokio::time::timeout(self.timeout, call).await;
+                .call_on_log(&mut instance.store, entry);
+            let result = tokio::time::timeout(self.timeout, call)
+                .await
+                .map(|r| r.map(Ok));
             self.finish(instance, result)
         }
         .await;
-        self.record("response", started, result.as_ref().err());
+        self.record("log", started, result.as_ref().err());
         result
+    }
+
+    /// Lends `exchange` to one call of `phase` and takes it back, whatever happened.
+    async fn call(
+        &self,
+        phase: Phase,
+        mut exchange: ExchangeState,
+    ) -> (ExchangeState, Result<Option<types::Action>, PluginFailure>) {
+        let started = std::time::Instant::now();
+        let mut instance = match self.checkout().await {
+            Ok(instance) => instance,
+            Err(failure) => {
+                self.record(phase.name(), started, Some(&failure));
+                return (exchange, Err(failure));
+            }
+        };
+        self.begin(
+            &mut instance,
+            &exchange.facts.request_id,
+            &exchange.facts.trace_id,
+        );
+        exchange.access = BodyAccess {
+            request: phase == Phase::Request && self.settings.request_body,
+            response: phase == Phase::Response && self.settings.response_body,
+        };
+        let lent = instance
+            .store
+            .data_mut()
+            .table_mut()
+            .push(exchange)
+            .expect("an instance's table has room: it is emptied after every call");
+        let handle = Resource::<types::Exchange>::new_borrow(lent.rep());
+        let handler = instance.bindings.wasmgate_plugin_handler();
+        let result = match phase {
+            Phase::Request => {
+                let call = handler.call_on_request(&mut instance.store, handle);
+                tokio::time::timeout(self.timeout, call)
+                    .await
+                    .map(|r| r.map(|action| action.map(Some)))
+            }
+            Phase::Response => {
+                let call = handler.call_on_response(&mut instance.store, handle);
+                tokio::time::timeout(self.timeout, call)
+                    .await
+                    .map(|r| r.map(|done| done.map(|()| None)))
+            }
+        };
+        let exchange = instance
+            .store
+            .data_mut()
+            .table_mut()
+            .delete(lent)
+            .expect("the lent exchange is still in the table");
+        let result = self.finish(instance, result);
+        self.record(phase.name(), started, result.as_ref().err());
+        (exchange, result)
     }
 
     /// Counts one call in the plugin's stats and the metrics.
@@ -239,24 +306,34 @@ impl InstancePool {
             .inc();
     }
 
-    fn begin(&self, instance: &mut Instance, ctx: &types::Context) {
+    fn begin(&self, instance: &mut Instance, request_id: &str, trace_id: &str) {
         let state = instance.store.data_mut();
-        state.request_id.clone_from(&ctx.request_id);
-        state.trace_id.clone_from(&ctx.trace_id);
-        state.vars_set.clear();
+        state.request_id.clear();
+        state.request_id.push_str(request_id);
+        state.trace_id.clear();
+        state.trace_id.push_str(trace_id);
         instance.store.set_epoch_deadline(ticks(self.timeout));
     }
 
+    /// The outcome of a call: the value, or a failure (the instance is then dropped).
+    /// A plugin's own error (`result::err` of a hook) counts as refused output, and the
+    /// instance is kept: it did nothing wrong.
     fn finish<T>(
         &self,
-        mut instance: Instance,
-        result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
-    ) -> Result<(T, Vec<(String, String)>), PluginFailure> {
+        instance: Instance,
+        result: Result<wasmtime::Result<Result<T, String>>, tokio::time::error::Elapsed>,
+    ) -> Result<T, PluginFailure> {
         match result {
-            Ok(Ok(value)) => {
-                let vars = std::mem::take(&mut instance.store.data_mut().vars_set);
+            Ok(Ok(Ok(value))) => {
                 self.checkin(instance);
-                Ok((value, vars))
+                Ok(value)
+            }
+            Ok(Ok(Err(why))) => {
+                self.checkin(instance);
+                Err(self.failure(
+                    FailureKind::InvalidOutput,
+                    format!("the plugin failed the request: {why}"),
+                ))
             }
             Ok(Err(error)) => Err(self.classify(&instance.store, &instance.stderr, error)),
             Err(_) => Err(self.failure(
@@ -288,6 +365,29 @@ impl InstancePool {
             detail.push_str(String::from_utf8_lossy(&output).trim());
         }
         self.failure(kind, detail)
+    }
+}
+
+/// The steps of making a configured instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Instantiate,
+    Configure,
+}
+
+/// The phase of a call that lends the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Request,
+    Response,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::Response => "response",
+        }
     }
 }
 

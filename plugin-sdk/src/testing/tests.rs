@@ -1,7 +1,9 @@
-//! The harness's own tests.
+//! The harness's own tests: it configures and calls a plugin as the gateway does,
+//! and refuses what the gateway refuses.
 
 use super::*;
-use crate::kv;
+use crate::exchange::{EditError, Ex};
+use crate::{Context, Reply, Request, kv};
 
 struct Echo;
 
@@ -40,18 +42,96 @@ fn kv_expires_with_the_clock() {
     assert_eq!(kv::incr("n", 5, None).unwrap(), 5);
     assert_eq!(kv::incr("n", -7, None).unwrap(), -2);
     kv::set("t", b"text", None).unwrap();
-    assert!(kv::incr("t", 1, None).is_err());
+    assert_eq!(kv::incr("t", 1, None), Err(kv::Error::NotAnInteger));
+    kv::set("max", i64::MAX.to_string().as_bytes(), None).unwrap();
+    assert_eq!(kv::incr("max", 1, None), Err(kv::Error::Overflow));
     assert!(kv::delete("n").unwrap());
     assert!(!kv::delete("n").unwrap());
 }
 
 #[test]
+fn durable_writes_are_counted() {
+    let harness = Harness::<Echo>::new("{}").unwrap();
+    kv::set("a", b"1", None).unwrap();
+    kv::set_durable("b", b"2", None).unwrap();
+    assert!(kv::insert_durable("c", b"3", None).unwrap());
+    assert!(!kv::insert("c", b"4", None).unwrap(), "c is taken");
+    assert!(kv::delete_durable("a").unwrap());
+    assert_eq!(harness.durable_writes(), 3);
+    assert_eq!(harness.kv_get("c").as_deref(), Some(&b"3"[..]));
+}
+
+/// Reports in `x-body-seen` the body it was given; with `{"bodies": true}` asks for
+/// request bodies and replaces the body with `replaced`.
+struct Peek {
+    bodies: bool,
+}
+
+impl Plugin for Peek {
+    type Config = serde_json::Value;
+    fn new(config: serde_json::Value) -> Result<Self, String> {
+        Ok(Peek {
+            bodies: config.get("bodies").is_some(),
+        })
+    }
+    fn settings(&self) -> Settings {
+        Settings {
+            request_body: self.bodies,
+            ..Settings::default()
+        }
+    }
+    fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
+        let seen = match request.body() {
+            Some(body) => String::from_utf8_lossy(&body).into_owned(),
+            None => "none".into(),
+        };
+        request.headers.set("x-body-seen", seen);
+        if self.bodies {
+            request.set_body("replaced");
+        }
+        Action::Continue
+    }
+}
+
+#[test]
 fn bodies_are_withheld_unless_asked_for() {
-    let mut harness = Harness::<Echo>::new("{}").unwrap();
-    let action = harness.on_request(TestRequest::post("/x?a=1").body("secret").build());
-    let request = action.request().unwrap();
-    assert_eq!(request.body, None);
+    let mut harness = Harness::<Peek>::new("{}").unwrap();
+    let outcome = harness.on_request(TestRequest::post("/x?a=1").body("secret"));
+    let request = outcome.request().unwrap();
+    assert_eq!(request.headers.get("x-body-seen").as_deref(), Some("none"));
+    assert_eq!(
+        request.body.as_deref(),
+        Some(&b"secret"[..]),
+        "the body goes upstream untouched"
+    );
     assert_eq!(request.query.as_deref(), Some("a=1"));
+
+    let mut harness = Harness::<Peek>::new(r#"{"bodies": true}"#).unwrap();
+    let outcome = harness.on_request(TestRequest::post("/x").body("secret"));
+    let request = outcome.request().unwrap();
+    assert_eq!(
+        request.headers.get("x-body-seen").as_deref(),
+        Some("secret")
+    );
+    assert_eq!(request.body.as_deref(), Some(&b"replaced"[..]));
+}
+
+#[test]
+fn a_body_the_plugin_did_not_ask_for_cannot_be_set() {
+    struct Sets;
+    impl Plugin for Sets {
+        type Config = crate::NoConfig;
+        fn new(_: crate::NoConfig) -> Result<Self, String> {
+            Ok(Sets)
+        }
+        fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
+            request.set_body("x");
+            Action::Continue
+        }
+    }
+    let mut harness = Harness::<Sets>::new("{}").unwrap();
+    let error = harness.try_on_request(TestRequest::post("/")).unwrap_err();
+    assert!(error.contains("did not ask for"), "{error}");
 }
 
 #[test]
@@ -64,15 +144,34 @@ fn canned_http_and_logs() {
             ..OutboundResponse::default()
         })
     });
-    let response = crate::http::send(OutboundRequest::new("svc", "GET", "/ping")).unwrap();
+    let response = crate::http::send(OutboundRequest::new("svc", Method::Get, "/ping")).unwrap();
     assert_eq!(
         (response.status, response.body.as_slice()),
         (201, &b"/ping"[..])
     );
-    assert!(crate::http::send(OutboundRequest::new("other", "GET", "/")).is_err());
+    assert_eq!(
+        crate::http::send(OutboundRequest::new("other", Method::Get, "/")),
+        Err(crate::http::Error::NotGranted("other".into()))
+    );
     assert_eq!(harness.http_calls().len(), 2);
     crate::log::warn("careful");
-    assert_eq!(harness.logs(), [(Level::Warn, "careful".to_string())]);
+    crate::log::event(
+        Level::Info,
+        "login",
+        &[("user", "alice".into()), ("attempt", 3i64.into())],
+    );
+    assert_eq!(
+        harness.logs(),
+        [
+            (Level::Warn, "careful".to_string()),
+            (Level::Info, "login".to_string())
+        ]
+    );
+    let lines = harness.log_lines();
+    assert!(lines[0].fields.is_empty());
+    assert_eq!(lines[1].field("user"), Some(&Value::Text("alice".into())));
+    assert_eq!(lines[1].field("attempt"), Some(&Value::Int(3)));
+    assert_eq!(lines[1].field("absent"), None);
 }
 
 struct Bad;
@@ -82,18 +181,44 @@ impl Plugin for Bad {
     fn new(_: serde_json::Value) -> Result<Self, String> {
         Ok(Bad)
     }
-    fn on_request(&self, _: Request, _: &mut Context) -> Action {
+    fn on_request(&self, _: &mut Request, _: &mut Context) -> Action {
         Action::Respond(Response::new(200).with_header("bad name", "x"))
     }
 }
 
 #[test]
-#[should_panic(expected = "invalid header name")]
+#[should_panic(expected = "PLUGIN_ERROR: \"bad name\" is not a valid header name")]
 fn output_the_gateway_refuses_fails_the_test() {
     let mut harness = Harness::<Bad>::new("{}").unwrap();
-    harness.on_request(TestRequest::get("/").build());
+    harness.on_request(TestRequest::get("/"));
 }
 
+#[test]
+fn a_plugins_answer_is_checked_as_the_gateway_checks_it() {
+    let mut harness = Harness::<Bad>::new("{}").unwrap();
+    assert_eq!(
+        harness.try_on_request(TestRequest::get("/")),
+        Err(r#""bad name" is not a valid header name"#.to_string())
+    );
+    for (name, value, why) in [
+        (
+            "connection",
+            "close",
+            "header connection is the gateway's to set",
+        ),
+        (
+            "x-ok",
+            "a\nb",
+            "the value of header x-ok is not a valid header value",
+        ),
+    ] {
+        let answer = Response::new(200).with_header(name, value);
+        assert_eq!(check_answer(&answer), Err(why.to_string()));
+    }
+    assert_eq!(check_answer(&Response::text(200, "fine")), Ok(()));
+}
+
+/// Answers (and, in the response phase, sets) the configured status.
 struct Status(u16);
 
 impl Plugin for Status {
@@ -101,25 +226,24 @@ impl Plugin for Status {
     fn new(status: u16) -> Result<Self, String> {
         Ok(Status(status))
     }
-    fn on_request(&self, _: Request, _: &mut Context) -> Action {
+    fn on_request(&self, _: &mut Request, _: &mut Context) -> Action {
         Action::Respond(Response::new(self.0))
     }
-    fn on_response(&self, mut response: Response, _: &mut Context) -> Response {
-        response.status = self.0;
-        response
+    fn on_response(&self, response: &mut Reply, _: &mut Context) {
+        response.set_status(self.0);
     }
 }
 
 #[test]
-#[should_panic(expected = "the gateway accepts 200..=599 here")]
+#[should_panic(expected = "status 101 is out of range 200..=599 for a plugin's answer")]
 fn a_plugins_own_response_needs_a_final_status() {
     Harness::<Status>::new("101")
         .unwrap()
-        .on_request(TestRequest::get("/").build());
+        .on_request(TestRequest::get("/"));
 }
 
 #[test]
-#[should_panic(expected = "status 600")]
+#[should_panic(expected = "status 600 is out of range 100..=599")]
 fn a_changed_response_needs_a_status_below_600() {
     Harness::<Status>::new("600")
         .unwrap()
@@ -127,9 +251,26 @@ fn a_changed_response_needs_a_status_below_600() {
 }
 
 #[test]
-fn informational_statuses_may_pass_through_on_response() {
-    let mut harness = Harness::<Status>::new("101").unwrap();
-    assert_eq!(harness.on_response(Response::new(200)).status, 101);
+fn statuses_200_to_599_answer_and_100_to_599_pass_on_response() {
+    for (status, answers) in [(199, false), (200, true), (599, true), (600, false)] {
+        let mut harness = Harness::<Status>::new(&status.to_string()).unwrap();
+        let outcome = harness.try_on_request(TestRequest::get("/"));
+        assert_eq!(outcome.is_ok(), answers, "{status}: {outcome:?}");
+    }
+    for (status, passes) in [
+        (99, false),
+        (100, true),
+        (101, true),
+        (599, true),
+        (600, false),
+    ] {
+        let mut harness = Harness::<Status>::new(&status.to_string()).unwrap();
+        let response = harness.try_on_response(Response::new(200));
+        assert_eq!(response.is_ok(), passes, "{status}: {response:?}");
+        if passes {
+            assert_eq!(response.unwrap().status, status);
+        }
+    }
 }
 
 struct Vars;
@@ -139,19 +280,24 @@ impl Plugin for Vars {
     fn new(_: crate::NoConfig) -> Result<Self, String> {
         Ok(Vars)
     }
-    fn on_request(&self, mut request: Request, ctx: &mut Context) -> Action {
-        let id = format!("{}@{}", ctx.param("id").unwrap_or("-"), ctx.route);
-        request.headers.set("x-seen", id.as_str());
+    fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
+        let id = format!(
+            "{}@{}",
+            ctx.param("id").as_deref().unwrap_or("-"),
+            ctx.route()
+        );
+        request.headers.set("x-seen", id);
         if let Some(prev) = ctx.var("consumer") {
             request.headers.set("x-consumer", prev);
         }
         ctx.set_var("stage", "request");
-        Action::Continue(request)
+        ctx.set_var("list", "a,b; c");
+        Action::Continue
     }
-    fn on_response(&self, response: Response, ctx: &mut Context) -> Response {
-        let stage = ctx.var("stage").unwrap_or("none").to_string();
+    fn on_response(&self, response: &mut Reply, ctx: &mut Context) {
+        let stage = ctx.var("stage").unwrap_or_else(|| "none".into());
         ctx.set_var("stage", "response");
-        response.with_header("x-stage", stage)
+        response.headers.append("x-stage", stage);
     }
 }
 
@@ -161,21 +307,59 @@ fn the_context_is_the_tests_and_vars_carry_to_the_response() {
     harness.ctx.route = "users".into();
     harness.ctx.params.push(("id".into(), "42".into()));
     harness.ctx.vars.push(("consumer".into(), "alice".into()));
-    let action = harness.on_request(TestRequest::method("patch", "/u/42").build());
-    let request = action.request().unwrap();
-    assert_eq!(request.method, "PATCH");
-    assert_eq!(request.headers.get("x-seen"), Some("42@users"));
-    assert_eq!(request.headers.get("x-consumer"), Some("alice"));
+    let outcome = harness.on_request(TestRequest::method("patch", "/u/42"));
+    let request = outcome.request().unwrap();
+    assert_eq!(request.method, Method::Patch);
+    assert_eq!(request.headers.get("x-seen").as_deref(), Some("42@users"));
+    assert_eq!(request.headers.get("x-consumer").as_deref(), Some("alice"));
+    assert_eq!(harness.ctx.var("list"), Some("a,b; c"), "values stay whole");
     let response = harness.on_response(Response::new(200));
-    assert_eq!(response.headers.get("x-stage"), Some("request"));
+    assert_eq!(response.headers.get("x-stage").as_deref(), Some("request"));
     assert_eq!(harness.ctx.var("stage"), Some("response"));
     assert_eq!(
         harness.vars_set(),
         [
             ("stage".to_string(), "request".to_string()),
+            ("list".to_string(), "a,b; c".to_string()),
             ("stage".to_string(), "response".to_string())
         ]
     );
+}
+
+#[test]
+fn variables_over_the_gateways_limits_fail_the_request() {
+    struct Many(usize, usize);
+    impl Plugin for Many {
+        type Config = (usize, usize);
+        fn new((count, size): (usize, usize)) -> Result<Self, String> {
+            Ok(Many(count, size))
+        }
+        fn on_request(&self, _: &mut Request, ctx: &mut Context) -> Action {
+            for i in 0..self.0 {
+                ctx.set_var(&format!("v{i}"), &"x".repeat(self.1));
+            }
+            Action::Continue
+        }
+    }
+    assert!(
+        Harness::<Many>::new("[64, 1]")
+            .unwrap()
+            .try_on_request(TestRequest::get("/"))
+            .is_ok()
+    );
+    let error = Harness::<Many>::new("[65, 1]")
+        .unwrap()
+        .try_on_request(TestRequest::get("/"))
+        .unwrap_err();
+    assert_eq!(
+        error,
+        "over the limit: a request carries at most 64 variables"
+    );
+    let error = Harness::<Many>::new("[1, 8192]")
+        .unwrap()
+        .try_on_request(TestRequest::get("/"))
+        .unwrap_err();
+    assert!(error.contains("over 8192 bytes"), "{error}");
 }
 
 #[test]
@@ -204,7 +388,8 @@ fn kv_ttl_on_incr_applies_only_at_creation() {
     assert_eq!(kv::get("seed").unwrap().as_deref(), Some(&b"x"[..]));
 }
 
-/// Echoes what it sees of the context into headers, and times the request.
+/// Echoes what it sees of the context into headers, rewrites the path, and times the
+/// request.
 struct Facts;
 
 impl Plugin for Facts {
@@ -212,24 +397,32 @@ impl Plugin for Facts {
     fn new(_: crate::NoConfig) -> Result<Self, String> {
         Ok(Facts)
     }
-    fn on_request(&self, mut request: Request, ctx: &mut Context) -> Action {
+    fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
         let facts = format!(
-            "{} {} {} {} upstream={:?}",
-            ctx.trace_id, ctx.method, ctx.path, ctx.received_ns, ctx.upstream
+            "{} {} {} {} {} upstream={:?}",
+            ctx.trace_id(),
+            ctx.client_addr(),
+            ctx.method(),
+            ctx.path(),
+            ctx.received_ns(),
+            ctx.upstream()
         );
         request.headers.set("x-facts", facts);
-        request.path = "/rewritten".into();
-        Action::Continue(request)
+        request.set_method(Method::Put);
+        request.set_path("/rewritten");
+        Action::Continue
     }
-    fn on_response(&self, response: Response, ctx: &mut Context) -> Response {
-        let upstream = match &ctx.upstream {
+    fn on_response(&self, response: &mut Reply, ctx: &mut Context) {
+        let upstream = match ctx.upstream() {
             Some(call) => format!("{} {}", call.service, call.endpoint),
             None => "none".into(),
         };
+        let elapsed = ctx.elapsed().as_millis().to_string();
+        response.headers.set("x-elapsed-ms", elapsed);
+        response.headers.set("x-upstream", upstream);
         response
-            .with_header("x-elapsed-ms", ctx.elapsed().as_millis().to_string())
-            .with_header("x-upstream", upstream)
-            .with_header("x-path", ctx.path.as_str())
+            .headers
+            .set("x-received", format!("{} {}", ctx.method(), ctx.path()));
     }
 }
 
@@ -238,58 +431,381 @@ fn the_context_has_the_requests_facts_as_the_gateway_gives_them() {
     let mut harness = Harness::<Facts>::new("{}").unwrap();
     let start_ns = DEFAULT_TIME_MS * 1_000_000;
     harness.advance_ms(5);
-    let action = harness.on_request(TestRequest::post("/orders?x=1").build());
+    let outcome = harness.on_request(TestRequest::post("/orders?x=1"));
+    let request = outcome.request().unwrap();
     assert_eq!(
-        action.request().unwrap().headers.get("x-facts").unwrap(),
+        request.headers.get("x-facts").unwrap(),
         format!(
-            "{DEFAULT_TRACE_ID} POST /orders {} upstream=None",
+            "{DEFAULT_TRACE_ID} 127.0.0.1:40000 POST /orders {} upstream=None",
             start_ns + 5_000_000
         ),
         "method and path from the request, received now, no upstream in the request phase"
     );
+    assert_eq!(
+        (&request.method, request.path.as_str()),
+        (&Method::Put, "/rewritten")
+    );
+    assert_eq!(request.query.as_deref(), Some("x=1"));
     harness.advance_ms(250);
     let response = harness.on_response(Response::new(200));
-    assert_eq!(response.headers.get("x-elapsed-ms"), Some("250"));
+    assert_eq!(response.headers.get("x-elapsed-ms").as_deref(), Some("250"));
     assert_eq!(
-        response.headers.get("x-upstream"),
+        response.headers.get("x-upstream").as_deref(),
         Some("test http://127.0.0.1:9000")
     );
     assert_eq!(
-        response.headers.get("x-path"),
-        Some("/orders"),
-        "the path as received, not as rewritten"
+        response.headers.get("x-received").as_deref(),
+        Some("POST /orders"),
+        "the method and path as received, not as rewritten"
     );
 
     // The next request gets its own facts; a plugin's own answer has no upstream.
-    harness.on_request(TestRequest::get("/other").build());
-    assert_eq!(
-        (harness.ctx.method.as_str(), harness.ctx.path.as_str()),
-        ("GET", "/other")
-    );
+    let outcome = harness.on_request(TestRequest::get("/other"));
+    let facts = outcome.request().unwrap().headers.get("x-facts").unwrap();
+    assert!(facts.contains(" GET /other "), "{facts}");
     harness.ctx.upstream = None;
     let response = harness.on_response(Response::new(403));
-    assert_eq!(response.headers.get("x-upstream"), Some("none"));
-    assert_eq!(response.headers.get("x-elapsed-ms"), Some("0"));
+    assert_eq!(response.headers.get("x-upstream").as_deref(), Some("none"));
+    assert_eq!(response.headers.get("x-elapsed-ms").as_deref(), Some("0"));
+    assert_eq!(
+        response.headers.get("x-received").as_deref(),
+        Some("GET /other")
+    );
 }
 
 #[test]
 fn context_facts_the_test_sets_are_kept() {
     let mut harness = Harness::<Facts>::new("{}").unwrap();
     harness.ctx.trace_id = "0af7651916cd43dd8448eb211c80319c".into();
-    harness.ctx.path = "/as/received".into();
-    harness.ctx.received_ns = 1_000;
+    harness.ctx.client_addr = "[::1]:5000".into();
+    harness.ctx.path = Some("/as/received".into());
+    harness.ctx.received_ns = Some(1_000);
     harness.ctx.upstream = Some(UpstreamCall::new("users", "http://10.0.0.1:80"));
-    let action = harness.on_request(TestRequest::get("/after/rewrite").build());
+    let outcome = harness.on_request(TestRequest::get("/after/rewrite"));
     assert_eq!(
-        action.request().unwrap().headers.get("x-facts"),
-        Some("0af7651916cd43dd8448eb211c80319c GET /as/received 1000 upstream=None")
+        outcome.request().unwrap().headers.get("x-facts").as_deref(),
+        Some("0af7651916cd43dd8448eb211c80319c [::1]:5000 GET /as/received 1000 upstream=None")
     );
     let response = harness.on_response(Response::new(200));
     assert_eq!(
-        response.headers.get("x-upstream"),
+        response.headers.get("x-upstream").as_deref(),
         Some("users http://10.0.0.1:80")
     );
-    assert_eq!(response.headers.get("x-path"), Some("/as/received"));
+    assert_eq!(
+        response.headers.get("x-received").as_deref(),
+        Some("GET /as/received")
+    );
+}
+
+/// Makes the header edit its config names, with `set` or (with `"try": true`)
+/// `try_set`, reporting the refusal in `x-refused`.
+struct SetHeader {
+    name: String,
+    value: String,
+    try_: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct SetHeaderConfig {
+    name: String,
+    value: String,
+    #[serde(default, rename = "try")]
+    try_: bool,
+}
+
+impl Plugin for SetHeader {
+    type Config = SetHeaderConfig;
+    fn new(c: SetHeaderConfig) -> Result<Self, String> {
+        Ok(SetHeader {
+            name: c.name,
+            value: c.value,
+            try_: c.try_,
+        })
+    }
+    fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
+        if self.try_ {
+            if let Err(error) = request.headers.try_set(&self.name, &self.value) {
+                request.headers.set("x-refused", error.to_string());
+            }
+        } else {
+            request.headers.set(&self.name, &self.value);
+        }
+        Action::Continue
+    }
+}
+
+fn set_header(name: &str, value: &str, try_: bool) -> Result<Outcome, String> {
+    let config = serde_json::json!({"name": name, "value": value, "try": try_}).to_string();
+    Harness::<SetHeader>::new(&config)
+        .unwrap()
+        .try_on_request(TestRequest::get("/"))
+}
+
+#[test]
+fn a_header_edit_the_gateway_refuses_fails_the_request() {
+    for (name, value, why) in [
+        (
+            "connection",
+            "close",
+            "header connection is the gateway's to set",
+        ),
+        (
+            "Transfer-Encoding",
+            "chunked",
+            "header transfer-encoding is the gateway's to set",
+        ),
+        ("bad name", "x", r#""bad name" is not a valid header name"#),
+        ("", "x", r#""" is not a valid header name"#),
+        (
+            "x-ok",
+            "line\nbreak",
+            "the value of header x-ok is not a valid header value",
+        ),
+        (
+            "x-ok",
+            "nul\0",
+            "the value of header x-ok is not a valid header value",
+        ),
+    ] {
+        assert_eq!(
+            set_header(name, value, false),
+            Err(why.to_string()),
+            "{name}: {value:?}"
+        );
+        // With `try_set` the plugin gets the error and the request goes on.
+        let outcome = set_header(name, value, true).unwrap();
+        let request = outcome.request().unwrap();
+        assert_eq!(request.headers.get("x-refused").as_deref(), Some(why));
+        assert_eq!(request.headers.len(), 1, "nothing else was set");
+    }
+    let outcome = set_header("X-Fine", "tab\tok", false).unwrap();
+    assert_eq!(
+        outcome.request().unwrap().headers.get("x-fine").as_deref(),
+        Some("tab\tok")
+    );
+}
+
+/// Sets the path its config names.
+struct SetPath(String);
+
+impl Plugin for SetPath {
+    type Config = String;
+    fn new(path: String) -> Result<Self, String> {
+        Ok(SetPath(path))
+    }
+    fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
+        request.set_path(&self.0);
+        Action::Continue
+    }
+}
+
+fn set_path(path: &str) -> Result<String, String> {
+    let config = serde_json::Value::from(path).to_string();
+    Harness::<SetPath>::new(&config)
+        .unwrap()
+        .try_on_request(TestRequest::get("/start"))
+        .map(|outcome| outcome.sent.path)
+}
+
+#[test]
+fn a_path_must_be_what_the_gateways_normaliser_makes_of_it() {
+    for path in [
+        "/",
+        "/a/b",
+        "/a/b/",
+        "/a%20b",
+        "/caf%C3%A9",
+        "/~user",
+        "/a;b=c",
+    ] {
+        assert_eq!(set_path(path), Ok(path.to_string()));
+    }
+    for (path, why) in [
+        (
+            "/a/../b",
+            r#""/a/../b" is not normalised (it would be "/b")"#,
+        ),
+        (
+            "/a/./b",
+            r#""/a/./b" is not normalised (it would be "/a/b")"#,
+        ),
+        ("/a%7e", r#""/a%7e" is not normalised (it would be "/a~")"#),
+        ("/a%7E", r#""/a%7E" is not normalised (it would be "/a~")"#),
+        (
+            "/a%3a",
+            r#""/a%3a" is not normalised (it would be "/a%3A")"#,
+        ),
+        ("/a%2f", "encoded '/' or '\\' in the path is not allowed"),
+        ("/a%2Fb", "encoded '/' or '\\' in the path is not allowed"),
+        ("/a%5cb", "encoded '/' or '\\' in the path is not allowed"),
+        ("/a%00", "encoded NUL in the path is not allowed"),
+        ("/a\\b", "'\\' in the path is not allowed"),
+        ("/a%zz", "the path holds a malformed %-escape"),
+        (
+            "relative",
+            "the request target must be a path starting with '/'",
+        ),
+        ("", "the request target must be a path starting with '/'"),
+    ] {
+        let error = set_path(path).unwrap_err();
+        assert!(error.starts_with("invalid path: "), "{path}: {error}");
+        assert!(
+            error.ends_with(why),
+            "{path}\n  got:  {error}\n  want: {why}"
+        );
+    }
+    let error = set_path("/../up").unwrap_err();
+    assert!(error.starts_with("invalid path: "), "{error}");
+}
+
+#[test]
+fn the_query_and_method_are_checked_too() {
+    /// Sets the query and method that the test puts in the vars `query` and `method`.
+    struct Edit;
+    impl Plugin for Edit {
+        type Config = crate::NoConfig;
+        fn new(_: crate::NoConfig) -> Result<Self, String> {
+            Ok(Edit)
+        }
+        fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
+            let query = ctx.var("query");
+            request.set_query(query.as_deref());
+            request.set_method(Method::parse(&ctx.var("method").unwrap_or_default()));
+            Action::Continue
+        }
+    }
+    let run = |query: Option<&str>, method: &str| {
+        let mut harness = Harness::<Edit>::new("{}").unwrap();
+        if let Some(query) = query {
+            harness.ctx.vars.push(("query".into(), query.into()));
+        }
+        harness.ctx.vars.push(("method".into(), method.into()));
+        harness
+            .try_on_request(TestRequest::get("/?old=1"))
+            .map(|outcome| (outcome.sent.query, outcome.sent.method))
+    };
+    assert_eq!(
+        run(Some("a=%2F&b"), "get"),
+        Ok((Some("a=%2F&b".into()), Method::Get))
+    );
+    assert_eq!(
+        run(None, "PROPFIND"),
+        Ok((None, Method::Other("PROPFIND".into())))
+    );
+    assert!(
+        run(Some("a b"), "GET")
+            .unwrap_err()
+            .starts_with("invalid query: ")
+    );
+    assert!(
+        run(Some("a=%z"), "GET")
+            .unwrap_err()
+            .starts_with("invalid query: ")
+    );
+    assert_eq!(
+        run(None, "GET POST"),
+        Err(r#""GET POST" is not a valid method"#.into())
+    );
+}
+
+/// Reaches for the message of the other phase, which a plugin cannot do through the
+/// SDK's types: the gateway's exchange still refuses it.
+struct OtherPhase;
+
+impl Plugin for OtherPhase {
+    type Config = crate::NoConfig;
+    fn new(_: crate::NoConfig) -> Result<Self, String> {
+        Ok(OtherPhase)
+    }
+    fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
+        let mut reply = Reply::new(Ex::native());
+        assert_eq!(reply.status(), 0, "no status in the request phase");
+        assert!(reply.headers.is_empty() && reply.headers.get("x").is_none());
+        assert_eq!(
+            reply.headers.try_set("x-late", "1"),
+            Err(EditError::Unavailable("the response, in on_request".into()))
+        );
+        request.headers.set("x-tried", "1");
+        reply.headers.set("x-late", "1");
+        Action::Continue
+    }
+    fn on_response(&self, response: &mut Reply, _: &mut Context) {
+        let mut request = Request::new(Ex::native());
+        assert_eq!(request.path(), "/", "the request can still be read");
+        assert!(request.try_set_path("/elsewhere").is_err());
+        response.headers.set("x-tried", "1");
+        request.headers.set("x-late", "1");
+    }
+}
+
+#[test]
+fn a_response_edit_in_on_request_and_a_request_edit_in_on_response_are_refused() {
+    let mut harness = Harness::<OtherPhase>::new("{}").unwrap();
+    assert_eq!(
+        harness.try_on_request(TestRequest::get("/")),
+        Err("not available: the response, in on_request".into())
+    );
+    assert_eq!(
+        harness.try_on_response(Response::new(200)),
+        Err("not available: the request, in on_response (it has gone upstream)".into())
+    );
+}
+
+/// Logs what `on_log` is given, when its config asks for the log phase.
+struct Logs(bool);
+
+impl Plugin for Logs {
+    type Config = bool;
+    fn new(log: bool) -> Result<Self, String> {
+        Ok(Logs(log))
+    }
+    fn settings(&self) -> Settings {
+        Settings {
+            log: self.0,
+            request_only: true,
+            ..Settings::default()
+        }
+    }
+    fn on_log(&self, entry: &LogEntry) {
+        crate::log::event(
+            Level::Info,
+            "done",
+            &[
+                ("status", entry.status.into()),
+                ("consumer", entry.var("consumer").unwrap_or("-").into()),
+            ],
+        );
+    }
+}
+
+#[test]
+fn on_log_runs_when_the_settings_ask_for_it() {
+    let mut harness = Harness::<Logs>::new("true").unwrap();
+    let entry = LogEntry {
+        status: 502,
+        vars: vec![("consumer".into(), "alice".into())],
+        ..LogEntry::default()
+    };
+    harness.on_log(&entry);
+    let lines = harness.log_lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].field("status"), Some(&Value::Int(502)));
+    assert_eq!(
+        lines[0].field("consumer"),
+        Some(&Value::Text("alice".into()))
+    );
+    // Request-only: the response passes without a call.
+    assert_eq!(harness.on_response(Response::new(204)), Response::new(204));
+}
+
+#[test]
+#[should_panic(
+    expected = "the gateway calls on_log only for plugins whose settings() set `log: true`"
+)]
+fn on_log_panics_unless_the_settings_ask_for_it() {
+    Harness::<Logs>::new("false")
+        .unwrap()
+        .on_log(&LogEntry::default());
 }
 
 /// Records what its config says, and reports the gateway's answer in a header.
@@ -314,10 +830,10 @@ impl Plugin for Meter {
         }
         Ok(Meter)
     }
-    fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
-        let result = crate::metrics::counter_add("hits_total", &[("route", &ctx.route)], 1);
+    fn on_request(&self, _: &mut Request, ctx: &mut Context) -> Action {
+        let result = crate::metrics::counter_add("hits_total", &[("route", &ctx.route())], 1);
         match result {
-            Ok(()) => Action::Continue(request),
+            Ok(()) => Action::Continue,
             Err(error) => Action::Respond(Response::text(500, error)),
         }
     }
@@ -326,10 +842,10 @@ impl Plugin for Meter {
 #[test]
 fn metrics_are_captured_by_series() {
     let mut harness = Harness::<Meter>::new("[]").unwrap();
-    harness.on_request(TestRequest::get("/").build());
-    harness.on_request(TestRequest::get("/").build());
+    harness.on_request(TestRequest::get("/"));
+    harness.on_request(TestRequest::get("/"));
     harness.ctx.route = "other".into();
-    harness.on_request(TestRequest::get("/").build());
+    harness.on_request(TestRequest::get("/"));
     assert_eq!(harness.counter("hits_total", &[("route", "test")]), 2);
     assert_eq!(harness.counter("hits_total", &[("route", "other")]), 1);
     assert_eq!(harness.counter("hits_total", &[]), 0, "another series");

@@ -16,9 +16,15 @@ pub struct Config {
     /// `"user_var": "user_id"`: the variable `user` is read from.
     #[serde(default = "default_user_var")]
     pub(crate) user_var: String,
-    /// `"message_prefix": "access "`: text before the JSON object.
-    #[serde(default)]
+    /// `"message_prefix": "access"`: the message of each line, before its fields on
+    /// the console and the `message` of a JSON line: what to grep or filter for.
+    /// Leading and trailing spaces are dropped.
+    #[serde(default = "default_message_prefix")]
     pub(crate) message_prefix: String,
+}
+
+fn default_message_prefix() -> String {
+    "access".into()
 }
 
 fn default_consumer_var() -> String {
@@ -59,10 +65,16 @@ impl Config {
 }
 
 /// One field of a line. Its name in `fields` and in the line is [`Field::name`].
+///
+/// `timestamp`, `request_id`, `trace_id` and `route` are written by the gateway on
+/// every plugin log line (and a plugin's own field of that name would be dropped), so
+/// the plugin does not write them again: listing them changes nothing
+/// ([`Field::is_on_every_line`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
-    /// When the line was written, RFC 3339 UTC with milliseconds.
+    /// When the line was written (after the response was sent), the gateway's
+    /// timestamp of the line.
     Timestamp,
     /// The request id (`X-Request-Id`).
     RequestId,
@@ -74,9 +86,9 @@ pub enum Field {
     Path,
     /// The matched route's name.
     Route,
-    /// The response status.
+    /// The status the client got.
     Status,
-    /// Milliseconds from receiving the request to this plugin's response phase.
+    /// Milliseconds from receiving the request to the end of the response body.
     DurationMs,
     /// The variable named by `consumer_var`.
     Consumer,
@@ -86,18 +98,30 @@ pub enum Field {
     Service,
     /// The upstream endpoint that answered.
     Endpoint,
-    /// The request's `Content-Length`.
+    /// Request body bytes read from the client; `null` when it sent none.
     BytesIn,
-    /// The response's `Content-Length`, else the length of its body when the plugin
-    /// sees it.
+    /// Response body bytes sent to the client.
     BytesOut,
     /// The client's address, `ip:port`.
     Client,
+    /// The plugin that answered the request itself.
+    AnsweredBy,
+    /// The error code the client got when the request failed (`PLUGIN_ERROR`,
+    /// `BAD_GATEWAY`, `GATEWAY_TIMEOUT`…).
+    Failure,
+    /// What failed (`plugin_trap`, `plugin_timeout`, `upstream_unreachable`…).
+    FailureKind,
+    /// The plugin that failed, for plugin failures.
+    FailedPlugin,
+    /// Milliseconds from sending the request upstream to the upstream's response head.
+    UpstreamMs,
+    /// Whether the client got the whole response body.
+    Complete,
 }
 
 impl Field {
     /// Every field, in the default order.
-    pub const ALL: [Field; 15] = [
+    pub const ALL: [Field; 21] = [
         Self::Timestamp,
         Self::RequestId,
         Self::TraceId,
@@ -113,6 +137,12 @@ impl Field {
         Self::BytesIn,
         Self::BytesOut,
         Self::Client,
+        Self::AnsweredBy,
+        Self::Failure,
+        Self::FailureKind,
+        Self::FailedPlugin,
+        Self::UpstreamMs,
+        Self::Complete,
     ];
 
     fn all() -> Vec<Field> {
@@ -137,6 +167,21 @@ impl Field {
             Self::BytesIn => "bytes_in",
             Self::BytesOut => "bytes_out",
             Self::Client => "client",
+            Self::AnsweredBy => "answered_by",
+            Self::Failure => "failure",
+            Self::FailureKind => "failure_kind",
+            Self::FailedPlugin => "failed_plugin",
+            Self::UpstreamMs => "upstream_ms",
+            Self::Complete => "complete",
         }
+    }
+
+    /// Whether the gateway writes this field on every plugin log line itself, so the
+    /// plugin leaves it out.
+    pub fn is_on_every_line(self) -> bool {
+        matches!(
+            self,
+            Self::Timestamp | Self::RequestId | Self::TraceId | Self::Route
+        )
     }
 }

@@ -1,35 +1,46 @@
-//! `access-log`: writes one JSON object per request into the gateway's log, at info
-//! level, through the `log` import: when the request came, who sent it, where it went,
-//! what came back and how long it took.
+//! `access-log`: one line per request in the gateway's log, at info level, written in
+//! the log phase from the gateway's [`LogEntry`]: who sent the request, where it went,
+//! what came back, how long it took and, when it failed, what failed.
 //!
-//! ```json
-//! {"timestamp":"2026-01-01T00:00:00.250Z","request_id":"…","trace_id":"…","method":"GET",
-//!  "path":"/users/42","route":"users","status":200,"duration_ms":250.0,"consumer":"alice",
-//!  "user":null,"service":"users","endpoint":"http://127.0.0.1:9001","bytes_in":null,
-//!  "bytes_out":512,"client":"127.0.0.1:50412"}
+//! The line is a [`log::event`] whose message is `message_prefix` (default `access`)
+//! and whose fields are the configured [`Field`]s, typed (numbers, booleans, text,
+//! `null`). With `LOG_FORMAT=json` each one is a field of the gateway's JSON line, next
+//! to the gateway's own `timestamp`, `plugin`, `route`, `request_id` and `trace_id`; on
+//! the console they follow the message as `name=value`:
+//!
+//! ```text
+//! access method=POST path=/users/42 status=201 duration_ms=250.0 consumer=mobile-app …
 //! ```
 //!
-//! The line is written in `on_response`. The plugin keeps nothing between calls (the
-//! two phases of a request may run on different instances): what only the request
-//! phase sees, the request's `Content-Length`, travels to the response phase in the
-//! chain variable [`BYTES_IN_VAR`].
+//! Fields rather than a JSON object in the message: a log pipeline indexes and filters
+//! them as they come (`status >= 500`, `failure_kind = "plugin_timeout"`) without
+//! parsing the message a second time, and the line is not written twice.
+//!
+//! The plugin does nothing in the request and response phases
+//! ([`Settings::request_only`], and `on_request` passes): the gateway calls `on_log`
+//! after the client has its answer, for every request on the route, so the line also
+//! covers requests that a plugin answered or failed and the gateway's own 502 and 504,
+//! whatever the plugin's place in the chain.
 
 mod config;
 
-use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, Response, clock, export_plugin, log};
+use wasmgate_plugin_sdk::log::{self, Level, Value};
+use wasmgate_plugin_sdk::{LogEntry, Plugin, Settings, export_plugin};
 
 pub use config::{Config, Field};
 
-/// The chain variable that carries the request's `Content-Length` from `on_request`
-/// to `on_response`.
-pub const BYTES_IN_VAR: &str = "access_log.bytes_in";
+/// A field with no value. The `log` import writes a non-finite number as `null`, so a
+/// line of a route always has the same keys.
+const NULL: Value = Value::Float(f64::NAN);
 
 /// The access logger of one route.
 pub struct AccessLog {
+    /// The fields this plugin writes, in order (those the gateway writes on every
+    /// line itself left out).
     fields: Vec<Field>,
     consumer_var: String,
     user_var: String,
-    message_prefix: String,
+    message: String,
 }
 
 impl Plugin for AccessLog {
@@ -38,89 +49,70 @@ impl Plugin for AccessLog {
     fn new(config: Config) -> Result<Self, String> {
         config.check()?;
         Ok(Self {
-            fields: config.fields,
+            fields: config
+                .fields
+                .into_iter()
+                .filter(|field| !field.is_on_every_line())
+                .collect(),
             consumer_var: config.consumer_var,
             user_var: config.user_var,
-            message_prefix: config.message_prefix,
+            message: config.message_prefix.trim().to_string(),
         })
     }
 
-    fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
-        if self.fields.contains(&Field::BytesIn)
-            && let Some(length) = content_length(&request.headers)
-        {
-            ctx.set_var(BYTES_IN_VAR, &length.to_string());
+    /// Only the log phase: nothing to do while the request is served.
+    fn settings(&self) -> Settings {
+        Settings {
+            log: true,
+            request_only: true,
+            ..Settings::default()
         }
-        Action::Continue(request)
     }
 
-    fn on_response(&self, response: Response, ctx: &mut Context) -> Response {
-        log::info(&self.line(&response, ctx));
-        response
+    fn on_log(&self, entry: &LogEntry) {
+        let fields: Vec<(&str, Value)> = self
+            .fields
+            .iter()
+            .map(|&field| (field.name(), self.value(field, entry)))
+            .collect();
+        log::event(Level::Info, &self.message, &fields);
     }
 }
 
 impl AccessLog {
-    /// The log message: the prefix and one JSON object with the configured fields in
-    /// order (built by hand, as `serde_json` maps do not keep order).
-    fn line(&self, response: &Response, ctx: &Context) -> String {
-        let mut line = String::with_capacity(384);
-        line.push_str(&self.message_prefix);
-        line.push('{');
-        for (i, field) in self.fields.iter().enumerate() {
-            if i > 0 {
-                line.push(',');
-            }
-            line.push('"');
-            line.push_str(field.name());
-            line.push_str("\":");
-            line.push_str(&self.value(*field, response, ctx).to_string());
-        }
-        line.push('}');
-        line
-    }
-
-    /// One field's value; `null` when the request has none.
-    fn value(&self, field: Field, response: &Response, ctx: &Context) -> serde_json::Value {
-        use serde_json::Value;
-        let text = |s: Option<&str>| s.map_or(Value::Null, Value::from);
-        let upstream = ctx.upstream.as_ref();
+    /// One field's value; [`NULL`] when the request has none.
+    fn value(&self, field: Field, entry: &LogEntry) -> Value {
+        let text = |s: Option<&str>| s.map_or(NULL, Value::from);
+        let upstream = entry.upstream.as_ref();
+        let failure = entry.failure.as_ref();
         match field {
-            Field::Timestamp => clock::rfc3339_utc(clock::now_unix_ms()).into(),
-            Field::RequestId => ctx.request_id.as_str().into(),
-            Field::TraceId => ctx.trace_id.as_str().into(),
-            Field::Method => ctx.method.as_str().into(),
-            Field::Path => ctx.path.as_str().into(),
-            Field::Route => ctx.route.as_str().into(),
-            Field::Status => response.status.into(),
-            Field::DurationMs => {
-                // Microsecond precision, in milliseconds.
-                let micros = u64::try_from(ctx.elapsed().as_micros()).unwrap_or(u64::MAX);
-                (micros as f64 / 1000.0).into()
-            }
-            Field::Consumer => text(ctx.var(&self.consumer_var)),
-            Field::User => text(ctx.var(&self.user_var)),
+            Field::Method => entry.method.as_str().into(),
+            Field::Path => entry.path.as_str().into(),
+            Field::Status => entry.status.into(),
+            Field::DurationMs => millis(entry.total),
+            Field::Consumer => text(entry.var(&self.consumer_var)),
+            Field::User => text(entry.var(&self.user_var)),
             Field::Service => text(upstream.map(|u| u.service.as_str())),
             Field::Endpoint => text(upstream.map(|u| u.endpoint.as_str())),
-            Field::BytesIn => ctx
-                .var(BYTES_IN_VAR)
-                .and_then(|n| n.parse::<u64>().ok())
-                .map_or(Value::Null, Value::from),
-            Field::BytesOut => content_length(&response.headers)
-                .or_else(|| response.body.as_ref().map(|body| body.len() as u64))
-                .map_or(Value::Null, Value::from),
-            Field::Client => ctx.client_addr.as_str().into(),
+            Field::BytesIn => entry.bytes_in.map_or(NULL, Value::from),
+            Field::BytesOut => entry.bytes_out.into(),
+            Field::Client => entry.client_addr.as_str().into(),
+            Field::AnsweredBy => text(entry.answered_by.as_deref()),
+            Field::Failure => text(failure.map(|f| f.code.as_str())),
+            Field::FailureKind => text(failure.map(|f| f.kind.as_str())),
+            Field::FailedPlugin => text(failure.and_then(|f| f.plugin.as_deref())),
+            Field::UpstreamMs => entry.upstream_time.map_or(NULL, millis),
+            Field::Complete => entry.complete.into(),
+            // On every line of the gateway's already; left out in `new`.
+            Field::Timestamp | Field::RequestId | Field::TraceId | Field::Route => NULL,
         }
     }
 }
 
-/// A valid `Content-Length`, if the message has one.
-fn content_length(headers: &wasmgate_plugin_sdk::Headers) -> Option<u64> {
-    let value = headers.get("content-length")?.trim();
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    value.parse().ok()
+/// `duration` in milliseconds, to the microsecond.
+fn millis(duration: std::time::Duration) -> Value {
+    let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+    Value::Float(micros as f64 / 1000.0)
 }
 
 export_plugin!(AccessLog);

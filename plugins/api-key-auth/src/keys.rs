@@ -6,6 +6,10 @@
 //! usable key; a key is random, not a password, so a fast hash is enough. A revoked
 //! consumer is `consumer-revoked:<name>`: every key of theirs is refused, now and
 //! later.
+//!
+//! Writes are durable (on disk before they return): each one is something the
+//! management API tells its client was done (a key created, a key or consumer
+//! revoked), and a revocation lost in a crash would let a revoked key back in.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -80,9 +84,14 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// `kv`'s error as this module's.
+fn store_error(error: kv::Error) -> String {
+    error.to_string()
+}
+
 /// The record of key `id`.
 pub fn load(id: &str) -> Result<Option<Record>, String> {
-    match kv::get(&format!("{RECORD_PREFIX}{id}"))? {
+    match kv::get(&format!("{RECORD_PREFIX}{id}")).map_err(store_error)? {
         Some(json) => serde_json::from_slice(&json)
             .map(Some)
             .map_err(|e| format!("key {id}: corrupt record: {e}")),
@@ -90,14 +99,16 @@ pub fn load(id: &str) -> Result<Option<Record>, String> {
     }
 }
 
-/// Stores `record`; with `new`, only if no key has its id.
+/// Stores `record` durably; with `new`, only if no key has its id.
 pub fn store(record: &Record, new: bool) -> Result<bool, String> {
     let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
     let key = format!("{RECORD_PREFIX}{}", record.id);
     if new {
-        kv::insert(&key, &json, None)
+        kv::insert_durable(&key, &json, None).map_err(store_error)
     } else {
-        kv::set(&key, &json, None).map(|()| true)
+        kv::set_durable(&key, &json, None)
+            .map(|()| true)
+            .map_err(store_error)
     }
 }
 
@@ -106,7 +117,7 @@ pub fn all() -> Result<Vec<Record>, String> {
     let mut records = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = kv::scan(RECORD_PREFIX, after.as_deref(), 500)?;
+        let page = kv::scan(RECORD_PREFIX, after.as_deref(), 500).map_err(store_error)?;
         let Some((last, _)) = page.last() else {
             return Ok(records);
         };
@@ -125,12 +136,14 @@ fn consumer_key(consumer: &str) -> String {
 
 /// Whether `consumer` was revoked.
 pub fn consumer_revoked(consumer: &str) -> Result<bool, String> {
-    Ok(kv::get(&consumer_key(consumer))?.is_some())
+    Ok(kv::get(&consumer_key(consumer))
+        .map_err(store_error)?
+        .is_some())
 }
 
-/// Revokes `consumer`: every key of theirs is refused from now on.
+/// Revokes `consumer`, durably: every key of theirs is refused from now on.
 pub fn revoke_consumer(consumer: &str, at: &str) -> Result<(), String> {
-    kv::set(&consumer_key(consumer), at.as_bytes(), None)
+    kv::set_durable(&consumer_key(consumer), at.as_bytes(), None).map_err(store_error)
 }
 
 /// Whether `name` is a sane consumer name: 1 to 64 of letters, digits, `.`, `_`,

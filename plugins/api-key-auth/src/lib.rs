@@ -20,8 +20,9 @@ mod manage;
 
 use serde::Deserialize;
 use wasmgate_plugin_sdk::identity::{Identity, IdentityHeaders};
+use wasmgate_plugin_sdk::log::{self, Level};
 use wasmgate_plugin_sdk::{
-    Action, Context, Headers, Plugin, Request, Response, Settings, clock, export_plugin, log,
+    Action, Context, Headers, Plugin, Request, Response, Settings, clock, export_plugin,
 };
 
 /// Identity method recorded for requests this plugin authenticates.
@@ -93,14 +94,13 @@ impl Plugin for ApiKeyAuth {
     fn settings(&self) -> Settings {
         Settings {
             request_body: matches!(self, Self::Manage(_)),
-            response_body: false,
-            request_only: true,
+            ..Settings::REQUEST_ONLY
         }
     }
 
-    fn on_request(&self, mut request: Request, ctx: &mut Context) -> Action {
+    fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
         let (header, optional, headers) = match self {
-            Self::Manage(manager) => return Action::Respond(manager.answer(&request, ctx)),
+            Self::Manage(manager) => return Action::Respond(manager.answer(request, ctx)),
             Self::Check {
                 header,
                 optional,
@@ -108,24 +108,29 @@ impl Plugin for ApiKeyAuth {
             } => (header, *optional, headers),
         };
         if Identity::of(ctx).is_some() {
-            return Action::Continue(request);
+            return Action::Continue;
         }
         headers.strip(&mut request.headers);
-        let presented: Vec<String> = request
-            .headers
-            .get_all(header)
-            .take(2)
-            .map(str::to_string)
-            .collect();
+        // As bytes: a value that is not UTF-8 is still a key header that is there, so
+        // `optional` must not read it as absent, and it counts towards "several".
+        let presented = request.headers.get_all_bytes(header);
         request.headers.remove(header);
         let key = match presented.as_slice() {
-            [] if optional => return Action::Continue(request),
+            [] if optional => return Action::Continue,
             [] => return refuse("missing API key", "no key", ctx),
             [_, _, ..] => return refuse("invalid API key", "several key headers", ctx),
-            [key] => key.trim(),
+            [key] => match std::str::from_utf8(key) {
+                Ok(key) => key.trim(),
+                Err(_) => return refuse("invalid API key", "the key header is not UTF-8", ctx),
+            },
         };
         match check(key) {
             Ok(Ok((record, identity))) => {
+                // Nothing is recorded or sent until every check has passed: a refused
+                // request carries no half of an identity to later phases or the log.
+                if let Err(why) = identity.check() {
+                    return refuse(BAD_IDENTITY, &format!("key {}: {why}", record.id), ctx);
+                }
                 if headers.inject(&identity, &mut request.headers).is_err() {
                     return refuse(
                         "invalid API key",
@@ -133,16 +138,22 @@ impl Plugin for ApiKeyAuth {
                         ctx,
                     );
                 }
-                identity.record(ctx);
+                if let Err(why) = identity.record(ctx) {
+                    return refuse(BAD_IDENTITY, &format!("key {}: {why}", record.id), ctx);
+                }
                 ctx.set_var(KEY_ID_VAR, &record.id);
                 if let Some(tier) = &record.tier {
                     ctx.set_var(TIER_VAR, tier);
                 }
-                Action::Continue(request)
+                Action::Continue
             }
             Ok(Err(reason)) => refuse("invalid API key", &reason, ctx),
             Err(why) => {
-                log::error(&format!("cannot check API keys: {why}"));
+                log::event(
+                    Level::Error,
+                    "cannot check API keys",
+                    &[("reason", why.into())],
+                );
                 Action::Respond(Response::service_unavailable(
                     "authentication is unavailable, try again later",
                     ctx,
@@ -152,9 +163,21 @@ impl Plugin for ApiKeyAuth {
     }
 }
 
+/// What the client reads when a key's role or permissions cannot be recorded.
+const BAD_IDENTITY: &str =
+    "invalid API key: its roles and permissions may not hold ',', whitespace or control characters";
+
 /// 401 to the client, the reason to the log.
 fn refuse(message: &str, reason: &str, ctx: &Context) -> Action {
-    log::warn(&format!("refused {} {}: {reason}", ctx.method, ctx.path));
+    log::event(
+        Level::Warn,
+        "api key refused",
+        &[
+            ("method", ctx.method().as_str().into()),
+            ("path", ctx.path().into()),
+            ("reason", reason.into()),
+        ],
+    );
     Action::Respond(Response::unauthorized(message, ctx))
 }
 

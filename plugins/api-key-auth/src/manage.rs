@@ -13,7 +13,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use wasmgate_plugin_sdk::{Context, Request, Response, clock, log};
+use wasmgate_plugin_sdk::identity::Identity;
+use wasmgate_plugin_sdk::log::{self, Level};
+use wasmgate_plugin_sdk::{Context, Request, Response, clock};
 
 use crate::keys::{self, KEY_PREFIX, Record};
 
@@ -94,12 +96,14 @@ impl Manager {
 
     /// Answers one management request.
     pub fn answer(&self, request: &Request, ctx: &Context) -> Response {
-        let Some(rest) = ctx.path.strip_prefix(&self.base) else {
+        let path = ctx.path();
+        let Some(rest) = path.strip_prefix(&self.base) else {
             return Response::not_found("not under the key API's base", ctx);
         };
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-        let result = match (request.method.as_str(), segments.as_slice()) {
-            ("POST", []) => self.create(request.body.as_deref().unwrap_or_default(), ctx),
+        let method = request.method();
+        let result = match (method.as_str(), segments.as_slice()) {
+            ("POST", []) => self.create(&request.body().unwrap_or_default(), ctx),
             ("GET", []) => keys::all().map(|records| {
                 let listed: Vec<Listed<'_>> = records.iter().map(listed).collect();
                 Response::success(200, "api keys", &json!({ "keys": listed }), ctx)
@@ -115,13 +119,13 @@ impl Manager {
             (_, [] | [_] | ["consumers", _]) => Ok(Response::error(
                 405,
                 "METHOD_NOT_ALLOWED",
-                &format!("{} is not allowed here", request.method),
+                &format!("{method} is not allowed here"),
                 ctx,
             )),
             _ => Ok(Response::not_found("no such key API resource", ctx)),
         };
         result.unwrap_or_else(|why| {
-            log::error(&format!("key API: {why}"));
+            log::event(Level::Error, "key API failed", &[("reason", why.into())]);
             Response::internal_error("the key store failed", ctx)
         })
     }
@@ -144,6 +148,26 @@ impl Manager {
                 ctx,
             ));
         }
+        // A key is checked as it will be used: its role and permissions become one
+        // comma-joined list each, so none may hold a separator.
+        let roles = Identity {
+            roles: form.role.iter().cloned().collect(),
+            ..Identity::default()
+        };
+        let permissions = Identity {
+            permissions: form.permissions.clone(),
+            ..Identity::default()
+        };
+        for (field, identity) in [("role", roles), ("permissions", permissions)] {
+            if let Err(why) = identity.check() {
+                return Ok(Response::error_with_data(
+                    wasmgate_plugin_sdk::ErrorCode::ValidationError,
+                    &format!("invalid key request: {field}"),
+                    &json!({ "fields": { field: why } }),
+                    ctx,
+                ));
+            }
+        }
         let now = clock::now_unix_ms();
         for _ in 0..3 {
             let (key, id) = keys::generate()?;
@@ -162,7 +186,14 @@ impl Manager {
                 revoked_at: None,
             };
             if keys::store(&record, true)? {
-                log::info(&format!("created API key {id} for {}", record.consumer));
+                log::event(
+                    Level::Info,
+                    "api key created",
+                    &[
+                        ("key_id", id.as_str().into()),
+                        ("consumer", record.consumer.as_str().into()),
+                    ],
+                );
                 let mut data = serde_json::to_value(listed(&record)).map_err(|e| e.to_string())?;
                 data["key"] = Value::from(key);
                 return Ok(Response::success(
@@ -183,7 +214,14 @@ impl Manager {
         if record.revoked_at.is_none() {
             record.revoked_at = Some(clock::rfc3339_utc(clock::now_unix_ms()));
             keys::store(&record, false)?;
-            log::info(&format!("revoked API key {id} of {}", record.consumer));
+            log::event(
+                Level::Info,
+                "api key revoked",
+                &[
+                    ("key_id", id.into()),
+                    ("consumer", record.consumer.as_str().into()),
+                ],
+            );
         }
         Ok(Response::success(
             200,
@@ -198,7 +236,11 @@ impl Manager {
             return Ok(Response::bad_request("not a consumer name", ctx));
         }
         keys::revoke_consumer(consumer, &clock::rfc3339_utc(clock::now_unix_ms()))?;
-        log::info(&format!("revoked consumer {consumer}"));
+        log::event(
+            Level::Info,
+            "consumer revoked",
+            &[("consumer", consumer.into())],
+        );
         Ok(Response::success(
             200,
             "consumer revoked",

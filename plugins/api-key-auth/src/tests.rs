@@ -1,5 +1,6 @@
 use serde_json::{Value, json};
-use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
+use wasmgate_plugin_sdk::log::Value as LogValue;
+use wasmgate_plugin_sdk::testing::{Harness, LogLine, TestRequest};
 
 use super::*;
 
@@ -40,6 +41,26 @@ fn kv_dump() -> Vec<(String, Vec<u8>)> {
     wasmgate_plugin_sdk::kv::scan("", None, 1000).unwrap()
 }
 
+/// A log line as the console shows it: the message, then `name=value` per field.
+fn rendered(line: &LogLine) -> String {
+    let mut text = line.message.clone();
+    for (name, value) in &line.fields {
+        let value = match value {
+            LogValue::Text(v) => v.clone(),
+            LogValue::Int(v) => v.to_string(),
+            LogValue::Float(v) => v.to_string(),
+            LogValue::Flag(v) => v.to_string(),
+        };
+        text.push_str(&format!(" {name}={value}"));
+    }
+    text
+}
+
+/// The last log line, rendered.
+fn last_log(h: &Harness<ApiKeyAuth>) -> String {
+    rendered(h.log_lines().last().expect("a log line"))
+}
+
 fn with_key(key: &str) -> TestRequest {
     TestRequest::get("/data").header("x-api-key", key)
 }
@@ -69,10 +90,13 @@ fn create_use_list_and_revoke() {
         .request()
         .expect("let through")
         .clone();
-    assert_eq!(request.headers.get("x-user-id"), Some("billing-svc"));
-    assert_eq!(request.headers.get("x-user-role"), Some("user"));
     assert_eq!(
-        request.headers.get("x-user-permissions"),
+        request.headers.get("x-user-id").as_deref(),
+        Some("billing-svc")
+    );
+    assert_eq!(request.headers.get("x-user-role").as_deref(), Some("user"));
+    assert_eq!(
+        request.headers.get("x-user-permissions").as_deref(),
         Some("invoice:read")
     );
     assert!(
@@ -123,7 +147,7 @@ fn listings_show_prefixes_only_and_revocation_sticks() {
         let response = h.on_request(with_key(key).build()).response().cloned();
         let response = response.expect("refused");
         assert_eq!(response.status, 401);
-        h.logs().last().unwrap().1.clone()
+        last_log(h)
     };
     assert!(refused(&mut h, &key_a).contains("was revoked"));
     assert!(h.on_request(with_key(&key_b).build()).request().is_some());
@@ -149,13 +173,7 @@ fn a_revoked_consumer_loses_every_key() {
             .cloned()
             .unwrap();
         assert_eq!(response.status, 401);
-        assert!(
-            h.logs()
-                .last()
-                .unwrap()
-                .1
-                .contains("consumer \"partner\" was revoked")
-        );
+        assert!(last_log(&h).contains("consumer \"partner\" was revoked"));
     }
 }
 
@@ -196,7 +214,7 @@ fn bad_keys_are_refused() {
         }
         let response = h.on_request(request.build()).response().cloned();
         assert_eq!(response.map(|r| r.status), Some(401), "{name}");
-        let line = h.logs().last().unwrap().1.clone();
+        let line = last_log(&h);
         assert!(line.contains(reason), "{name}: {line}");
         assert!(!line.contains(secret), "{name}: the log holds the key");
     }
@@ -207,7 +225,7 @@ fn bad_keys_are_refused() {
         h.on_request(with_key(&good).build()).response().is_some(),
         "expired"
     );
-    assert!(h.logs().last().unwrap().1.contains("expired"));
+    assert!(last_log(&h).contains("expired"));
 }
 
 #[test]
@@ -224,7 +242,7 @@ fn optional_lets_keyless_requests_on_and_an_earlier_auth_wins() {
             .is_some()
     );
     h.ctx.vars.clear();
-    h.ctx.set_var("auth_method", "jwt");
+    h.ctx.vars.push(("auth_method".into(), "jwt".into()));
     assert!(
         h.on_request(with_key("wgk_nope").build())
             .request()
@@ -270,4 +288,159 @@ fn the_management_api_checks_its_input() {
     );
     assert!(Harness::<ApiKeyAuth>::new(r#"{"manage": {"base": "keys"}}"#).is_err());
     assert!(Harness::<ApiKeyAuth>::new(r#"{"header": "bad header"}"#).is_err());
+}
+
+/// The refusal of `request`: 401 `UNAUTHORIZED`, nothing recorded; (client message,
+/// log line).
+fn refused(h: &mut Harness<ApiKeyAuth>, request: TestRequest) -> (String, String) {
+    h.ctx.vars.clear();
+    let outcome = h.on_request(request);
+    let response = outcome.response().expect("refused");
+    assert_eq!(response.status, 401);
+    let body: Value = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
+    assert_eq!(body["code"], "UNAUTHORIZED");
+    assert!(h.ctx.vars.is_empty(), "half recorded: {:?}", h.ctx.vars);
+    let line = h.log_lines().last().expect("a log line").clone();
+    assert_eq!(line.message, "api key refused");
+    (body["error"].as_str().unwrap().to_string(), rendered(&line))
+}
+
+#[test]
+fn created_and_revoked_keys_are_written_durably() {
+    let mut h = Harness::<ApiKeyAuth>::new(MANAGE).unwrap();
+    assert_eq!(h.durable_writes(), 0);
+    let (_, id) = create(&mut h, json!({"consumer": "svc"}));
+    let created = h.durable_writes();
+    assert!(created >= 1, "the 201 came before the key was on disk");
+
+    let path = format!("/admin/api-keys/{id}");
+    assert_eq!(answer(&mut h, "DELETE", &path, Value::Null).0, 200);
+    let revoked = h.durable_writes();
+    assert!(revoked > created, "the revocation is not durable");
+
+    assert_eq!(
+        answer(
+            &mut h,
+            "DELETE",
+            "/admin/api-keys/consumers/svc",
+            Value::Null
+        )
+        .0,
+        200
+    );
+    assert!(
+        h.durable_writes() > revoked,
+        "the consumer's revocation is not durable"
+    );
+
+    // Reads and refusals keep nothing, so they write nothing.
+    let before = h.durable_writes();
+    answer(&mut h, "GET", "/admin/api-keys", Value::Null);
+    answer(&mut h, "GET", &path, Value::Null);
+    answer(
+        &mut h,
+        "POST",
+        "/admin/api-keys",
+        json!({"consumer": "a b"}),
+    );
+    assert_eq!(h.durable_writes(), before);
+}
+
+#[test]
+fn a_separator_in_a_keys_role_or_permissions_is_refused() {
+    // The management API refuses to make such a key.
+    let mut h = Harness::<ApiKeyAuth>::new(MANAGE).unwrap();
+    for (form, field) in [
+        (json!({"consumer": "svc", "role": "user,admin"}), "role"),
+        (json!({"consumer": "svc", "role": "user admin"}), "role"),
+        (
+            json!({"consumer": "svc", "permissions": ["invoice:read,admin:all"]}),
+            "permissions",
+        ),
+        (
+            json!({"consumer": "svc", "permissions": [""]}),
+            "permissions",
+        ),
+    ] {
+        let (status, body) = answer(&mut h, "POST", "/admin/api-keys", form.clone());
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("VALIDATION_ERROR")),
+            "{form}"
+        );
+        let why = body["data"]["fields"][field].as_str().unwrap_or_default();
+        assert!(why.contains("is not allowed"), "{form}: {body}");
+    }
+    assert!(keys::all().unwrap().is_empty(), "no key was made");
+
+    // A key stored with such data (by an older version, or by hand) is refused, and
+    // nothing of its identity is recorded.
+    reconfigure(&mut h, "{}");
+    for (role, permissions, reason) in [
+        (
+            Some("user,admin"),
+            vec![],
+            "role \"user,admin\" is not allowed",
+        ),
+        (
+            Some("user"),
+            vec!["invoice:read,admin:all"],
+            "permission \"invoice:read,admin:all\" is not allowed",
+        ),
+    ] {
+        let (key, id) = keys::generate().unwrap();
+        let record = keys::Record {
+            id: id.clone(),
+            hash: keys::hash(&key),
+            consumer: "svc".into(),
+            role: role.map(String::from),
+            permissions: permissions.into_iter().map(String::from).collect(),
+            tier: Some("pro".into()),
+            name: None,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            expires_at_ms: None,
+            revoked_at: None,
+        };
+        assert!(keys::store(&record, true).unwrap());
+        let (message, line) = refused(&mut h, with_key(&key).header("x-user-role", "admin"));
+        assert!(
+            message.contains("roles and permissions may not hold"),
+            "{message}"
+        );
+        assert!(line.contains(&format!("key {id}")), "{line}");
+        assert!(line.contains(reason), "{line}");
+        assert!(!line.contains(&key), "the log holds the key");
+    }
+}
+
+#[test]
+fn a_key_header_that_is_not_utf8_is_never_absent() {
+    let mut manage = Harness::<ApiKeyAuth>::new(MANAGE).unwrap();
+    let (good, _) = create(&mut manage, json!({"consumer": "svc"}));
+    let mut h = manage;
+    reconfigure(&mut h, r#"{"optional": true}"#);
+    let not_utf8 = b"wgk_\xff\xfe".to_vec();
+    let (_, line) = refused(
+        &mut h,
+        TestRequest::get("/").header("x-api-key", not_utf8.clone()),
+    );
+    assert!(line.contains("not UTF-8"), "{line}");
+    // A second key header, UTF-8 or not, is refused as several.
+    for (first, second) in [
+        (good.as_bytes().to_vec(), not_utf8.clone()),
+        (not_utf8.clone(), good.as_bytes().to_vec()),
+        (good.as_bytes().to_vec(), good.as_bytes().to_vec()),
+    ] {
+        let request = TestRequest::get("/")
+            .header("x-api-key", first)
+            .header("X-API-Key", second);
+        let (_, line) = refused(&mut h, request);
+        assert!(line.contains("several key headers"), "{line}");
+    }
+    // Only an absent header passes on unauthenticated; one good key authenticates.
+    h.ctx.vars.clear();
+    assert!(h.on_request(TestRequest::get("/")).continues());
+    assert_eq!(h.ctx.var("auth_method"), None);
+    assert!(h.on_request(with_key(&good)).continues());
+    assert_eq!(h.ctx.var("auth_method"), Some("api-key"));
 }

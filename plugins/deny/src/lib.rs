@@ -12,7 +12,8 @@
 
 use serde::Deserialize;
 use wasmgate_plugin_sdk::{
-    Action, Context, ErrorCode, Headers, Plugin, Request, Response, export_plugin, log,
+    Action, Context, ErrorCode, Headers, Method, Plugin, Request, Response, Settings,
+    export_plugin, log,
 };
 
 /// The plugin's config.
@@ -102,22 +103,28 @@ impl Rule {
         Ok(self)
     }
 
-    fn matches(&self, request: &Request) -> bool {
-        (self.methods.is_empty() || self.methods.contains(&request.method))
-            && self.path.as_ref().is_none_or(|path| *path == request.path)
+    /// Whether the request matches. The header, the one condition that costs a call
+    /// to the gateway, is read last and only when the others hold.
+    fn matches(&self, method: &Method, path: &str, headers: &Headers) -> bool {
+        (self.methods.is_empty()
+            || self
+                .methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(method.as_str())))
+            && self.path.as_ref().is_none_or(|p| p == path)
             && self
                 .path_prefix
                 .as_ref()
-                .is_none_or(|prefix| under(&request.path, prefix))
+                .is_none_or(|prefix| under(path, prefix))
             && self
                 .header
                 .as_ref()
                 .is_none_or(|header| match &header.value {
-                    Some(value) => request
-                        .headers
-                        .get_all(&header.name)
-                        .any(|v| v == value.as_str()),
-                    None => request.headers.contains(&header.name),
+                    Some(value) => headers
+                        .get_all_bytes(&header.name)
+                        .iter()
+                        .any(|v| v == value.as_bytes()),
+                    None => headers.contains(&header.name),
                 })
     }
 }
@@ -139,8 +146,8 @@ pub struct Deny {
 impl Plugin for Deny {
     type Config = Config;
 
-    fn settings(&self) -> wasmgate_plugin_sdk::Settings {
-        wasmgate_plugin_sdk::Settings::REQUEST_ONLY
+    fn settings(&self) -> Settings {
+        Settings::REQUEST_ONLY
     }
 
     fn new(config: Config) -> Result<Self, String> {
@@ -185,16 +192,18 @@ impl Plugin for Deny {
         })
     }
 
-    fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
-        match self.rules.iter().position(|rule| rule.matches(&request)) {
+    fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
+        let (method, path) = (request.method(), request.path());
+        let matched = self
+            .rules
+            .iter()
+            .position(|rule| rule.matches(&method, &path, &request.headers));
+        match matched {
             Some(index) => {
-                log::debug(&format!(
-                    "denied {} {} by rule {index}",
-                    request.method, request.path
-                ));
+                log::debug(&format!("denied {method} {path} by rule {index}"));
                 Action::Respond(Response::error(self.status, &self.code, &self.message, ctx))
             }
-            None => Action::Continue(request),
+            None => Action::Continue,
         }
     }
 }

@@ -9,10 +9,10 @@ fn harness(config: &str) -> Harness<Deny> {
 
 /// The envelope if the request was denied, after checking the response's shape.
 fn denied(h: &mut Harness<Deny>, request: TestRequest) -> Option<serde_json::Value> {
-    match h.on_request(request.build()) {
+    match h.on_request(request).action {
         Action::Respond(response) => {
             assert_eq!(
-                response.headers.get("content-type"),
+                response.headers.get("content-type").as_deref(),
                 Some("application/json")
             );
             let envelope: serde_json::Value =
@@ -23,7 +23,8 @@ fn denied(h: &mut Harness<Deny>, request: TestRequest) -> Option<serde_json::Val
             assert_eq!(envelope["status"], serde_json::Value::Null);
             Some(serde_json::json!({"status": response.status, "envelope": envelope}))
         }
-        Action::Continue(_) => None,
+        Action::Continue => None,
+        Action::ContinueTo(target) => panic!("deny never chooses a target: {target:?}"),
     }
 }
 
@@ -79,9 +80,17 @@ fn exact_paths_and_header_presence() {
 #[test]
 fn passes_the_rest_through_unchanged() {
     let mut h = harness(r#"{"rules": [{"path_prefix": "/admin"}]}"#);
-    let request = TestRequest::post("/api?q=1").header("a", "b").build();
-    assert_eq!(h.on_request(request.clone()), Action::Continue(request));
+    let outcome = h.on_request(TestRequest::post("/api?q=1").header("a", "b").body("x"));
+    assert_eq!(outcome.action, Action::Continue);
+    let sent = outcome.request().unwrap();
+    assert_eq!(
+        (&sent.method, sent.path.as_str(), sent.query.as_deref()),
+        (&Method::Post, "/api", Some("q=1"))
+    );
+    assert_eq!(sent.headers.entries(), [("a".to_string(), b"b".to_vec())]);
+    assert_eq!(sent.body.as_deref(), Some(&b"x"[..]));
     assert!(h.logs().is_empty());
+    assert_eq!(h.settings(), Settings::REQUEST_ONLY);
 }
 
 #[test]
@@ -154,4 +163,14 @@ fn bad_configs_are_refused_with_a_reason() {
             "{config}\n  got:  {error}\n  want: {want}"
         );
     }
+}
+
+#[test]
+fn methods_match_whatever_their_case_and_other_methods_too() {
+    let mut h = harness(r#"{"rules": [{"methods": ["propfind", "Patch"]}]}"#);
+    assert!(denied(&mut h, TestRequest::method("PROPFIND", "/dav")).is_some());
+    assert!(denied(&mut h, TestRequest::method("patch", "/x")).is_some());
+    assert!(denied(&mut h, TestRequest::method("propfind", "/dav")).is_some());
+    assert!(denied(&mut h, TestRequest::method("MKCOL", "/dav")).is_none());
+    assert!(denied(&mut h, TestRequest::get("/x")).is_none());
 }

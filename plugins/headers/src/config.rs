@@ -30,7 +30,7 @@ pub(crate) struct EditsConfig {
     /// `"remove": ["x-a"]`: drop every value.
     #[serde(default)]
     remove: Vec<String>,
-    /// `"rename": {"x-old": "x-new"}`: rename, keeping values and their positions.
+    /// `"rename": {"x-old": "x-new"}`: rename, keeping the values in order.
     #[serde(default)]
     rename: Pairs<String>,
     /// `"set": {"x-b": "2"}`: replace every value (a list sets several).
@@ -53,10 +53,7 @@ impl EditsConfig {
         let mut seen = Seen::new(side);
         let mut rename = Vec::new();
         for (from, to) in &self.rename.0 {
-            rename.push((
-                seen.name("rename", from)?,
-                checked_name(side, "rename", to)?,
-            ));
+            rename.push((seen.name("rename", from)?, settable(side, "rename", to)?));
         }
         if let Some((_, to)) = rename
             .iter()
@@ -114,6 +111,7 @@ impl<'a> Seen<'a> {
             .into_iter()
             .map(|(name, Values(values))| {
                 let name = self.name(op, &name)?;
+                settable(self.side, op, &name)?;
                 if let Some(bad) = values
                     .iter()
                     .find(|v| !Headers::is_valid_value(v.as_bytes()))
@@ -135,6 +133,18 @@ fn checked_name(side: &str, op: &str, name: &str) -> Result<String, String> {
     } else {
         Err(format!("{side}.{op}: {name:?} is not a valid header name"))
     }
+}
+
+/// A name the plugin may give a value to: valid, and not a hop-by-hop header, which
+/// the gateway would refuse on every request.
+fn settable(side: &str, op: &str, name: &str) -> Result<String, String> {
+    let name = checked_name(side, op, name)?;
+    if Headers::is_reserved(&name) {
+        return Err(format!(
+            "{side}.{op}: {name:?} is a hop-by-hop header, which only the gateway sets"
+        ));
+    }
+    Ok(name)
 }
 
 /// A JSON object read as (key, value) pairs in the order written.

@@ -8,13 +8,19 @@
 //!  "response": {"set": {"x-powered-by": "wasmgate"}}}
 //! ```
 //!
-//! The config is checked once, in `new`: unknown fields, invalid names or values, a
-//! header named twice in one operation, and rename chains (`a → b`, `b → c`) are
-//! refused, so the result never depends on the order of entries in the config.
+//! The config is checked once, in `new`: unknown fields, invalid names or values,
+//! hop-by-hop headers (the gateway's to set), a header named twice in one operation,
+//! and rename chains (`a → b`, `b → c`) are refused, so the result never depends on
+//! the order of entries in the config and no edit is refused at request time.
+//!
+//! The edits go to the gateway's copy of the message through [`Headers`] (one call
+//! per edit); the plugin reads nothing but the headers it renames.
 
 mod config;
 
-use wasmgate_plugin_sdk::{Action, Context, Headers, Plugin, Request, Response, export_plugin};
+use wasmgate_plugin_sdk::{
+    Action, Context, Headers, Plugin, Reply, Request, Settings, export_plugin,
+};
 
 pub use config::Config;
 
@@ -43,14 +49,21 @@ impl Edits {
             headers.rename(from, to);
         }
         for (name, values) in &self.set {
-            headers.remove(name);
-            for value in values {
-                headers.append(name, value.as_bytes());
+            match values.split_first() {
+                Some((first, rest)) => {
+                    headers.set(name, first);
+                    for value in rest {
+                        headers.append(name, value);
+                    }
+                }
+                None => {
+                    headers.remove(name);
+                }
             }
         }
         for (name, values) in &self.add {
             for value in values {
-                headers.append(name, value.as_bytes());
+                headers.append(name, value);
             }
         }
     }
@@ -73,21 +86,20 @@ impl Plugin for HeadersPlugin {
     }
 
     /// Without response edits the host need not call `on_response`.
-    fn settings(&self) -> wasmgate_plugin_sdk::Settings {
-        wasmgate_plugin_sdk::Settings {
+    fn settings(&self) -> Settings {
+        Settings {
             request_only: self.response.is_empty(),
-            ..Default::default()
+            ..Settings::default()
         }
     }
 
-    fn on_request(&self, mut request: Request, _ctx: &mut Context) -> Action {
+    fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
         self.request.apply(&mut request.headers);
-        Action::Continue(request)
+        Action::Continue
     }
 
-    fn on_response(&self, mut response: Response, _ctx: &mut Context) -> Response {
+    fn on_response(&self, response: &mut Reply, _: &mut Context) {
         self.response.apply(&mut response.headers);
-        response
     }
 }
 

@@ -30,8 +30,9 @@ use argon2::{Argon2, Params};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, EncodingKey, Header};
 use serde_json::{Value, json};
 use wasmgate_plugin_sdk::identity::{Identity, TOKEN_EXPIRES_VAR, TOKEN_ID_VAR};
+use wasmgate_plugin_sdk::log::{self, Level};
 use wasmgate_plugin_sdk::{
-    Action, Context, ErrorCode, Plugin, Request, Response, Settings, clock, export_plugin, kv, log,
+    Action, Context, ErrorCode, Plugin, Request, Response, Settings, clock, export_plugin, kv,
     secrets,
 };
 
@@ -105,6 +106,7 @@ impl Plugin for IdentityService {
         if !(8..=128).contains(&config.min_password_length) {
             return Err("min_password_length must be between 8 and 128".into());
         }
+        check_roles(&config)?;
         let a = &config.argon2;
         let params = Params::new(a.memory_kib, a.iterations, a.parallelism, None)
             .map_err(|e| format!("argon2: {e}"))?;
@@ -130,41 +132,67 @@ impl Plugin for IdentityService {
     fn settings(&self) -> Settings {
         Settings {
             request_body: true,
-            response_body: false,
-            request_only: true,
+            ..Settings::REQUEST_ONLY
         }
     }
 
-    fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
-        let operation = ctx.path.rsplit('/').next().unwrap_or_default().to_string();
-        let expected = match operation.as_str() {
+    fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
+        let path = ctx.path();
+        let operation = path.rsplit('/').next().unwrap_or_default();
+        let expected = match operation {
             "register" | "login" | "logout" | "refresh" => "POST",
             "me" => "GET",
             _ => return Action::Respond(Response::not_found("no such identity operation", ctx)),
         };
-        if request.method != expected {
+        let method = request.method();
+        if method != expected {
             let mut response = Response::error(
                 405,
                 "METHOD_NOT_ALLOWED",
-                &format!("{} is not allowed here", request.method),
+                &format!("{method} is not allowed here"),
                 ctx,
             );
             response.headers.set("allow", expected);
             return Action::Respond(response);
         }
-        let body = request.body.as_deref().unwrap_or_default();
-        let result = match operation.as_str() {
-            "register" => self.register(body, ctx),
-            "login" => self.login(body, ctx),
+        let body = request.body().unwrap_or_default();
+        let result = match operation {
+            "register" => self.register(&body, ctx),
+            "login" => self.login(&body, ctx),
             "me" => self.me(ctx),
             "logout" => self.logout(ctx),
             _ => self.refresh(ctx),
         };
         Action::Respond(result.unwrap_or_else(|why| {
-            log::error(&format!("{operation}: {why}"));
+            log::event(
+                Level::Error,
+                "identity operation failed",
+                &[("operation", operation.into()), ("reason", why.into())],
+            );
             Response::internal_error("the identity service failed", ctx)
         }))
     }
+}
+
+/// Checks the roles and permissions written into tokens as `jwt-auth` will check them
+/// (one list item each: no `,`, whitespace or control character), so that a config
+/// cannot issue tokens every verifier refuses.
+fn check_roles(config: &Config) -> Result<(), String> {
+    let one = |field: &str, role: &str, permissions: &[String]| {
+        Identity {
+            roles: vec![role.to_string()],
+            permissions: permissions.to_vec(),
+            ..Identity::default()
+        }
+        .check()
+        .map_err(|why| format!("{field}: {why}"))
+    };
+    one("first_user_role", &config.first_user_role, &[])?;
+    one("default_role", &config.default_role, &[])?;
+    for (role, permissions) in &config.role_permissions {
+        one(&format!("role_permissions.{role}"), role, permissions)?;
+    }
+    Ok(())
 }
 
 /// The JSON object of a request body, or the 400 to answer.
@@ -227,14 +255,19 @@ impl IdentityService {
             Err(Taken::Username) => return Ok(Response::conflict("username already taken", ctx)),
             Err(Taken::Email) => return Ok(Response::conflict("email already registered", ctx)),
         }
-        if users::count_registration()? == 1 {
+        if users::first_registration(&user.id)? {
             user.role.clone_from(&self.first_user_role);
             users::save(&user)?;
         }
-        log::info(&format!(
-            "registered user {} ({}) as {}",
-            user.id, user.username, user.role
-        ));
+        log::event(
+            Level::Info,
+            "user registered",
+            &[
+                ("user", user.id.as_str().into()),
+                ("username", user.username.as_str().into()),
+                ("role", user.role.as_str().into()),
+            ],
+        );
         let token = self.issue(&user)?;
         Ok(Response::success(
             201,
@@ -265,6 +298,7 @@ impl IdentityService {
             return Ok(invalid(errors, ctx));
         }
         let user = users::by_login(login)?;
+        let known = user.is_some();
         let stored = user
             .as_ref()
             .map_or(self.decoy_hash.as_str(), |u| &u.password_hash);
@@ -276,6 +310,14 @@ impl IdentityService {
         match user {
             Some(user) if matches => {
                 let token = self.issue(&user)?;
+                log::event(
+                    Level::Info,
+                    "login success",
+                    &[
+                        ("user", user.id.as_str().into()),
+                        ("username", user.username.as_str().into()),
+                    ],
+                );
                 Ok(Response::success(
                     200,
                     "logged in",
@@ -284,7 +326,16 @@ impl IdentityService {
                 ))
             }
             _ => {
-                log::info(&format!("login refused for {login:?}"));
+                let reason = if known {
+                    "wrong password"
+                } else {
+                    "unknown user"
+                };
+                log::event(
+                    Level::Info,
+                    "login failure",
+                    &[("user", login.into()), ("reason", reason.into())],
+                );
                 Ok(Response::unauthorized("invalid credentials", ctx))
             }
         }
@@ -318,7 +369,10 @@ impl IdentityService {
         let now = clock::now_unix_ms() / 1000;
         // Kept a little past expiry, to cover verifiers' leeway.
         let ttl = Duration::from_secs(exp.saturating_sub(now) + 300);
-        kv::set(&format!("{}{jti}", self.revoked_prefix), b"1", Some(ttl))?;
+        // Durable: the client is told it is logged out, so the revocation must outlive
+        // a crash of the gateway right after.
+        kv::set_durable(&format!("{}{jti}", self.revoked_prefix), b"1", Some(ttl))
+            .map_err(|e| format!("revoking a token: {e}"))?;
         Ok(None)
     }
 

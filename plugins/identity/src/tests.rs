@@ -1,5 +1,6 @@
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Value, json};
+use wasmgate_plugin_sdk::log::Value as LogValue;
 use wasmgate_plugin_sdk::testing::{DEFAULT_TIME_MS, Harness, TestRequest};
 
 use super::*;
@@ -18,16 +19,11 @@ fn harness() -> Harness<IdentityService> {
 
 /// (status, body) of one call.
 fn call(h: &mut Harness<IdentityService>, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let request = TestRequest::method(method, path)
-        .body(body.to_string())
-        .build();
-    match h.on_request(request) {
-        Action::Respond(response) => {
-            let body = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
-            (response.status, body)
-        }
-        Action::Continue(_) => panic!("identity answers every request"),
-    }
+    let request = TestRequest::method(method, path).body(body.to_string());
+    let outcome = h.on_request(request);
+    let response = outcome.response().expect("identity answers every request");
+    let body = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
+    (response.status, body)
 }
 
 fn register(h: &mut Harness<IdentityService>, name: &str) -> (u16, Value) {
@@ -48,11 +44,12 @@ fn authenticate(h: &mut Harness<IdentityService>, token: &str) {
         jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(SECRET), &validation)
             .unwrap()
             .claims;
-    h.ctx.vars.clear();
-    h.ctx.set_var("auth_method", "jwt");
-    h.ctx.set_var("user_id", claims["sub"].as_str().unwrap());
-    h.ctx.set_var("token_jti", claims["jti"].as_str().unwrap());
-    h.ctx.set_var("token_exp", &claims["exp"].to_string());
+    h.ctx.vars = vec![
+        ("auth_method".into(), "jwt".into()),
+        ("user_id".into(), claims["sub"].as_str().unwrap().into()),
+        ("token_jti".into(), claims["jti"].as_str().unwrap().into()),
+        ("token_exp".into(), claims["exp"].to_string()),
+    ];
 }
 
 fn claims(token: &str) -> Value {
@@ -298,6 +295,18 @@ fn configs_that_cannot_work_are_refused() {
             json!({"secret": "jwt", "argon2": {"memory_kib": 1}}),
             "argon2",
         ),
+        (
+            json!({"secret": "jwt", "default_role": "user,admin"}),
+            "default_role: role \"user,admin\" is not allowed",
+        ),
+        (
+            json!({"secret": "jwt", "first_user_role": "super user"}),
+            "first_user_role: role \"super user\" is not allowed",
+        ),
+        (
+            json!({"secret": "jwt", "role_permissions": {"admin": ["user:read,user:write"]}}),
+            "role_permissions.admin: permission \"user:read,user:write\" is not allowed",
+        ),
     ] {
         let error = Harness::<IdentityService>::with_secrets(
             &config.to_string(),
@@ -306,5 +315,143 @@ fn configs_that_cannot_work_are_refused() {
         .err()
         .unwrap_or_else(|| panic!("{config} was accepted"));
         assert!(error.contains(expected), "{config}: {error}");
+    }
+}
+
+/// The text of field `name` of the last log line with `message`.
+fn logged(h: &Harness<IdentityService>, message: &str, name: &str) -> Option<String> {
+    let lines = h.log_lines();
+    let line = lines.iter().rev().find(|line| line.message == message)?;
+    match line.field(name)? {
+        LogValue::Text(text) => Some(text.clone()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+#[test]
+fn an_acknowledged_account_is_written_durably() {
+    let mut h = harness();
+    assert_eq!(h.durable_writes(), 0);
+    let (status, body) = register(&mut h, "alice");
+    assert_eq!(status, 201);
+    // The username and email claims, the user record, the first-user claim and the
+    // record again with the admin role: all on disk before the 201.
+    let after_first = h.durable_writes();
+    assert!(after_first >= 4, "{after_first} durable writes");
+    let id = body["data"]["user"]["id"].as_str().unwrap();
+    assert_eq!(h.kv_get("users:first").as_deref(), Some(id.as_bytes()));
+    assert!(h.kv_get(&format!("user:{id}")).is_some());
+
+    let (status, _) = register(&mut h, "bob");
+    assert_eq!(status, 201);
+    let after_second = h.durable_writes();
+    assert!(
+        after_second >= after_first + 3,
+        "{after_second} durable writes"
+    );
+
+    // A conflict is acknowledged as nothing kept, and gives its claim back durably.
+    let (status, _) = call(
+        &mut h,
+        "POST",
+        "/auth/register",
+        json!({"username": "carol", "email": "bob@example.com", "password": "s3cret-pass"}),
+    );
+    assert_eq!(status, 409);
+    assert!(h.kv_get("username:carol").is_none());
+    assert!(h.durable_writes() > after_second);
+
+    // Form errors write nothing.
+    let before = h.durable_writes();
+    call(&mut h, "POST", "/auth/register", json!({"username": "x"}));
+    assert_eq!(h.durable_writes(), before);
+}
+
+#[test]
+fn a_count_lost_in_a_crash_makes_no_second_admin() {
+    let mut h = harness();
+    assert_eq!(register(&mut h, "alice").1["data"]["user"]["role"], "admin");
+    // `users:count` is not durable: after a kill -9 it may be gone, while the durable
+    // accounts and the first-user claim are still there.
+    kv::delete("users:count").unwrap();
+    let (status, body) = register(&mut h, "mallory");
+    assert_eq!(status, 201);
+    assert_eq!(body["data"]["user"]["role"], "user");
+    let token = claims(body["data"]["token"].as_str().unwrap());
+    assert_eq!(token["role"], "user");
+}
+
+#[test]
+fn logout_and_refresh_revoke_durably() {
+    let mut h = harness();
+    let (_, body) = register(&mut h, "alice");
+    let token = body["data"]["token"].as_str().unwrap().to_string();
+
+    authenticate(&mut h, &token);
+    let before = h.durable_writes();
+    let (status, body) = call(&mut h, "POST", "/auth/refresh", Value::Null);
+    assert_eq!(status, 200);
+    assert_eq!(h.durable_writes(), before + 1, "the old token's revocation");
+    let fresh = body["data"]["token"].as_str().unwrap().to_string();
+
+    authenticate(&mut h, &fresh);
+    let before = h.durable_writes();
+    assert_eq!(call(&mut h, "POST", "/auth/logout", Value::Null).0, 200);
+    assert_eq!(h.durable_writes(), before + 1, "the revocation");
+    let jti = claims(&fresh)["jti"].as_str().unwrap().to_string();
+    assert!(h.kv_get(&format!("revoked:{jti}")).is_some());
+
+    // `me` keeps nothing, so it writes nothing.
+    let before = h.durable_writes();
+    assert_eq!(call(&mut h, "GET", "/auth/me", Value::Null).0, 200);
+    assert_eq!(h.durable_writes(), before);
+}
+
+#[test]
+fn logins_and_registrations_are_logged_with_fields() {
+    let mut h = harness();
+    let (_, body) = register(&mut h, "alice");
+    let id = body["data"]["user"]["id"].as_str().unwrap().to_string();
+    assert_eq!(logged(&h, "user registered", "user"), Some(id.clone()));
+    assert_eq!(
+        logged(&h, "user registered", "username").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        logged(&h, "user registered", "role").as_deref(),
+        Some("admin")
+    );
+
+    let form = json!({"username": "alice", "password": "s3cret-pass"});
+    assert_eq!(call(&mut h, "POST", "/auth/login", form).0, 200);
+    assert_eq!(logged(&h, "login success", "user"), Some(id));
+
+    let form = json!({"username": "alice", "password": "wrong-pass1"});
+    assert_eq!(call(&mut h, "POST", "/auth/login", form).0, 401);
+    assert_eq!(
+        logged(&h, "login failure", "user").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        logged(&h, "login failure", "reason").as_deref(),
+        Some("wrong password")
+    );
+    let form = json!({"email": "eve@example.com", "password": "wrong-pass1"});
+    assert_eq!(call(&mut h, "POST", "/auth/login", form).0, 401);
+    assert_eq!(
+        logged(&h, "login failure", "user").as_deref(),
+        Some("eve@example.com")
+    );
+    assert_eq!(
+        logged(&h, "login failure", "reason").as_deref(),
+        Some("unknown user")
+    );
+    // No password, in any line or field.
+    for line in h.log_lines() {
+        let text = format!("{line:?}");
+        assert!(
+            !text.contains("s3cret-pass") && !text.contains("wrong-pass1"),
+            "{text}"
+        );
     }
 }

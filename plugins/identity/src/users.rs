@@ -1,9 +1,15 @@
 //! Users in the `kv` store, and the checks on what a client may register.
 //!
 //! Keys: `user:<id>` → the user as JSON; `username:<lower-case name>` and
-//! `email:<lower-case address>` → the id, each claimed with `kv::insert` so that two
-//! registrations racing for one name cannot both win; `users:count` counts
-//! registrations (the first becomes admin).
+//! `email:<lower-case address>` → the id, each claimed with `kv::insert_durable` so
+//! that two registrations racing for one name cannot both win; `users:count` counts
+//! registrations, and the first of them claims `users:first` (its id) to become admin.
+//!
+//! Every write that a client is told about (an account, its role) is durable: on
+//! disk before the 201 goes out, so an acknowledged account survives `kill -9`.
+//! `users:count` cannot be (`kv::incr` has no durable form), which is why the admin
+//! seat is the durable `users:first` claim: a count lost in a crash restarts at 1,
+//! and the claim, still on disk, keeps a later registrant from becoming admin.
 
 use std::collections::BTreeMap;
 
@@ -76,29 +82,39 @@ fn email_key(email: &str) -> String {
     format!("email:{}", email.to_lowercase())
 }
 
-/// Claims the user's name and address, then stores the user. On a taken name or
-/// address nothing is left behind.
+/// `kv`'s error as this module's.
+fn store_error(error: kv::Error) -> String {
+    error.to_string()
+}
+
+/// Claims the user's name and address, then stores the user, all durably. On a taken
+/// name or address nothing is left behind.
 pub fn create(user: &User) -> Result<Result<(), Taken>, String> {
-    if !kv::insert(&username_key(&user.username), user.id.as_bytes(), None)? {
+    let username = username_key(&user.username);
+    if !kv::insert_durable(&username, user.id.as_bytes(), None).map_err(store_error)? {
         return Ok(Err(Taken::Username));
     }
-    if !kv::insert(&email_key(&user.email), user.id.as_bytes(), None)? {
-        kv::delete(&username_key(&user.username))?;
+    if !kv::insert_durable(&email_key(&user.email), user.id.as_bytes(), None)
+        .map_err(store_error)?
+    {
+        // Durable too: a claim that came back after a crash would hold the name for
+        // a user who does not exist.
+        kv::delete_durable(&username).map_err(store_error)?;
         return Ok(Err(Taken::Email));
     }
     save(user)?;
     Ok(Ok(()))
 }
 
-/// Writes the user record.
+/// Writes the user record, durably.
 pub fn save(user: &User) -> Result<(), String> {
     let json = serde_json::to_vec(user).map_err(|e| e.to_string())?;
-    kv::set(&user_key(&user.id), &json, None)
+    kv::set_durable(&user_key(&user.id), &json, None).map_err(store_error)
 }
 
 /// The user with `id`.
 pub fn by_id(id: &str) -> Result<Option<User>, String> {
-    match kv::get(&user_key(id))? {
+    match kv::get(&user_key(id)).map_err(store_error)? {
         Some(json) => serde_json::from_slice(&json)
             .map(Some)
             .map_err(|e| format!("user {id}: corrupt record: {e}")),
@@ -113,15 +129,19 @@ pub fn by_login(login: &str) -> Result<Option<User>, String> {
     } else {
         username_key(login)
     };
-    match kv::get(&key)? {
+    match kv::get(&key).map_err(store_error)? {
         Some(id) => by_id(&String::from_utf8_lossy(&id)),
         None => Ok(None),
     }
 }
 
-/// Counts a registration; the first gets 1.
-pub fn count_registration() -> Result<i64, String> {
-    kv::incr("users:count", 1, None)
+/// Counts the registration of `id`; whether it is the first ever (the count says 1
+/// and `id` wins the durable `users:first` claim, which no crash gives back).
+pub fn first_registration(id: &str) -> Result<bool, String> {
+    if kv::incr("users:count", 1, None).map_err(store_error)? != 1 {
+        return Ok(false);
+    }
+    kv::insert_durable("users:first", id.as_bytes(), None).map_err(store_error)
 }
 
 /// Field → what is wrong with it, for the 400 envelope's `data.fields`.

@@ -29,8 +29,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use wasmgate_plugin_sdk::identity::{Identity, IdentityHeaders, TOKEN_EXPIRES_VAR, TOKEN_ID_VAR};
+use wasmgate_plugin_sdk::log::{self, Level};
 use wasmgate_plugin_sdk::{
-    Action, Context, Plugin, Request, Response, clock, export_plugin, http, kv, log, secrets,
+    Action, Context, Method, Plugin, Request, Response, clock, export_plugin, http, kv, secrets,
 };
 
 pub use config::Config;
@@ -145,41 +146,48 @@ impl Plugin for JwtAuth {
         })
     }
 
-    fn on_request(&self, mut request: Request, ctx: &mut Context) -> Action {
+    fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
         if Identity::of(ctx).is_some() {
             // An earlier auth plugin authenticated the request (and set the headers).
-            return Action::Continue(request);
+            return Action::Continue;
         }
         self.headers.strip(&mut request.headers);
-        if self.skipped(&ctx.path) {
-            return Action::Continue(request);
+        if self.skipped(&ctx.path()) {
+            return Action::Continue;
         }
-        let values: Vec<String> = request
-            .headers
-            .get_all("authorization")
-            .take(2)
-            .map(str::to_string)
-            .collect();
+        // As bytes: a value that is not UTF-8 is still a header that is there, so
+        // `optional` must not read it as absent, and it counts towards "several".
+        let values = request.headers.get_all_bytes("authorization");
         let result = match values.as_slice() {
-            [] if self.optional => return Action::Continue(request),
+            [] if self.optional => return Action::Continue,
             [] => Err(Failure::Refused(Refusal::Missing)),
             [_, _, ..] => Err(Failure::Refused(Refusal::Malformed(
                 "several Authorization headers",
             ))),
-            [value] => match bearer(value) {
-                Some(token) => self.authenticate(token),
-                None => Err(Failure::Refused(Refusal::NotBearer)),
+            [value] => match std::str::from_utf8(value) {
+                Err(_) => Err(Failure::Refused(Refusal::NotText)),
+                Ok(value) => match bearer(value) {
+                    Some(token) => self.authenticate(token),
+                    None => Err(Failure::Refused(Refusal::NotBearer)),
+                },
             },
         };
+        // Nothing is recorded or sent until every check has passed: a refused request
+        // carries no half of an identity to later phases or the access log.
         let result = result.and_then(|(identity, claims)| {
+            identity
+                .check()
+                .map_err(|why| Failure::Refused(Refusal::BadIdentity(why)))?;
             self.headers
                 .inject(&identity, &mut request.headers)
                 .map_err(|why| Failure::Refused(Refusal::Unsendable(why)))?;
-            Ok((identity, claims))
+            identity
+                .record(ctx)
+                .map_err(|why| Failure::Refused(Refusal::BadIdentity(why)))?;
+            Ok(claims)
         });
         match result {
-            Ok((identity, claims)) => {
-                identity.record(ctx);
+            Ok(claims) => {
                 if let Ok(Some(jti)) = token::text_claim(&claims, "jti") {
                     ctx.set_var(TOKEN_ID_VAR, &jti);
                 }
@@ -191,14 +199,26 @@ impl Plugin for JwtAuth {
                         ctx.set_var(var, &value);
                     }
                 }
-                Action::Continue(request)
+                Action::Continue
             }
             Err(Failure::Refused(refusal)) => {
-                log::warn(&format!("refused {} {}: {refusal}", ctx.method, ctx.path));
+                log::event(
+                    Level::Warn,
+                    "token refused",
+                    &[
+                        ("method", ctx.method().as_str().into()),
+                        ("path", ctx.path().into()),
+                        ("reason", refusal.to_string().into()),
+                    ],
+                );
                 Action::Respond(unauthorized(&refusal, ctx))
             }
             Err(Failure::Unavailable(why)) => {
-                log::error(&format!("cannot check tokens: {why}"));
+                log::event(
+                    Level::Error,
+                    "cannot check tokens",
+                    &[("reason", why.into())],
+                );
                 Action::Respond(Response::service_unavailable(
                     "authentication is unavailable, try again later",
                     ctx,
@@ -214,6 +234,10 @@ fn unauthorized(refusal: &Refusal, ctx: &Context) -> Response {
     let (message, challenge) = match refusal {
         Refusal::Missing | Refusal::NotBearer => ("missing bearer token", "Bearer"),
         Refusal::Expired => ("token expired", r#"Bearer error="invalid_token""#),
+        Refusal::BadIdentity(_) => (
+            "invalid token: roles and permissions may not hold ',', whitespace or control characters",
+            r#"Bearer error="invalid_token""#,
+        ),
         _ => ("invalid token", r#"Bearer error="invalid_token""#),
     };
     let mut response = Response::unauthorized(message, ctx);
@@ -307,7 +331,7 @@ impl JwtAuth {
             consumer: user_id.clone(),
             user_id,
             username: token::text_claim(claims, &self.claims.username)?,
-            roles: token::list_claim(claims, &self.claims.role)?,
+            roles: token::role_claim(claims, &self.claims.role)?,
             permissions: token::list_claim(claims, &self.claims.permissions)?,
         })
     }
@@ -339,7 +363,7 @@ impl Jwks {
 
     /// The current keys; `refresh` fetches again unless that was done lately.
     fn keys(&self, refresh: bool) -> Result<Rc<Vec<Key>>, String> {
-        let cached = kv::get(&self.cache_key)?;
+        let cached = kv::get(&self.cache_key).map_err(|e| e.to_string())?;
         let raw = match cached {
             Some(raw)
                 if !refresh
@@ -347,7 +371,8 @@ impl Jwks {
                         &format!("{}#refetch", self.cache_key),
                         b"1",
                         Some(REFETCH_INTERVAL),
-                    )? =>
+                    )
+                    .map_err(|e| e.to_string())? =>
             {
                 raw
             }
@@ -360,7 +385,14 @@ impl Jwks {
         }
         let (keys, skipped) = keys::from_jwks(&raw)?;
         for why in skipped {
-            log::info(&format!("jwks {}: key left out: {why}", self.cache_key));
+            log::event(
+                Level::Info,
+                "jwks key left out",
+                &[
+                    ("jwks", self.cache_key.as_str().into()),
+                    ("reason", why.into()),
+                ],
+            );
         }
         let keys = Rc::new(keys);
         *self.parsed.borrow_mut() = Some((raw, keys.clone()));
@@ -368,7 +400,8 @@ impl Jwks {
     }
 
     fn fetch(&self) -> Result<Vec<u8>, String> {
-        let request = http::OutboundRequest::new(&self.config.service, "GET", &self.config.path);
+        let request =
+            http::OutboundRequest::new(&self.config.service, Method::Get, &self.config.path);
         let response = http::send(request).map_err(|e| format!("fetching the key set: {e}"))?;
         if response.status != 200 {
             return Err(format!(
@@ -382,7 +415,8 @@ impl Jwks {
             &self.cache_key,
             &response.body,
             Some(Duration::from_secs(self.config.cache_seconds)),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         Ok(response.body)
     }
 }

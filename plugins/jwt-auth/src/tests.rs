@@ -2,9 +2,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use wasmgate_plugin_sdk::http::OutboundResponse;
-use wasmgate_plugin_sdk::log::Level;
-use wasmgate_plugin_sdk::testing::{DEFAULT_TIME_MS, Harness, TestRequest};
+use wasmgate_plugin_sdk::http::{self, OutboundResponse};
+use wasmgate_plugin_sdk::log::{Level, Value as LogValue};
+use wasmgate_plugin_sdk::testing::{DEFAULT_TIME_MS, Harness, LogLine, SentRequest, TestRequest};
 
 use super::*;
 
@@ -93,42 +93,62 @@ fn standard() -> Harness<JwtAuth> {
 }
 
 fn with_token(token: &str) -> TestRequest {
-    TestRequest::get("/users").header("authorization", &format!("Bearer {token}"))
+    TestRequest::get("/users").header("authorization", format!("Bearer {token}"))
+}
+
+/// A log line as the console shows it: the message, then `name=value` per field.
+fn rendered(line: &LogLine) -> String {
+    let mut text = line.message.clone();
+    for (name, value) in &line.fields {
+        let value = match value {
+            LogValue::Text(v) => v.clone(),
+            LogValue::Int(v) => v.to_string(),
+            LogValue::Float(v) => v.to_string(),
+            LogValue::Flag(v) => v.to_string(),
+        };
+        text.push_str(&format!(" {name}={value}"));
+    }
+    text
 }
 
 /// The refusal's log line; panics unless the request got the 401 envelope.
 fn refused(h: &mut Harness<JwtAuth>, request: TestRequest) -> String {
     h.ctx.vars.clear();
-    match h.on_request(request.build()) {
-        Action::Respond(response) => {
-            assert_eq!(response.status, 401);
-            let body: Value = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
-            assert_eq!(body["code"], "UNAUTHORIZED");
-            assert_eq!(body["success"], false);
-            assert!(
-                response
-                    .headers
-                    .get("www-authenticate")
-                    .unwrap()
-                    .starts_with("Bearer")
-            );
-            let logs = h.logs();
-            let (level, line) = logs.last().expect("a log line").clone();
-            assert_eq!(level, Level::Warn);
-            line
-        }
-        Action::Continue(_) => panic!("let through: {:?}", h.ctx.vars),
-    }
+    let outcome = h.on_request(request);
+    let Some(response) = outcome.response() else {
+        panic!("let through: {:?}", h.ctx.vars)
+    };
+    assert_eq!(response.status, 401);
+    let body: Value = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
+    assert_eq!(body["code"], "UNAUTHORIZED");
+    assert_eq!(body["success"], false);
+    assert!(
+        response
+            .headers
+            .get("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert!(
+        h.ctx.vars.is_empty(),
+        "a refusal records nothing: {:?}",
+        h.ctx.vars
+    );
+    let line = h.log_lines().last().expect("a log line").clone();
+    assert_eq!(line.level, Level::Warn);
+    assert_eq!(line.message, "token refused");
+    rendered(&line)
 }
 
-fn accepted(h: &mut Harness<JwtAuth>, request: TestRequest) -> Request {
+fn accepted(h: &mut Harness<JwtAuth>, request: TestRequest) -> SentRequest {
     h.ctx.vars.clear();
-    match h.on_request(request.build()) {
-        Action::Continue(request) => request,
-        Action::Respond(response) => panic!(
+    let outcome = h.on_request(request);
+    match outcome.request() {
+        Some(request) => request.clone(),
+        None => panic!(
             "refused: {} ({:?})",
-            String::from_utf8_lossy(response.body.as_deref().unwrap_or_default()),
-            h.logs().last()
+            outcome.response().unwrap().body_text(),
+            h.log_lines().last().map(rendered)
         ),
     }
 }
@@ -200,7 +220,11 @@ fn every_supported_algorithm_round_trips() {
         let mut h = harness(json!({"keys": [key_entry(alg, None)]}));
         let token = sign(alg, &claims());
         let request = accepted(&mut h, with_token(&token));
-        assert_eq!(request.headers.get("x-user-id"), Some("42"), "{alg:?}");
+        assert_eq!(
+            request.headers.get("x-user-id").as_deref(),
+            Some("42"),
+            "{alg:?}"
+        );
         // And a key of the same family does not take another algorithm.
         let other = match alg {
             HS256 => HS384,
@@ -228,14 +252,14 @@ fn the_identity_goes_upstream_and_forged_headers_do_not() {
             .header("X-User-Role", "superuser")
             .header("x-username", "mallory"),
     );
-    assert_eq!(request.headers.get("x-user-id"), Some("42"));
-    assert_eq!(request.headers.get("x-username"), Some("alice"));
-    assert_eq!(request.headers.get("x-user-role"), Some("admin"));
+    assert_eq!(request.headers.get("x-user-id").as_deref(), Some("42"));
+    assert_eq!(request.headers.get("x-username").as_deref(), Some("alice"));
+    assert_eq!(request.headers.get("x-user-role").as_deref(), Some("admin"));
     assert_eq!(
-        request.headers.get("x-user-permissions"),
+        request.headers.get("x-user-permissions").as_deref(),
         Some("user:read,audit:read")
     );
-    assert_eq!(request.headers.get_all("x-user-role").count(), 1);
+    assert_eq!(request.headers.get_all("x-user-role").len(), 1);
     assert_eq!(h.ctx.var("user_id"), Some("42"));
     assert_eq!(h.ctx.var("consumer"), Some("42"));
     assert_eq!(h.ctx.var("permissions"), Some("user:read,audit:read"));
@@ -282,10 +306,10 @@ fn skipped_paths_and_optional_routes_pass_without_a_token_but_lose_forged_header
 #[test]
 fn a_request_an_earlier_plugin_authenticated_is_left_alone() {
     let mut h = standard();
-    h.ctx.set_var("auth_method", "api-key");
-    let request = h.on_request(TestRequest::get("/").header("x-user-id", "svc").build());
-    let request = request.request().expect("continued").clone();
-    assert_eq!(request.headers.get("x-user-id"), Some("svc"));
+    h.ctx.vars.push(("auth_method".into(), "api-key".into()));
+    let outcome = h.on_request(TestRequest::get("/").header("x-user-id", "svc"));
+    let request = outcome.request().expect("continued");
+    assert_eq!(request.headers.get("x-user-id").as_deref(), Some("svc"));
 }
 
 /// The claims with `change` applied (a `null` removes the claim).
@@ -348,7 +372,7 @@ fn bad_credentials_are_refused_with_the_reason_in_the_log() {
         ),
         (
             "two headers",
-            with_token(&good).header("authorization", &format!("Bearer {good}")),
+            with_token(&good).header("authorization", format!("Bearer {good}")),
             "several Authorization headers",
         ),
         (
@@ -634,13 +658,16 @@ fn claims_map_to_vars_and_scope_strings_split() {
         ),
     );
     let request = accepted(&mut h, with_token(&token).header("x-subject", "forged"));
-    assert_eq!(request.headers.get("x-subject"), Some("7"));
+    assert_eq!(request.headers.get("x-subject").as_deref(), Some("7"));
     assert!(!request.headers.contains("x-user-id"));
     assert_eq!(
-        request.headers.get("x-user-permissions"),
+        request.headers.get("x-user-permissions").as_deref(),
         Some("read:a,write:b")
     );
-    assert_eq!(request.headers.get("x-user-role"), Some("user,viewer"));
+    assert_eq!(
+        request.headers.get("x-user-role").as_deref(),
+        Some("user,viewer")
+    );
     assert_eq!(h.ctx.var("tenant_id"), Some("acme"));
 }
 
@@ -648,12 +675,12 @@ fn claims_map_to_vars_and_scope_strings_split() {
 fn the_client_sees_a_plain_envelope_and_the_log_never_the_token() {
     let mut h = standard();
     let token = sign(Algorithm::HS256, &claims_with(json!({"exp": NOW - 100})));
-    let response = h.on_request(with_token(&token).build());
-    let response = response.response().unwrap();
+    let outcome = h.on_request(with_token(&token));
+    let response = outcome.response().unwrap();
     let body: Value = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
     assert_eq!(body["error"], "token expired");
     assert_eq!(body["request_id"], "test-request-1");
-    for (_, line) in h.logs() {
+    for line in h.log_lines().iter().map(rendered) {
         assert!(!line.contains(&token[..40]) && !line.contains(token.rsplit('.').next().unwrap()));
         assert!(!line.contains(std::str::from_utf8(HS_SECRET).unwrap()));
     }
@@ -831,7 +858,7 @@ fn a_remembered_token_is_still_checked_for_time_and_revocation() {
         "kept once verified"
     );
     let again = accepted(&mut h, with_token(&token));
-    assert_eq!(again.headers.get("x-user-id"), Some("42"));
+    assert_eq!(again.headers.get("x-user-id").as_deref(), Some("42"));
     assert_eq!(h.ctx.var("consumer"), Some("42"));
     // Logged out: the revocation list is read on every request.
     h.kv_set("revoked:token-1", b"1", None);
@@ -877,18 +904,21 @@ fn the_token_memory_is_bounded_by_bytes() {
 #[test]
 fn an_unreachable_key_set_is_a_503_not_a_401() {
     let mut h = harness(json!({"jwks": {"service": "idp", "path": "/jwks"}}));
-    h.on_http("idp", |_| Err("connection refused".into()));
+    h.on_http("idp", |_| {
+        Err(http::Error::Unreachable("connection refused".into()))
+    });
     let token = sign_with(
         Algorithm::EdDSA,
         &signing_key(Algorithm::EdDSA),
         &claims(),
         Some("ed-1"),
     );
-    let action = h.on_request(with_token(&token).build());
-    let response = action.response().expect("answered");
+    let outcome = h.on_request(with_token(&token));
+    let response = outcome.response().expect("answered");
     assert_eq!(response.status, 503);
-    let (level, line) = h.logs().last().unwrap().clone();
-    assert_eq!(level, Level::Error);
+    let line = h.log_lines().last().unwrap().clone();
+    assert_eq!(line.level, Level::Error);
+    let line = rendered(&line);
     assert!(line.contains("connection refused"), "{line}");
     // A broken document is not cached.
     h.on_http("idp", |_| {
@@ -899,11 +929,163 @@ fn an_unreachable_key_set_is_a_503_not_a_401() {
         })
     });
     assert_eq!(
-        h.on_request(with_token(&token).build())
-            .response()
-            .unwrap()
-            .status,
+        h.on_request(with_token(&token)).response().unwrap().status,
         503
     );
     assert!(h.kv_get("jwks:idp/jwks").is_none());
+}
+
+#[test]
+fn a_separator_in_a_role_or_permission_refuses_the_token() {
+    let mut h = standard();
+    let cases = [
+        (
+            "a role string with a comma",
+            json!({"role": "user,admin"}),
+            "role \"user,admin\"",
+        ),
+        (
+            "a role string with a space",
+            json!({"role": "user admin"}),
+            "role \"user admin\"",
+        ),
+        (
+            "a role list item with a comma",
+            json!({"role": ["user,admin"]}),
+            "role \"user,admin\"",
+        ),
+        (
+            "an empty role in a list",
+            json!({"role": ["user", ""]}),
+            "role \"\"",
+        ),
+        (
+            "a permission with a comma",
+            json!({"permissions": ["user:read,admin:write"]}),
+            "permission \"user:read,admin:write\"",
+        ),
+        (
+            "a permission with a control character",
+            json!({"permissions": ["user:read\u{7}"]}),
+            "permission \"user:read\\u{7}\"",
+        ),
+    ];
+    for (name, change, reason) in cases {
+        let token = sign(Algorithm::HS256, &claims_with(change));
+        let outcome = {
+            h.ctx.vars.clear();
+            h.on_request(with_token(&token).header("x-user-role", "admin"))
+        };
+        let response = outcome
+            .response()
+            .unwrap_or_else(|| panic!("{name}: let through"));
+        assert_eq!(response.status, 401, "{name}");
+        let body: Value = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body["code"], "UNAUTHORIZED", "{name}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("roles and permissions may not hold"),
+            "{name}: {body}"
+        );
+        assert!(
+            h.ctx.vars.is_empty(),
+            "{name}: half recorded: {:?}",
+            h.ctx.vars
+        );
+        let line = rendered(h.log_lines().last().unwrap());
+        assert!(
+            line.contains("the identity cannot be recorded"),
+            "{name}: {line}"
+        );
+        assert!(
+            line.contains(reason),
+            "{name}: expected {reason:?} in {line}"
+        );
+        // Through the shared helper as well (it checks the envelope and the log level).
+        refused(&mut h, with_token(&token));
+    }
+    // A role string is one role, never split; a scope string still splits.
+    let token = sign(
+        Algorithm::HS256,
+        &claims_with(json!({"role": "admin", "permissions": "user:read audit:read"})),
+    );
+    let request = accepted(&mut h, with_token(&token));
+    assert_eq!(request.headers.get("x-user-role").as_deref(), Some("admin"));
+    assert_eq!(h.ctx.var("role"), Some("admin"));
+    assert_eq!(h.ctx.var("permissions"), Some("user:read,audit:read"));
+    // An empty role string is no role, as before.
+    let token = sign(Algorithm::HS256, &claims_with(json!({"role": ""})));
+    let request = accepted(&mut h, with_token(&token));
+    assert!(!request.headers.contains("x-user-role"));
+    assert_eq!(h.ctx.var("role"), None);
+}
+
+#[test]
+fn an_authorization_header_that_is_not_utf8_is_never_absent() {
+    let not_utf8 = b"Bearer \xff\xfe.abc.def".to_vec();
+    let mut optional =
+        harness(json!({"keys": [key_entry(Algorithm::HS256, None)], "optional": true}));
+    let why = refused(
+        &mut optional,
+        TestRequest::get("/").header("authorization", not_utf8.clone()),
+    );
+    assert!(why.contains("not UTF-8"), "{why}");
+    // The same without `optional`.
+    let mut h = standard();
+    let why = refused(
+        &mut h,
+        TestRequest::get("/users").header("authorization", not_utf8.clone()),
+    );
+    assert!(why.contains("not UTF-8"), "{why}");
+    // Only the absence of the header lets an optional route through.
+    accepted(&mut optional, TestRequest::get("/"));
+}
+
+#[test]
+fn a_second_authorization_header_is_refused_whatever_its_bytes() {
+    let good = sign(Algorithm::HS256, &claims());
+    let bearer = format!("Bearer {good}");
+    let not_utf8 = b"Bearer \xff".to_vec();
+    for optional in [false, true] {
+        let mut h = harness(json!({
+            "keys": [key_entry(Algorithm::HS256, None)],
+            "optional": optional,
+        }));
+        for (name, first, second) in [
+            (
+                "two good tokens",
+                bearer.as_bytes().to_vec(),
+                bearer.as_bytes().to_vec(),
+            ),
+            (
+                "a good token, then bytes",
+                bearer.as_bytes().to_vec(),
+                not_utf8.clone(),
+            ),
+            (
+                "bytes, then a good token",
+                not_utf8.clone(),
+                bearer.as_bytes().to_vec(),
+            ),
+            ("bytes twice", not_utf8.clone(), not_utf8.clone()),
+            (
+                "an empty second value",
+                bearer.as_bytes().to_vec(),
+                Vec::new(),
+            ),
+        ] {
+            let request = TestRequest::get("/users")
+                .header("authorization", first)
+                .header("Authorization", second);
+            let why = refused(&mut h, request);
+            assert!(
+                why.contains("several Authorization headers"),
+                "optional={optional}, {name}: {why}"
+            );
+        }
+        // One good header passes.
+        accepted(&mut h, with_token(&good));
+    }
 }

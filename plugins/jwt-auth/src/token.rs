@@ -16,6 +16,8 @@ pub enum Refusal {
     Missing,
     /// An `Authorization` header that is not `Bearer <token>`.
     NotBearer,
+    /// An `Authorization` header whose bytes are not UTF-8 text.
+    NotText,
     /// Longer than `max_token_bytes`.
     TooLarge(usize),
     /// Not three base64url parts of a JWS (what is wrong).
@@ -50,6 +52,9 @@ pub enum Refusal {
     Revoked,
     /// The identity cannot be sent in headers (a control character in a claim, say).
     Unsendable(String),
+    /// A role or permission the identity may not hold (a `,`, whitespace or a control
+    /// character, which would change its meaning once joined into a list).
+    BadIdentity(String),
 }
 
 impl std::fmt::Display for Refusal {
@@ -57,6 +62,7 @@ impl std::fmt::Display for Refusal {
         match self {
             Self::Missing => write!(f, "no bearer token"),
             Self::NotBearer => write!(f, "the Authorization header is not `Bearer <token>`"),
+            Self::NotText => write!(f, "the Authorization header is not UTF-8 text"),
             Self::TooLarge(n) => write!(f, "the token is {n} bytes, over max_token_bytes"),
             Self::Malformed(what) => write!(f, "malformed token: {what}"),
             Self::AlgNone => write!(f, "unsecured token (alg none)"),
@@ -74,6 +80,7 @@ impl std::fmt::Display for Refusal {
             Self::WrongAudience => write!(f, "audience not accepted (aud)"),
             Self::Revoked => write!(f, "revoked (jti)"),
             Self::Unsendable(why) => write!(f, "cannot be sent in a header: {why}"),
+            Self::BadIdentity(why) => write!(f, "the identity cannot be recorded: {why}"),
         }
     }
 }
@@ -290,7 +297,18 @@ pub fn text_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<Stri
     }
 }
 
-/// A claim as a list: an array of strings, or one string split on spaces and commas.
+/// The role claim: a string (one role, never split: `"user,admin"` is one role, which
+/// the identity check then refuses) or an array of strings. `""` is no role.
+pub fn role_claim(claims: &Map<String, Value>, name: &str) -> Result<Vec<String>, Refusal> {
+    match claims.get(name) {
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        _ => list_claim(claims, name),
+    }
+}
+
+/// A claim as a list: an array of strings, or one string split on spaces and commas
+/// (as OAuth's `scope`).
 pub fn list_claim(claims: &Map<String, Value>, name: &str) -> Result<Vec<String>, Refusal> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(Vec::new()),

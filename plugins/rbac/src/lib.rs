@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use wasmgate_plugin_sdk::identity::Identity;
-use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, Response, export_plugin, log};
+use wasmgate_plugin_sdk::{
+    Action, Context, Plugin, Request, Response, Settings, export_plugin, log,
+};
 
 /// The plugin's config for one route.
 #[derive(Debug, Deserialize)]
@@ -75,8 +77,8 @@ pub struct Rbac {
 impl Plugin for Rbac {
     type Config = Config;
 
-    fn settings(&self) -> wasmgate_plugin_sdk::Settings {
-        wasmgate_plugin_sdk::Settings::REQUEST_ONLY
+    fn settings(&self) -> Settings {
+        Settings::REQUEST_ONLY
     }
 
     fn new(mut config: Config) -> Result<Self, String> {
@@ -114,16 +116,18 @@ impl Plugin for Rbac {
         })
     }
 
-    fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
+    /// Decides on the method and path as received: a path an earlier plugin rewrote
+    /// for the upstream does not change who may call the route.
+    fn on_request(&self, _: &mut Request, ctx: &mut Context) -> Action {
+        let (method, path) = (ctx.method(), ctx.path());
         let Some(caller) = Identity::of(ctx) else {
             log::warn(&format!(
-                "refused {} {}: no authenticated caller (put an auth plugin before rbac)",
-                ctx.method, ctx.path
+                "refused {method} {path}: no authenticated caller (put an auth plugin before rbac)"
             ));
             return Action::Respond(Response::unauthorized("authentication required", ctx));
         };
-        match self.decide(&caller, &ctx.method, &ctx.path) {
-            Ok(()) => Action::Continue(request),
+        match self.decide(&caller, method.as_str(), &path) {
+            Ok(()) => Action::Continue,
             Err(missing) => {
                 let who = caller
                     .username
@@ -131,10 +135,7 @@ impl Plugin for Rbac {
                     .or(caller.user_id.as_deref())
                     .or(caller.consumer.as_deref())
                     .unwrap_or("?");
-                log::info(&format!(
-                    "refused {} {} for {who}: {missing}",
-                    ctx.method, ctx.path
-                ));
+                log::info(&format!("refused {method} {path} for {who}: {missing}"));
                 Action::Respond(Response::forbidden(&missing, ctx))
             }
         }

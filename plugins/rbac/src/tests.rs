@@ -16,22 +16,25 @@ const CONFIG: &str = r#"{
   ]
 }"#;
 
+/// Records a caller as an auth plugin before rbac would.
 fn caller(h: &mut Harness<Rbac>, roles: &str, permissions: &str) {
-    h.ctx.vars.clear();
-    h.ctx.set_var("auth_method", "jwt");
-    h.ctx.set_var("username", "alice");
+    let vars = &mut h.ctx.vars;
+    vars.clear();
+    vars.push(("auth_method".into(), "jwt".into()));
+    vars.push(("username".into(), "alice".into()));
     if !roles.is_empty() {
-        h.ctx.set_var("role", roles);
+        vars.push(("role".into(), roles.into()));
     }
     if !permissions.is_empty() {
-        h.ctx.set_var("permissions", permissions);
+        vars.push(("permissions".into(), permissions.into()));
     }
 }
 
 /// `None` when let through, else (status, error message).
 fn outcome(h: &mut Harness<Rbac>, method: &str, path: &str) -> Option<(u16, String)> {
-    match h.on_request(TestRequest::method(method, path).build()) {
-        Action::Continue(_) => None,
+    match h.on_request(TestRequest::method(method, path)).action {
+        Action::Continue => None,
+        Action::ContinueTo(target) => panic!("rbac never chooses a target: {target:?}"),
         Action::Respond(response) => {
             let body: Value = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
             Some((response.status, body["error"].as_str().unwrap().to_string()))
@@ -158,4 +161,26 @@ fn configs_that_cannot_work_are_refused() {
             .unwrap_or_else(|| panic!("{config}"));
         assert!(error.contains(expected), "{config}: {error}");
     }
+}
+
+#[test]
+fn decides_on_the_method_and_path_as_received() {
+    let mut h = Harness::<Rbac>::new(CONFIG).unwrap();
+    caller(&mut h, "user", "");
+    // An earlier plugin rewrote `/audit/log` to `/users/1` for the upstream: the
+    // audit rule still applies.
+    h.ctx.path = Some("/audit/log".into());
+    assert_eq!(
+        outcome(&mut h, "GET", "/users/1"),
+        Some((403, "missing permission audit:read".into()))
+    );
+    let (level, line) = h.logs().last().unwrap().clone();
+    assert_eq!(
+        (level, line.as_str()),
+        (
+            wasmgate_plugin_sdk::log::Level::Info,
+            "refused GET /audit/log for alice: missing permission audit:read"
+        )
+    );
+    assert_eq!(h.settings(), Settings::REQUEST_ONLY);
 }

@@ -3,7 +3,7 @@
 //! returns it in the response header `x-hits`.
 
 use wasmgate_plugin_sdk::{
-    Action, Context, NoConfig, Plugin, Request, Response, export_plugin, kv, log,
+    Action, Context, NoConfig, Plugin, Reply, Request, Response, export_plugin, kv, log,
 };
 
 struct Counter;
@@ -15,12 +15,12 @@ impl Plugin for Counter {
         Ok(Counter)
     }
 
-    fn on_request(&self, request: Request, ctx: &mut Context) -> Action {
+    fn on_request(&self, _: &mut Request, ctx: &mut Context) -> Action {
         match kv::incr("hits", 1, None) {
             Ok(hits) => {
                 log::info(&format!("counter hit {hits}"));
                 ctx.set_var("hits", &hits.to_string());
-                Action::Continue(request)
+                Action::Continue
             }
             Err(error) => {
                 log::error(&format!("kv.incr failed: {error}"));
@@ -29,11 +29,10 @@ impl Plugin for Counter {
         }
     }
 
-    fn on_response(&self, mut response: Response, ctx: &mut Context) -> Response {
+    fn on_response(&self, response: &mut Reply, ctx: &mut Context) {
         if let Some(hits) = ctx.var("hits") {
             response.headers.set("x-hits", hits);
         }
-        response
     }
 }
 
@@ -51,14 +50,31 @@ mod tests {
         let mut harness = Harness::<Counter>::new("{}").unwrap();
         for want in ["1", "2"] {
             harness.ctx.vars.clear();
-            harness.on_request(TestRequest::get("/").build());
+            harness.on_request(TestRequest::get("/"));
             let response = harness.on_response(Response::new(200));
-            assert_eq!(response.headers.get("x-hits"), Some(want));
+            assert_eq!(response.headers.get("x-hits").as_deref(), Some(want));
         }
         assert_eq!(harness.kv_get("hits").as_deref(), Some(&b"2"[..]));
         assert_eq!(
             harness.logs()[1],
             (Level::Info, "counter hit 2".to_string())
+        );
+    }
+
+    #[test]
+    fn a_store_error_is_a_500_envelope() {
+        let mut harness = Harness::<Counter>::new("{}").unwrap();
+        harness.kv_set("hits", b"not a number", None);
+        let outcome = harness.on_request(TestRequest::get("/"));
+        let response = outcome.response().expect("answers");
+        assert_eq!(response.status, 500);
+        assert!(response.body_text().contains("INTERNAL_ERROR"));
+        assert_eq!(
+            harness.logs(),
+            [(
+                Level::Error,
+                "kv.incr failed: the value is not an integer".to_string()
+            )]
         );
     }
 }

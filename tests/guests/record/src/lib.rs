@@ -3,7 +3,7 @@
 //! the plugin before it) into `x-prev-NAME`, then sets `last` to its name.
 
 use serde::Deserialize;
-use wasmgate_plugin_sdk::{Action, Context, Plugin, Request, Response, export_plugin};
+use wasmgate_plugin_sdk::{Action, Context, Plugin, Reply, Request, export_plugin};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,22 +22,19 @@ impl Plugin for Record {
         Ok(Record { name: config.name })
     }
 
-    fn on_request(&self, mut request: Request, ctx: &mut Context) -> Action {
-        request.headers.append("x-chain", self.name.as_str());
+    fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
+        request.headers.append("x-chain", &self.name);
         if let Some(previous) = ctx.var("last") {
             request
                 .headers
                 .set(&format!("x-prev-{}", self.name), previous);
         }
         ctx.set_var("last", &self.name);
-        Action::Continue(request)
+        Action::Continue
     }
 
-    fn on_response(&self, mut response: Response, _: &mut Context) -> Response {
-        response
-            .headers
-            .append("x-chain-response", self.name.as_str());
-        response
+    fn on_response(&self, response: &mut Reply, _: &mut Context) {
+        response.headers.append("x-chain-response", &self.name);
     }
 }
 
@@ -45,6 +42,7 @@ export_plugin!(Record);
 
 #[cfg(test)]
 mod tests {
+    use wasmgate_plugin_sdk::Response;
     use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
 
     use super::*;
@@ -53,22 +51,23 @@ mod tests {
     fn records_its_name_and_the_previous_one() {
         let mut harness = Harness::<Record>::new(r#"{"name": "b"}"#).unwrap();
         harness.ctx.vars.push(("last".into(), "a".into()));
-        let action = harness.on_request(TestRequest::get("/").header("x-chain", "a").build());
-        let request = action.request().unwrap();
-        assert_eq!(
-            request.headers.get_all("x-chain").collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        assert_eq!(request.headers.get("x-prev-b"), Some("a"));
+        let outcome = harness.on_request(TestRequest::get("/").header("x-chain", "a"));
+        let request = outcome.request().unwrap();
+        assert_eq!(request.headers.get_all("x-chain"), ["a", "b"]);
+        assert_eq!(request.headers.get("x-prev-b").as_deref(), Some("a"));
         assert_eq!(harness.ctx.var("last"), Some("b"));
         let response = harness.on_response(Response::new(200).with_header("x-chain-response", "c"));
-        assert_eq!(
-            response
-                .headers
-                .get_all("x-chain-response")
-                .collect::<Vec<_>>(),
-            ["c", "b"]
-        );
+        assert_eq!(response.headers.get_all("x-chain-response"), ["c", "b"]);
         assert!(Harness::<Record>::new("{}").is_err(), "name is required");
+    }
+
+    #[test]
+    fn the_first_in_the_chain_has_no_previous() {
+        let mut harness = Harness::<Record>::new(r#"{"name": "a"}"#).unwrap();
+        let outcome = harness.on_request(TestRequest::get("/"));
+        let request = outcome.request().unwrap();
+        assert_eq!(request.headers.get_all("x-chain"), ["a"]);
+        assert!(!request.headers.contains("x-prev-a"));
+        assert_eq!(harness.vars_set(), [("last".to_string(), "a".to_string())]);
     }
 }

@@ -3,7 +3,7 @@
 //! `version-a` and `version-b` are this one source built under two names, so swapping
 //! one file for the other changes the behaviour and nothing else.
 
-use wasmgate_plugin_sdk::{Action, Context, NoConfig, Plugin, Request, Response, export_plugin};
+use wasmgate_plugin_sdk::{Action, Context, NoConfig, Plugin, Reply, Request, export_plugin};
 
 /// `a` or `b`.
 const VERSION: &str = match env!("CARGO_PKG_NAME").as_bytes() {
@@ -21,14 +21,13 @@ impl Plugin for Versioned {
         Ok(Versioned)
     }
 
-    fn on_request(&self, mut request: Request, _: &mut Context) -> Action {
+    fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
         request.headers.set("x-plugin-version", VERSION);
-        Action::Continue(request)
+        Action::Continue
     }
 
-    fn on_response(&self, mut response: Response, _: &mut Context) -> Response {
+    fn on_response(&self, response: &mut Reply, _: &mut Context) {
         response.headers.set("x-plugin-version", VERSION);
-        response
     }
 }
 
@@ -36,6 +35,7 @@ export_plugin!(Versioned);
 
 #[cfg(test)]
 mod tests {
+    use wasmgate_plugin_sdk::Response;
     use wasmgate_plugin_sdk::testing::{Harness, TestRequest};
 
     use super::*;
@@ -43,14 +43,10 @@ mod tests {
     #[test]
     fn marks_both_phases_with_its_version() {
         let mut harness = Harness::<Versioned>::new("{}").unwrap();
-        let action = harness.on_request(
-            TestRequest::get("/")
-                .header("x-plugin-version", "z")
-                .build(),
-        );
-        let request = action.request().unwrap();
-        assert_eq!(request.headers.get("x-plugin-version"), Some(VERSION));
-        let response = harness.on_response(Response::new(200));
-        assert_eq!(response.headers.get("x-plugin-version"), Some(VERSION));
+        let outcome = harness.on_request(TestRequest::get("/").header("x-plugin-version", "z"));
+        let request = outcome.request().unwrap();
+        assert_eq!(request.headers.get_all("x-plugin-version"), [VERSION]);
+        let response = harness.on_response(Response::new(200).with_header("x-plugin-version", "z"));
+        assert_eq!(response.headers.get_all("x-plugin-version"), [VERSION]);
     }
 }

@@ -1,0 +1,99 @@
+//! The rules a plugin's changes to a request or response must follow: header names
+//! and values, the headers that are the gateway's own, queries, methods and statuses.
+//! One file for the gateway (the `exchange` resource, which enforces them) and the
+//! plugin SDK (which includes this file, so that its harness refuses what the gateway
+//! would). Plain `std` only.
+
+/// Hop-by-hop headers: the gateway removes them from what it forwards, and a plugin
+/// may not set them.
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether `name` is a valid header field name (an HTTP token).
+pub fn is_valid_name(name: &str) -> bool {
+    is_token(name)
+}
+
+/// Whether `value` is a valid header field value: no control characters but tab.
+pub fn is_valid_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// Whether `name` (any case) is a header only the gateway sets.
+pub fn is_reserved(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// Whether `text` is an HTTP token (a method or a header name).
+pub fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Checks a query string (without `?`): visible ASCII, no `#`, `%` only in escapes.
+pub fn check_query(query: &str) -> Result<(), &'static str> {
+    let bytes = query.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(0x21..=0x7e).contains(&b) || b == b'#' {
+            return Err("a query holds only visible ASCII characters other than '#'");
+        }
+        if b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        {
+            return Err("a '%' in a query starts a %-escape of two hex digits");
+        }
+    }
+    Ok(())
+}
+
+/// Whether `status` is a status a response may have.
+pub fn is_valid_status(status: u16) -> bool {
+    (100..=599).contains(&status)
+}
+
+/// Whether `status` is a status a plugin's own answer may have (no 1xx).
+pub fn is_valid_answer_status(status: u16) -> bool {
+    (200..=599).contains(&status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_values_and_reserved_headers() {
+        assert!(is_valid_name("x-ok_1"));
+        assert!(!is_valid_name("bad header"));
+        assert!(!is_valid_name(""));
+        assert!(is_valid_value(b"text\twith tab"));
+        assert!(!is_valid_value(b"line\nbreak"));
+        assert!(!is_valid_value(b"del\x7f"));
+        assert!(is_reserved("Transfer-Encoding"));
+        assert!(!is_reserved("x-user-id"));
+    }
+
+    #[test]
+    fn queries() {
+        assert!(check_query("a=1&b=%2F").is_ok());
+        assert!(check_query("").is_ok());
+        assert!(check_query("a b").is_err());
+        assert!(check_query("a#b").is_err());
+        assert!(check_query("a=%zz").is_err());
+        assert!(check_query("a=%").is_err());
+    }
+}
