@@ -92,6 +92,10 @@ pub async fn handle(
         .lookup(host.as_deref(), &parts.method, &path)
         .map_err(|miss| match miss {
             Miss::NotFound => Reject::new(ErrorCode::NotFound, format!("no route for {path}")),
+            Miss::CaseVariant => Reject::new(
+                ErrorCode::ValidationError,
+                format!("{path} differs only in letter case from a route's path"),
+            ),
             Miss::MethodNotAllowed(allowed) => {
                 let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
                 Reject::new(

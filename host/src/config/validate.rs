@@ -2,7 +2,7 @@
 //! Each failure carries the byte offset of the offending value so that the caller can
 //! report its line.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use serde_spanned::Spanned;
@@ -158,6 +158,9 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     }
 
     let mut names = HashSet::new();
+    // Where each route's path, folded to lower case, was first seen: (listener, host,
+    // kind, folded path) -> (path as written, whether it was case-insensitive).
+    let mut folded: HashMap<(bool, Option<String>, bool, String), (&str, bool)> = HashMap::new();
     for route in &config.routes {
         let name = &route.name;
         if name.get_ref().is_empty() {
@@ -170,6 +173,38 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
             ));
         }
         validate_route(config, route)?;
+        let (is_prefix, text) = match (&route.path, &route.prefix) {
+            (Some(path), _) => (false, path),
+            (None, Some(prefix)) => (true, prefix),
+            (None, None) => unreachable!("validate_route checked"),
+        };
+        let written = text.get_ref().as_str();
+        let key = (
+            route.listener == super::schema::Listener::Admin,
+            route
+                .host
+                .as_ref()
+                .map(|h| h.get_ref().to_ascii_lowercase()),
+            is_prefix,
+            written.trim_end_matches('/').to_ascii_lowercase(),
+        );
+        if let Some(&(earlier, earlier_folds)) = folded.get(&key)
+            && (earlier_folds || route.case_insensitive)
+            && earlier.trim_end_matches('/') != written.trim_end_matches('/')
+        {
+            return Err(at(
+                text,
+                format!(
+                    "route {:?}: {written:?} differs from {earlier:?} only in letter case, and one \
+                     of them is case_insensitive: no request could tell them apart",
+                    name.get_ref()
+                ),
+            ));
+        }
+        folded
+            .entry(key)
+            .and_modify(|seen| seen.1 |= route.case_insensitive)
+            .or_insert((written, route.case_insensitive));
     }
     Ok(())
 }
