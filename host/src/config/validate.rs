@@ -158,9 +158,9 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     }
 
     let mut names = HashSet::new();
-    // Where each route's path, folded to lower case, was first seen: (listener, host,
-    // kind, folded path) -> (path as written, whether it was case-insensitive).
-    let mut folded: HashMap<(bool, Option<String>, bool, String), (&str, bool)> = HashMap::new();
+    // Where each route's path, folded to lower case, was first seen, with the path as
+    // written and whether any route with that folded path is case-insensitive.
+    let mut folded: HashMap<FoldedPath, (&str, bool)> = HashMap::new();
     for route in &config.routes {
         let name = &route.name;
         if name.get_ref().is_empty() {
@@ -208,6 +208,10 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     }
     Ok(())
 }
+
+/// A route's place with its path folded to lower case: (admin listener, host, prefix,
+/// folded path without a trailing `/`).
+type FoldedPath = (bool, Option<String>, bool, String);
 
 fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
     let name = route.name.get_ref();
