@@ -311,6 +311,7 @@ fn thousand_routes() -> RouteTable {
                 host: (i % 10 == 9).then(|| format!("h{i}.example.com")),
                 methods: (i % 7 == 0).then(|| vec![Method::GET]),
                 pattern,
+                case_insensitive: false,
             }
         })
         .collect();

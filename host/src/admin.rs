@@ -134,6 +134,7 @@ async fn plugin_routes(
         request_id: &id,
         received_ns,
         started,
+        body_fault: None,
     };
     routed
         .serve(&shared, snapshot, request, Ok(()))

@@ -1,53 +1,138 @@
-//! Spotting ambiguous HTTP/1 message framing that hyper resolves silently.
+//! Following HTTP/1 message framing byte by byte, for what hyper resolves silently or
+//! refuses in a way clients cannot tell apart.
 //!
 //! hyper follows RFC 9112 when a request carries both `Content-Length` and
 //! `Transfer-Encoding`: it drops `Content-Length` before the request reaches us, so the
 //! handler cannot see the conflict. Such requests are a request-smuggling tool, and
 //! we refuse them with 400. [`SniffedIo`] wraps the client connection and follows the
 //! inbound byte stream with a small framing tracker (heads, `Content-Length` bodies,
-//! chunked bodies) that records, per request head, whether it carried both headers.
-//! hyper handles requests on one connection in order, so the server takes the facts
-//! in the same order. HTTP/2 connections and upgraded connections are not tracked.
+//! chunked bodies, trailers) that records a [`Verdict`] per request head. hyper
+//! handles requests on one connection in order, so the server takes the verdicts in
+//! the same order.
+//!
+//! The tracker also cuts a request target longer than the URI limit short on its way
+//! to hyper (the verdict says [`Verdict::UriTooLong`]), so such a request gets our 414
+//! instead of hyper's bare 431 for a head that overflows its buffer.
+//!
+//! Every request on a connection gets the same checks whatever came before it: a
+//! request with `Upgrade` is followed like any other (the gateway performs no
+//! upgrades), and once the tracker cannot follow the stream (an ambiguous request, an
+//! unreadable chunk size, a line longer than any head hyper accepts, too many pending
+//! heads) every later request on the connection is [`Verdict::Unknown`] and refused.
+//! Only HTTP/2 connections (prior knowledge) are not followed.
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The longest line the tracker follows; longer heads are refused by hyper anyway.
-const MAX_LINE: usize = 256 * 1024;
-/// Facts kept for requests hyper has not handed over yet.
-const MAX_PENDING: usize = 64;
+/// What the tracker learned about one request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its framing is plain.
+    Clean,
+    /// It carried both `Content-Length` and `Transfer-Encoding`.
+    Ambiguous,
+    /// Its request target was over the URI limit (and was cut short for hyper).
+    UriTooLong,
+    /// The connection's framing could not be followed up to it: refuse, and close.
+    Unknown,
+}
 
-/// Per-request facts of one connection, oldest first.
+/// How far the tracker follows a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackLimits {
+    /// Request targets longer than this (plus the 8 bytes an absolute-form `https://`
+    /// adds) are cut short and get [`Verdict::UriTooLong`].
+    pub max_target: usize,
+    /// hyper's read buffer: no head it accepts holds a longer line, and it cannot hold
+    /// more than a few pending heads per byte.
+    pub max_buf: usize,
+}
+
+#[derive(Default)]
+struct Queue {
+    verdicts: VecDeque<Verdict>,
+    /// The tracker lost the framing: nothing more is pushed, and once the verdicts
+    /// pushed before are taken, every request is `Unknown`.
+    lost: bool,
+    /// An HTTP/2 connection: not followed, nothing to say.
+    http2: bool,
+}
+
+/// Per-request verdicts of one connection, oldest first.
 #[derive(Clone, Default)]
-pub struct FramingFacts(Arc<Mutex<VecDeque<bool>>>);
+pub struct FramingFacts(Arc<Mutex<Queue>>);
 
 impl FramingFacts {
-    /// Whether the next request carried both `Content-Length` and `Transfer-Encoding`.
-    pub fn take_ambiguous(&self) -> bool {
-        self.0
-            .lock()
-            .expect("facts lock")
-            .pop_front()
-            .unwrap_or(false)
+    /// The verdict on the next request hyper hands over.
+    pub fn take(&self) -> Verdict {
+        let mut queue = self.0.lock().expect("facts lock");
+        match queue.verdicts.pop_front() {
+            Some(verdict) => verdict,
+            None if queue.http2 => Verdict::Clean,
+            // hyper cannot hand over a head the tracker has not passed it, so an empty
+            // queue on HTTP/1 means the tracker lost count.
+            None => Verdict::Unknown,
+        }
     }
 
-    fn push(&self, ambiguous: bool) {
-        let mut facts = self.0.lock().expect("facts lock");
-        if facts.len() == MAX_PENDING {
-            facts.pop_front();
+    fn push(&self, verdict: Verdict, max_pending: usize) {
+        let mut queue = self.0.lock().expect("facts lock");
+        if queue.lost {
+            return;
         }
-        facts.push_back(ambiguous);
+        if queue.verdicts.len() >= max_pending {
+            // More heads than hyper's buffer can hold: the counts no longer line up.
+            queue.verdicts.clear();
+            queue.lost = true;
+            return;
+        }
+        queue.verdicts.push_back(verdict);
+    }
+
+    /// The stream can no longer be followed: the verdicts already pushed stand (they
+    /// are for heads before the point where it was lost), nothing more is pushed, and
+    /// every later request is `Unknown`.
+    fn lose(&self) {
+        self.0.lock().expect("facts lock").lost = true;
+    }
+
+    fn http2(&self) {
+        self.0.lock().expect("facts lock").http2 = true;
+    }
+}
+
+/// Set when the client's request body turned out malformed (or cut short): the
+/// gateway answers 400 for it, whatever the upstream call made of the broken stream.
+#[derive(Clone, Default)]
+pub struct BodyFault(Arc<AtomicBool>);
+
+impl BodyFault {
+    /// `body` as the pipeline streams it, recording an error on the way.
+    pub fn watch(&self, body: hyper::body::Incoming) -> crate::upstream::ProxyBody {
+        use http_body_util::BodyExt;
+        let fault = self.0.clone();
+        body.map_err(move |error| -> crate::upstream::BoxError {
+            fault.store(true, Ordering::Relaxed);
+            Box::new(error)
+        })
+        .boxed()
+    }
+
+    /// Whether the body failed.
+    pub fn failed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum State {
-    /// Reading a request head, line by line.
+    /// Reading a request head: the request line, then header lines.
     Head,
     /// Skipping a `Content-Length` body.
     Body(u64),
@@ -59,41 +144,85 @@ enum State {
     ChunkEnd,
     /// Reading trailer lines up to the empty line.
     Trailers,
-    /// Not HTTP/1 (HTTP/2, an upgrade) or lost: stop tracking.
+    /// HTTP/2, or the framing is lost: stop following.
     Off,
+}
+
+/// Where the tracker is in a request line.
+#[derive(Debug, Default, PartialEq, Eq)]
+enum RequestLine {
+    /// Before the first byte of a request line (stray CRLFs are allowed).
+    #[default]
+    Before,
+    /// In the method.
+    Method,
+    /// In the target, this many bytes long so far.
+    Target(usize),
+    /// After the target.
+    Version,
 }
 
 /// Follows the inbound bytes of one HTTP/1 connection.
 struct Tracker {
     state: State,
+    limits: TrackLimits,
     line: Vec<u8>,
+    request_line: RequestLine,
     in_head: bool,
+    target_cut: bool,
     content_length: Option<u64>,
     transfer_encoding: Option<Vec<u8>>,
-    upgrade: bool,
     facts: FramingFacts,
 }
 
 impl Tracker {
-    fn new(facts: FramingFacts) -> Self {
+    fn new(facts: FramingFacts, limits: TrackLimits) -> Self {
         Self {
             state: State::Head,
+            limits,
             line: Vec::new(),
+            request_line: RequestLine::Before,
             in_head: false,
+            target_cut: false,
             content_length: None,
             transfer_encoding: None,
-            upgrade: false,
             facts,
         }
     }
 
-    fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() && self.state != State::Off {
+    /// The most heads hyper could have been passed and not yet handed over.
+    fn max_pending(&self) -> usize {
+        self.limits.max_buf / 8 + 64
+    }
+
+    fn lose(&mut self) {
+        self.state = State::Off;
+        self.facts.lose();
+    }
+
+    /// Follows `bytes`, moving those hyper should see to the front; returns how many.
+    /// Only bytes of a request target over the limit are held back.
+    fn feed(&mut self, bytes: &mut [u8]) -> usize {
+        let mut kept = 0;
+        let mut i = 0;
+        while i < bytes.len() && self.state != State::Off {
+            if self.state == State::Head && !self.in_head {
+                // The request line, byte by byte: its target may be cut.
+                let byte = bytes[i];
+                i += 1;
+                if self.keep_request_line_byte(byte) {
+                    bytes[kept] = byte;
+                    kept += 1;
+                }
+                continue;
+            }
             match self.state {
                 State::Body(remaining) | State::ChunkData(remaining) => {
-                    let skip = remaining.min(bytes.len() as u64);
-                    bytes = &bytes[skip as usize..];
-                    let left = remaining - skip;
+                    let skip = remaining.min((bytes.len() - i) as u64) as usize;
+                    bytes.copy_within(i..i + skip, kept);
+                    kept += skip;
+                    i += skip;
+                    let left = remaining - skip as u64;
                     self.state = match (&self.state, left) {
                         (State::Body(_), 0) => State::Head,
                         (State::Body(_), n) => State::Body(n),
@@ -102,14 +231,17 @@ impl Tracker {
                     };
                 }
                 _ => {
-                    let (taken, complete) = match bytes.iter().position(|&b| b == b'\n') {
+                    let rest = &bytes[i..];
+                    let (taken, complete) = match rest.iter().position(|&b| b == b'\n') {
                         Some(end) => (end + 1, true),
-                        None => (bytes.len(), false),
+                        None => (rest.len(), false),
                     };
-                    self.line.extend_from_slice(&bytes[..taken]);
-                    bytes = &bytes[taken..];
-                    if self.line.len() > MAX_LINE {
-                        self.state = State::Off;
+                    self.line.extend_from_slice(&rest[..taken]);
+                    bytes.copy_within(i..i + taken, kept);
+                    kept += taken;
+                    i += taken;
+                    if self.line.len() > self.limits.max_buf {
+                        self.lose();
                     } else if complete {
                         let mut line = std::mem::take(&mut self.line);
                         while matches!(line.last(), Some(b'\n' | b'\r')) {
@@ -120,20 +252,48 @@ impl Tracker {
                 }
             }
         }
+        // Once off, everything passes: HTTP/2, or a connection whose requests are
+        // all refused.
+        bytes.copy_within(i.., kept);
+        kept + (bytes.len() - i)
+    }
+
+    /// Follows one byte of a request line; whether hyper should see it.
+    fn keep_request_line_byte(&mut self, byte: u8) -> bool {
+        match (&self.request_line, byte) {
+            (RequestLine::Before, b'\r' | b'\n') => return true,
+            (_, b'\n') => {
+                let line = std::mem::take(&mut self.line);
+                self.request_line = RequestLine::Before;
+                self.in_head = true;
+                if line.starts_with(b"PRI * HTTP/2") {
+                    self.state = State::Off;
+                    self.facts.http2();
+                }
+                return true;
+            }
+            (RequestLine::Before, _) => self.request_line = RequestLine::Method,
+            (RequestLine::Method, b' ') => self.request_line = RequestLine::Target(0),
+            (RequestLine::Target(_), b' ') => self.request_line = RequestLine::Version,
+            (RequestLine::Target(length), _) => {
+                let length = length + 1;
+                self.request_line = RequestLine::Target(length);
+                if length > self.limits.max_target + 8 {
+                    self.target_cut = true;
+                    return false;
+                }
+            }
+            _ => {}
+        }
+        // Enough of the line to spot the HTTP/2 preface.
+        if self.line.len() < 16 {
+            self.line.push(byte);
+        }
+        true
     }
 
     fn on_line(&mut self, line: &[u8]) {
         match self.state {
-            State::Head if !self.in_head => {
-                if line.is_empty() {
-                    return; // stray CRLF before a request line is allowed
-                }
-                if line.starts_with(b"PRI * HTTP/2") {
-                    self.state = State::Off;
-                    return;
-                }
-                self.in_head = true;
-            }
             State::Head if line.is_empty() => self.end_of_head(),
             State::Head => {
                 let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -151,7 +311,6 @@ impl Tracker {
                     b"transfer-encoding" => {
                         self.transfer_encoding = Some(value.to_ascii_lowercase());
                     }
-                    b"upgrade" => self.upgrade = true,
                     _ => {}
                 }
             }
@@ -163,7 +322,7 @@ impl Tracker {
                 {
                     Some(0) => self.state = State::Trailers,
                     Some(n) => self.state = State::ChunkData(n),
-                    None => self.state = State::Off,
+                    None => self.lose(),
                 }
             }
             State::ChunkEnd => self.state = State::ChunkSize,
@@ -174,16 +333,21 @@ impl Tracker {
 
     fn end_of_head(&mut self) {
         let ambiguous = self.content_length.is_some() && self.transfer_encoding.is_some();
-        self.facts.push(ambiguous);
+        let verdict = if ambiguous {
+            Verdict::Ambiguous
+        } else if self.target_cut {
+            Verdict::UriTooLong
+        } else {
+            Verdict::Clean
+        };
+        self.facts.push(verdict, self.max_pending());
         let chunked = self
             .transfer_encoding
             .as_deref()
             .is_some_and(|te| te.ends_with(b"chunked"));
-        self.state = if self.upgrade || ambiguous {
-            // An upgrade turns the connection into a tunnel; an ambiguous request is
-            // refused and hyper closes the connection after it.
-            State::Off
-        } else if chunked {
+        self.in_head = false;
+        self.target_cut = false;
+        self.state = if chunked {
             State::ChunkSize
         } else {
             match self.content_length {
@@ -191,10 +355,13 @@ impl Tracker {
                 _ => State::Head,
             }
         };
-        self.in_head = false;
         self.content_length = None;
         self.transfer_encoding = None;
-        self.upgrade = false;
+        if ambiguous {
+            // Refused, and the connection closed after it; which framing the client
+            // meant is anyone's guess, so nothing after it is vouched for.
+            self.lose();
+        }
     }
 }
 
@@ -206,11 +373,11 @@ pub struct SniffedIo<T> {
 
 impl<T> SniffedIo<T> {
     /// Wraps `inner`; the facts are read by the request handler.
-    pub fn new(inner: T) -> (Self, FramingFacts) {
+    pub fn new(inner: T, limits: TrackLimits) -> (Self, FramingFacts) {
         let facts = FramingFacts::default();
         let io = Self {
             inner,
-            tracker: Tracker::new(facts.clone()),
+            tracker: Tracker::new(facts.clone(), limits),
         };
         (io, facts)
     }
@@ -223,12 +390,19 @@ impl<T: AsyncRead + Unpin> AsyncRead for SniffedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &polled {
-            let new = buf.filled()[before..].to_vec();
-            self.tracker.feed(&new);
+        loop {
+            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            let read = buf.filled().len() - before;
+            if !matches!(polled, Poll::Ready(Ok(()))) || read == 0 {
+                return polled;
+            }
+            let kept = self.tracker.feed(&mut buf.filled_mut()[before..]);
+            buf.set_filled(before + kept);
+            if kept > 0 {
+                return polled;
+            }
+            // Everything read was held back; an empty read would mean end of stream.
         }
-        polled
     }
 }
 
@@ -263,51 +437,4 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for SniffedIo<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn facts_of(chunks: &[&[u8]]) -> Vec<bool> {
-        let facts = FramingFacts::default();
-        let mut tracker = Tracker::new(facts.clone());
-        for chunk in chunks {
-            tracker.feed(chunk);
-        }
-        let queue = facts.0.lock().unwrap();
-        queue.iter().copied().collect()
-    }
-
-    #[test]
-    fn plain_requests_are_not_ambiguous() {
-        let stream = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /y HTTP/1.1\r\nHost: a\r\n\r\n";
-        assert_eq!(facts_of(&[stream]), [false, false, false]);
-    }
-
-    #[test]
-    fn content_length_with_transfer_encoding_is_ambiguous() {
-        let stream = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-        assert_eq!(facts_of(&[stream]), [true]);
-    }
-
-    #[test]
-    fn chunked_bodies_are_followed_across_reads() {
-        let a: &[u8] = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel";
-        let b: &[u8] = b"lo\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n";
-        let c: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(facts_of(&[a, b, c]), [false, false]);
-    }
-
-    #[test]
-    fn bodies_that_look_like_headers_are_skipped() {
-        let body = "Transfer-Encoding: chunked\r\nHost: x\r\n\r\n";
-        let stream = format!(
-            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}GET / HTTP/1.1\r\n\r\n",
-            body.len()
-        );
-        assert_eq!(facts_of(&[stream.as_bytes()]), [false, false]);
-    }
-
-    #[test]
-    fn http2_is_not_tracked() {
-        assert!(facts_of(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]).is_empty());
-    }
-}
+mod tests;

@@ -199,6 +199,10 @@ pub async fn handle(
 fn refuse(miss: Miss, method: &Method, path: &str) -> Reject {
     match miss {
         Miss::NotFound => Reject::new(ErrorCode::NotFound, format!("no route for {path}")),
+        Miss::CaseVariant => Reject::new(
+            ErrorCode::ValidationError,
+            format!("{path} differs only in letter case from a route's path"),
+        ),
         Miss::MethodNotAllowed(allowed) => {
             let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
             Reject::new(

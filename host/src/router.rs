@@ -7,7 +7,14 @@
 //! that can match the path: a hash index of literal exact paths and one of first
 //! path segments narrow 1,000 routes to a handful. The router sees only normalised
 //! paths (see `normalize`) and knows nothing of plugins or upstreams.
+//!
+//! Letter case: a route matches its path's letters exactly unless it is
+//! `case_insensitive` (then any case matches). A path that matches a case-sensitive
+//! route only when case is ignored is never given to a less specific route (a
+//! catch-all behind `/admin` would otherwise forward `/ADMIN` to an upstream that may
+//! read it as `/admin`): the lookup answers [`Miss::CaseVariant`] instead.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use http::Method;
@@ -88,11 +95,26 @@ impl PathPattern {
         Ok(Self(Kind::Prefix(prefix.trim_end_matches('/').to_string())))
     }
 
-    /// Matches `path`, returning the captured parameters.
-    fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+    /// Matches `path`, returning the captured parameters. With `fold`, letters match
+    /// whatever their case (ASCII: normalised paths escape everything else).
+    fn matches(&self, path: &str, fold: bool) -> Option<Vec<(String, String)>> {
+        let same = |literal: &str, part: &str| {
+            if fold {
+                literal.eq_ignore_ascii_case(part)
+            } else {
+                literal == part
+            }
+        };
         match &self.0 {
             Kind::Prefix(prefix) => {
-                let rest = path.strip_prefix(prefix.as_str())?;
+                // `prefix` is ASCII, so a match ends on a character boundary.
+                let head = path.as_bytes().get(..prefix.len())?;
+                if !(head == prefix.as_bytes()
+                    || fold && head.eq_ignore_ascii_case(prefix.as_bytes()))
+                {
+                    return None;
+                }
+                let rest = &path[prefix.len()..];
                 (rest.is_empty() || rest.starts_with('/')).then(Vec::new)
             }
             Kind::Exact(segments) => {
@@ -101,7 +123,7 @@ impl PathPattern {
                 for segment in segments {
                     let part = parts.next()?;
                     match segment {
-                        Segment::Literal(literal) if literal == part => {}
+                        Segment::Literal(literal) if same(literal, part) => {}
                         Segment::Literal(_) => return None,
                         Segment::Param(_) if part.is_empty() => return None,
                         Segment::Param(name) => {
@@ -144,15 +166,15 @@ impl PathPattern {
                     .map(Segment::literal)
                     .collect::<Option<Vec<_>>>()
                 {
-                    Some(texts) => Key::Path(format!("/{}", texts.join("/"))),
+                    Some(texts) => Key::Path(format!("/{}", texts.join("/")).to_ascii_lowercase()),
                     None => match segments.first().and_then(Segment::literal) {
-                        Some(first) => Key::FirstSegment(first.to_string()),
+                        Some(first) => Key::FirstSegment(first.to_ascii_lowercase()),
                         None => Key::Anywhere,
                     },
                 }
             }
             Kind::Prefix(prefix) if prefix.is_empty() => Key::Anywhere,
-            Kind::Prefix(prefix) => Key::FirstSegment(first_segment(prefix).to_string()),
+            Kind::Prefix(prefix) => Key::FirstSegment(first_segment(prefix).to_ascii_lowercase()),
         }
     }
 
@@ -175,17 +197,18 @@ fn check_path_text(path: &str) -> Result<(), String> {
     if path
         .split('/')
         .any(|s| s == "." || s == ".." || s.contains('%'))
+        || path.contains("//")
     {
         return Err(format!(
-            "{path:?} must be normalised: no '.' or '..' segments, no %-escapes"
+            "{path:?} must be normalised: no '.' or '..' segments, no '//', no %-escapes"
         ));
     }
     if path
         .bytes()
-        .any(|b| b <= b' ' || b == b'?' || b == b'#' || b == b'\\' || b >= 0x7f)
+        .any(|b| b <= b' ' || b"?#\\;".contains(&b) || b >= 0x7f)
     {
         return Err(format!(
-            "{path:?} holds a character not allowed in a path (space, '?', '#', '\\', control or non-ASCII)"
+            "{path:?} holds a character not allowed in a path (space, '?', '#', '\\', ';', control or non-ASCII)"
         ));
     }
     Ok(())
@@ -209,6 +232,15 @@ pub struct RouteMatcher {
     pub methods: Option<Vec<Method>>,
     /// The path matcher.
     pub pattern: PathPattern,
+    /// Whether the path's letters match whatever their case.
+    pub case_insensitive: bool,
+}
+
+impl RouteMatcher {
+    /// Sort key: smaller is more specific (a host, then the pattern's rank).
+    fn specificity(&self) -> (bool, (u8, usize)) {
+        (self.host.is_none(), self.pattern.rank())
+    }
 }
 
 /// A successful lookup.
@@ -227,6 +259,10 @@ pub enum Miss {
     NotFound,
     /// Routes take this path, but not with this method; the allowed methods.
     MethodNotAllowed(Vec<Method>),
+    /// The path differs only in letter case from the path of a case-sensitive route
+    /// more specific than the route that would take it: refused, since the upstream
+    /// behind that other route may read it as the first route's path.
+    CaseVariant,
 }
 
 /// All routes, ordered for matching, with indexes that narrow a lookup to the routes
@@ -235,10 +271,12 @@ pub enum Miss {
 pub struct RouteTable {
     /// (config index, matcher), most specific first.
     ordered: Vec<(usize, RouteMatcher)>,
-    /// Positions in `ordered` of the routes with a literal exact path, by that path.
+    /// Positions in `ordered` of the routes with a literal exact path, by that path
+    /// in lower case (so a lookup also finds the routes its case variants match).
     exact: HashMap<String, Vec<usize>>,
     /// Positions of the other routes whose path begins with a literal segment, by
-    /// that segment: a path can only match them if it begins with the same one.
+    /// that segment in lower case: a path can only match them if it begins with the
+    /// same one, ignoring case.
     by_segment: HashMap<String, Vec<usize>>,
     /// Positions of the routes any path may match (`prefix = "/"`, a leading
     /// `{param}`).
@@ -254,7 +292,7 @@ impl RouteTable {
     /// Builds the table from (route index, matcher) pairs: a table of some of the
     /// routes, whose lookups still give indexes into all of them.
     pub fn with_indexes(mut ordered: Vec<(usize, RouteMatcher)>) -> Self {
-        ordered.sort_by_key(|(index, m)| (m.host.is_none(), m.pattern.rank(), *index));
+        ordered.sort_by_key(|(index, m)| (m.specificity(), *index));
         let mut table = Self {
             ordered,
             ..Self::default()
@@ -286,10 +324,15 @@ impl RouteTable {
         path: &str,
     ) -> Result<RouteMatch, Miss> {
         const NONE: &[usize] = &[];
-        let exact = self.exact.get(path).map_or(NONE, Vec::as_slice);
+        let folded = if path.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(path.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(path)
+        };
+        let exact = self.exact.get(folded.as_ref()).map_or(NONE, Vec::as_slice);
         let segment = self
             .by_segment
-            .get(first_segment(path))
+            .get(first_segment(&folded))
             .map_or(NONE, Vec::as_slice);
         self.try_in_order(merged([exact, segment, &self.anywhere]), host, method, path)
     }
@@ -305,7 +348,8 @@ impl RouteTable {
         self.try_in_order(0..self.ordered.len(), host, method, path)
     }
 
-    /// Tries the routes at `positions` (ascending) and takes the first that matches.
+    /// Tries the routes at `positions` (ascending) and takes the first that matches,
+    /// unless a more specific case-sensitive route matched a case variant of the path.
     fn try_in_order(
         &self,
         positions: impl Iterator<Item = usize>,
@@ -314,24 +358,40 @@ impl RouteTable {
         path: &str,
     ) -> Result<RouteMatch, Miss> {
         let mut allowed: Vec<Method> = Vec::new();
+        // The first (most specific) case-sensitive route a case variant matched.
+        let mut shadowing = None;
         for (index, matcher) in positions.map(|p| &self.ordered[p]) {
             if let Some(want) = &matcher.host
                 && !host.is_some_and(|h| h.eq_ignore_ascii_case(want))
             {
                 continue;
             }
-            let Some(params) = matcher.pattern.matches(path) else {
-                continue;
+            let (params, takes_it) = match matcher.pattern.matches(path, false) {
+                Some(params) => (params, true),
+                None => match matcher.pattern.matches(path, true) {
+                    Some(params) => (params, matcher.case_insensitive),
+                    None => continue,
+                },
             };
             match &matcher.methods {
                 Some(methods) if !methods.contains(method) => {
-                    for m in methods {
-                        if !allowed.contains(m) {
-                            allowed.push(m.clone());
+                    if takes_it {
+                        for m in methods {
+                            if !allowed.contains(m) {
+                                allowed.push(m.clone());
+                            }
                         }
                     }
                 }
+                _ if !takes_it => {
+                    if shadowing.is_none() {
+                        shadowing = Some(matcher.specificity());
+                    }
+                }
                 _ => {
+                    if shadowing.is_some_and(|s| s < matcher.specificity()) {
+                        return Err(Miss::CaseVariant);
+                    }
                     return Ok(RouteMatch {
                         index: *index,
                         params,

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Limits, Listener};
 use crate::connection::{Activity, ActivityIo};
 use crate::error::{ErrorCode, Reject};
-use crate::framing::{FramingFacts, SniffedIo};
+use crate::framing::{BodyFault, FramingFacts, SniffedIo, TrackLimits, Verdict};
 use crate::health::Health;
 use crate::metrics::{self, Metrics, RequestLabels, RouteLabels};
 use crate::pipeline;
@@ -33,7 +33,7 @@ use crate::request_id;
 use crate::snapshot::Snapshot;
 use crate::status::{self, BuiltinPaths};
 use crate::trace::TraceContext;
-use crate::upstream::{ProxyBody, full_body, stream_body};
+use crate::upstream::{ProxyBody, full_body};
 
 /// The future of one served request, boxed to keep the connection type nameable.
 type ServedFuture = std::pin::Pin<
@@ -61,12 +61,16 @@ pub async fn serve(
     grace: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let track = TrackLimits {
+        max_target: limits.max_uri_bytes,
+        max_buf: (limits.max_header_bytes + limits.max_uri_bytes) * 2 + 8192,
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-        .max_buf_size((limits.max_header_bytes + limits.max_uri_bytes) * 2 + 8192)
+        .max_buf_size(track.max_buf)
         .max_headers(256)
         .keep_alive(true);
     builder
@@ -99,6 +103,7 @@ pub async fn serve(
             shared.clone(),
             stopping.clone(),
             idle_timeout,
+            track,
         ));
     }
 
@@ -127,9 +132,10 @@ async fn serve_connection(
     shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
     idle_timeout: Duration,
+    track: TrackLimits,
 ) {
     let activity = Arc::new(Activity::default());
-    let (io, facts) = SniffedIo::new(ActivityIo::new(stream, activity.clone()));
+    let (io, facts) = SniffedIo::new(ActivityIo::new(stream, activity.clone()), track);
     let requests = activity.clone();
     let service = service_fn(move |request| {
         let shared = shared.clone();
@@ -196,13 +202,15 @@ async fn respond(
         }
         return response;
     }
-    let request = request.map(stream_body);
+    let body_fault = BodyFault::default();
+    let request = request.map(|body| body_fault.watch(body));
     let routed = Routed {
         listener: Listener::Gateway,
         client: peer,
         request_id: &request_id,
         received_ns,
         started,
+        body_fault: Some(&body_fault),
     };
     routed.serve(&shared, snapshot, request, checked).await
 }
@@ -219,6 +227,10 @@ pub struct Routed<'a> {
     pub received_ns: u64,
     /// When it was received.
     pub started: std::time::Instant,
+    /// Set when its body, streamed from the client, failed: the answer is then a 400
+    /// whatever the pipeline made of it (an upstream call cut short, a buffer that
+    /// could not fill).
+    pub body_fault: Option<&'a BodyFault>,
 }
 
 impl Routed<'_> {
@@ -238,6 +250,7 @@ impl Routed<'_> {
             request_id,
             received_ns,
             started,
+            body_fault,
         } = self;
         let trace = TraceContext::from_headers(request.headers());
         let method = request.method().clone();
@@ -255,6 +268,14 @@ impl Routed<'_> {
                 pipeline::handle(snapshot, listener, request, &meta, &mut matched).await
             }
             Err(reject) => Err(reject),
+        };
+        let result = match body_fault {
+            Some(fault) if fault.failed() => Err(Reject::new(
+                ErrorCode::ValidationError,
+                "the request body is malformed or incomplete",
+            )
+            .with_header(header::CONNECTION, HeaderValue::from_static("close"))),
+            _ => result,
         };
         drop(in_progress);
         let mut response = match result {
@@ -321,11 +342,32 @@ impl Drop for InProgress<'_> {
 
 /// The checks made before routing.
 fn check(request: &Request<Incoming>, limits: &Limits, facts: &FramingFacts) -> Result<(), Reject> {
-    if facts.take_ambiguous() {
-        return Err(Reject::new(
-            ErrorCode::ValidationError,
-            "a request must not carry both Content-Length and Transfer-Encoding",
-        ));
+    let close = || (header::CONNECTION, HeaderValue::from_static("close"));
+    let too_long = || {
+        Reject::new(
+            ErrorCode::UriTooLong,
+            format!("the request target is over {} bytes", limits.max_uri_bytes),
+        )
+    };
+    match facts.take() {
+        Verdict::Clean => {}
+        Verdict::UriTooLong => return Err(too_long()),
+        Verdict::Ambiguous => {
+            let (name, value) = close();
+            return Err(Reject::new(
+                ErrorCode::ValidationError,
+                "a request must not carry both Content-Length and Transfer-Encoding",
+            )
+            .with_header(name, value));
+        }
+        Verdict::Unknown => {
+            let (name, value) = close();
+            return Err(Reject::new(
+                ErrorCode::ValidationError,
+                "an earlier request on this connection was malformed; open a new connection",
+            )
+            .with_header(name, value));
+        }
     }
     let uri_len = request
         .uri()
@@ -333,10 +375,7 @@ fn check(request: &Request<Incoming>, limits: &Limits, facts: &FramingFacts) -> 
         .map_or(0, |pq| pq.as_str().len())
         + request.uri().authority().map_or(0, |a| a.as_str().len());
     if uri_len > limits.max_uri_bytes {
-        return Err(Reject::new(
-            ErrorCode::UriTooLong,
-            format!("the request target is over {} bytes", limits.max_uri_bytes),
-        ));
+        return Err(too_long());
     }
     let header_bytes: usize = request
         .headers()

@@ -453,6 +453,7 @@ impl Snapshot {
                             .collect()
                     }),
                     pattern: pattern.clone(),
+                    case_insensitive: route.case_insensitive,
                 },
             ));
             routes.push(Route {

@@ -12,7 +12,7 @@ mod raw;
 mod upstream;
 
 pub use gateway::{GatewayProcess, TestGateway, plugin_wasm, wasmgate_bin};
-pub use raw::{RawResponse, raw_request};
+pub use raw::{RawConnection, RawResponse, raw_request};
 pub use upstream::{Upstream, UpstreamBehaviour};
 
 use std::time::{Duration, Instant};

@@ -28,32 +28,74 @@ impl RawResponse {
 
 /// Sends `request` bytes as they are and reads one response.
 pub fn raw_request(address: SocketAddr, request: &[u8]) -> RawResponse {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream.write_all(request).expect("write request");
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(response) = parse(&received) {
-            return response;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&chunk[..n]),
-            Err(e) => panic!(
-                "reading the response: {e}; got so far: {}",
-                String::from_utf8_lossy(&received)
-            ),
+    let mut connection = RawConnection::open(address);
+    connection.send(request);
+    connection.response()
+}
+
+/// One raw keep-alive connection: send bytes, read responses one by one.
+pub struct RawConnection {
+    stream: TcpStream,
+    received: Vec<u8>,
+}
+
+impl RawConnection {
+    /// Connects to `address` (reads time out after 10 s).
+    pub fn open(address: SocketAddr) -> Self {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Self {
+            stream,
+            received: Vec::new(),
         }
     }
-    parse_at_close(&received).unwrap_or_else(|| {
-        panic!(
-            "no complete response; got: {}",
-            String::from_utf8_lossy(&received)
-        )
-    })
+
+    /// Writes `bytes` as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write request");
+    }
+
+    /// Reads the next response (with a `Content-Length`, or up to the close).
+    pub fn response(&mut self) -> RawResponse {
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some((response, used)) = parse(&self.received) {
+                self.received.drain(..used);
+                return response;
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!(
+                    "reading the response: {e}; got so far: {}",
+                    String::from_utf8_lossy(&self.received)
+                ),
+            }
+        }
+        let received = std::mem::take(&mut self.received);
+        parse_at_close(&received).unwrap_or_else(|| {
+            panic!(
+                "no complete response; got: {}",
+                String::from_utf8_lossy(&received)
+            )
+        })
+    }
+
+    /// Whether the gateway closed the connection: the next read ends the stream
+    /// (or the connection was reset) with no bytes left over.
+    pub fn is_closed(&mut self) -> bool {
+        let mut chunk = [0u8; 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => self.received.is_empty(),
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            Ok(_) => false,
+        }
+    }
 }
 
 /// A response head: status, headers, and the bytes after it.
@@ -71,18 +113,23 @@ fn split_head(bytes: &[u8]) -> Option<Head<'_>> {
     Some((status, headers, &bytes[end + 4..]))
 }
 
-fn parse(bytes: &[u8]) -> Option<RawResponse> {
+/// A complete response at the start of `bytes`, and how many bytes it took.
+fn parse(bytes: &[u8]) -> Option<(RawResponse, usize)> {
     let (status, headers, rest) = split_head(bytes)?;
+    let head_len = bytes.len() - rest.len();
     let length: usize = headers
         .iter()
         .find(|(n, _)| n == "content-length")?
         .1
         .parse()
         .ok()?;
-    (rest.len() >= length).then(|| RawResponse {
-        status,
-        headers: headers.clone(),
-        body: rest[..length].to_vec(),
+    (rest.len() >= length).then(|| {
+        let response = RawResponse {
+            status,
+            headers: headers.clone(),
+            body: rest[..length].to_vec(),
+        };
+        (response, head_len + length)
     })
 }
 

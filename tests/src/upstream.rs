@@ -3,12 +3,13 @@
 //! By default it echoes the request as JSON: `method`, `path`, `query`, `headers`
 //! (name → list of values, in order), `body` (lossy UTF-8), `body_len`,
 //! `body_sha256`. Paths under `/raw` answer with the request body itself. The query
-//! parameters `delay_ms=N` and `status=N` delay the answer and set its status.
+//! parameters `delay_ms=N` and `status=N` delay the answer and set its status. It
+//! records the path of every request it receives ([`Upstream::paths`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,6 +32,7 @@ pub struct Upstream {
     /// Where it listens.
     pub address: SocketAddr,
     hits: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -52,8 +54,10 @@ impl Upstream {
         listener.set_nonblocking(true).expect("nonblocking");
         let address = listener.local_addr().expect("address");
         let hits = Arc::new(AtomicUsize::new(0));
+        let paths = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let counter = hits.clone();
+        let recorder = paths.clone();
         let behaviour = Arc::new(behaviour);
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -61,11 +65,12 @@ impl Upstream {
                 .enable_all()
                 .build()
                 .expect("upstream runtime");
-            runtime.block_on(serve(listener, counter, behaviour, stopped));
+            runtime.block_on(serve(listener, counter, recorder, behaviour, stopped));
         });
         Self {
             address,
             hits,
+            paths,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -74,6 +79,11 @@ impl Upstream {
     /// How many requests reached the upstream.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// The path (without the query) of every request it received, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap().clone()
     }
 
     /// Stops it and waits until its port is closed.
@@ -96,6 +106,7 @@ impl Drop for Upstream {
 async fn serve(
     listener: std::net::TcpListener,
     hits: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
     behaviour: Arc<UpstreamBehaviour>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -109,9 +120,11 @@ async fn serve(
             _ = &mut stopped => return,
         };
         let hits = hits.clone();
+        let paths = paths.clone();
         let behaviour = behaviour.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
+            let service = service_fn(move |request: Request<Incoming>| {
+                paths.lock().unwrap().push(request.uri().path().to_string());
                 hits.fetch_add(1, Ordering::SeqCst);
                 answer(request, behaviour.clone())
             });

@@ -337,6 +337,13 @@ pub struct RouteConfig {
     /// matches `/api` and `/api/x`, not `/apix`).
     #[serde(default)]
     pub prefix: Option<Spanned<String>>,
+    /// `case_insensitive = true`: match the path's letters whatever their case
+    /// (`/ADMIN/x` takes a `prefix = "/admin"` route), for upstreams that read paths
+    /// that way; the upstream gets the path as the client wrote it. Default `false`:
+    /// letters match exactly, and a path that matches this route only when case is
+    /// ignored is refused (400) rather than given to a less specific route.
+    #[serde(default)]
+    pub case_insensitive: bool,
     /// `strip_prefix = true`: remove the prefix before calling the upstream.
     #[serde(default)]
     pub strip_prefix: bool,

@@ -139,3 +139,52 @@ fn admin_routes_need_the_admin_api() {
         .to_string();
     assert!(error.contains("unknown variant"), "{error}");
 }
+
+#[test]
+fn case_insensitive_routes_must_not_collide_with_a_case_variant() {
+    let services = "[services.s]\nendpoints = [\"http://127.0.0.1:1\"]\n";
+    let route = |name: &str, prefix: &str, fold: bool| {
+        format!(
+            "[[routes]]\nname = \"{name}\"\nprefix = \"{prefix}\"\nservice = \"s\"\ncase_insensitive = {fold}\n"
+        )
+    };
+    // Two case-sensitive routes may differ only in case; so may routes that differ
+    // otherwise, or that are on different hosts.
+    parse(&format!(
+        "{services}{}{}",
+        route("a", "/admin", false),
+        route("b", "/Admin", false)
+    ))
+    .unwrap();
+    parse(&format!(
+        "{services}{}{}",
+        route("a", "/admin", true),
+        route("b", "/admins", false)
+    ))
+    .unwrap();
+    for (first, second) in [(true, false), (false, true), (true, true)] {
+        let text = format!(
+            "{services}{}{}",
+            route("a", "/admin", first),
+            route("b", "/ADMIN/", second)
+        );
+        let error = parse(&text).unwrap_err().to_string();
+        assert!(error.starts_with("/etc/wasmgate/gw.toml:10: "), "{error}");
+        assert!(error.contains("only in letter case"), "{error}");
+    }
+    let text = format!("{services}{}", route("a", "/", false)).replace("false", "\"yes\"");
+    assert!(parse(&text).is_err(), "case_insensitive takes a boolean");
+}
+
+#[test]
+fn route_paths_must_be_normalised() {
+    let services = "[services.s]\nendpoints = [\"http://127.0.0.1:1\"]\n";
+    for path in ["//admin", "/a//b", "/admin;x", "/a/..;/b"] {
+        let error = parse(&format!(
+            "{services}[[routes]]\nname = \"a\"\nprefix = \"{path}\"\nservice = \"s\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("route \"a\": prefix"), "{path}: {error}");
+    }
+}

@@ -2,7 +2,7 @@
 //! Each failure carries the byte offset of the offending value so that the caller can
 //! report its line.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use serde_spanned::Spanned;
@@ -166,6 +166,9 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     }
 
     let mut names = HashSet::new();
+    // Where each route's path, folded to lower case, was first seen, with the path as
+    // written and whether any route with that folded path is case-insensitive.
+    let mut folded: HashMap<FoldedPath, (&str, bool)> = HashMap::new();
     for route in &config.routes {
         let name = &route.name;
         if name.get_ref().is_empty() {
@@ -178,9 +181,45 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
             ));
         }
         validate_route(config, route)?;
+        let (is_prefix, text) = match (&route.path, &route.prefix) {
+            (Some(path), _) => (false, path),
+            (None, Some(prefix)) => (true, prefix),
+            (None, None) => unreachable!("validate_route checked"),
+        };
+        let written = text.get_ref().as_str();
+        let key = (
+            route.listener == super::schema::Listener::Admin,
+            route
+                .host
+                .as_ref()
+                .map(|h| h.get_ref().to_ascii_lowercase()),
+            is_prefix,
+            written.trim_end_matches('/').to_ascii_lowercase(),
+        );
+        if let Some(&(earlier, earlier_folds)) = folded.get(&key)
+            && (earlier_folds || route.case_insensitive)
+            && earlier.trim_end_matches('/') != written.trim_end_matches('/')
+        {
+            return Err(at(
+                text,
+                format!(
+                    "route {:?}: {written:?} differs from {earlier:?} only in letter case, and one \
+                     of them is case_insensitive: no request could tell them apart",
+                    name.get_ref()
+                ),
+            ));
+        }
+        folded
+            .entry(key)
+            .and_modify(|seen| seen.1 |= route.case_insensitive)
+            .or_insert((written, route.case_insensitive));
     }
     Ok(())
 }
+
+/// A route's place with its path folded to lower case: (admin listener, host, prefix,
+/// folded path without a trailing `/`).
+type FoldedPath = (bool, Option<String>, bool, String);
 
 fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
     let name = route.name.get_ref();

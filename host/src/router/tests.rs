@@ -7,7 +7,13 @@ fn matcher(host: Option<&str>, methods: Option<&[&str]>, pattern: PathPattern) -
         host: host.map(str::to_string),
         methods: methods.map(|m| m.iter().map(|m| m.parse().unwrap()).collect()),
         pattern,
+        case_insensitive: false,
     }
+}
+
+fn folding(mut matcher: RouteMatcher) -> RouteMatcher {
+    matcher.case_insensitive = true;
+    matcher
 }
 
 fn exact(path: &str) -> PathPattern {
@@ -57,12 +63,12 @@ fn params_are_captured_and_decoded() {
 #[test]
 fn prefixes_match_whole_segments_and_strip() {
     let api = prefix("/api/");
-    assert!(api.matches("/api").is_some());
-    assert!(api.matches("/api/x").is_some());
-    assert!(api.matches("/apix").is_none());
+    assert!(api.matches("/api", false).is_some());
+    assert!(api.matches("/api/x", false).is_some());
+    assert!(api.matches("/apix", false).is_none());
     assert_eq!(api.strip("/api"), "/");
     assert_eq!(api.strip("/api/v1/x"), "/v1/x");
-    assert!(prefix("/").matches("/anything").is_some());
+    assert!(prefix("/").matches("/anything", false).is_some());
     assert_eq!(prefix("/").strip("/a"), "/a");
 }
 
@@ -90,6 +96,9 @@ fn bad_patterns_are_refused() {
         "/a/../b",
         "/a%2F",
         "/a b",
+        "/a//b",
+        "/a;b",
+        "/a/..;/b",
     ] {
         assert!(PathPattern::parse_exact(bad).is_err(), "{bad} accepted");
     }
@@ -122,14 +131,15 @@ fn the_indexes_give_the_answer_of_a_walk_over_every_route() {
         for (j, host) in hosts.iter().enumerate() {
             // Not every combination: some paths are left to fewer routes.
             if (i + j) % 3 != 2 {
-                matchers.push(matcher(*host, methods[(i + j) % 3], pattern.clone()));
+                let one = matcher(*host, methods[(i + j) % 3], pattern.clone());
+                matchers.push(if (i + j) % 4 == 1 { folding(one) } else { one });
             }
         }
     }
     let table = RouteTable::new(matchers);
     let paths = [
         "/", "/a", "/a/", "/a/b", "/a/b/", "/a/b/c", "/a/c", "/ab", "/ab/c", "/abc", "/b", "/b/b",
-        "/b/c", "/b/c/d", "/c", "/c/b", "/x/y/z", "//a",
+        "/b/c", "/b/c/d", "/c", "/c/b", "/x/y/z", "//a", "/A", "/A/b", "/a/B", "/AB/c", "/B/C",
     ];
     let mut found = 0;
     for path in paths {
@@ -151,4 +161,70 @@ fn the_indexes_give_the_answer_of_a_walk_over_every_route() {
         found > 50,
         "only {found} lookups matched: the table is too thin"
     );
+}
+
+#[test]
+fn a_case_insensitive_route_takes_every_case_variant() {
+    let table = RouteTable::new(vec![
+        matcher(None, None, prefix("/")),
+        folding(matcher(None, None, prefix("/admin"))),
+        folding(matcher(None, None, exact("/Users/{id}"))),
+    ]);
+    let find = |path| {
+        table
+            .lookup(None, &Method::GET, path)
+            .map(|m| (m.index, m.params))
+    };
+    assert_eq!(find("/ADMIN").unwrap().0, 1);
+    assert_eq!(find("/aDmIn/x").unwrap().0, 1);
+    assert_eq!(find("/admin").unwrap().0, 1);
+    assert_eq!(find("/administrator").unwrap().0, 0);
+    assert_eq!(
+        find("/users/AbC").unwrap(),
+        (2, vec![("id".into(), "AbC".into())]),
+        "parameters keep their case"
+    );
+    assert_eq!(prefix("/admin").strip("/ADMIN/x"), "/x");
+}
+
+#[test]
+fn a_case_variant_of_a_case_sensitive_route_never_reaches_a_less_specific_one() {
+    let table = RouteTable::new(vec![
+        matcher(None, None, prefix("/")),
+        matcher(None, None, prefix("/admin")),
+        matcher(None, None, exact("/api/keys")),
+        matcher(None, None, prefix("/api")),
+        matcher(None, Some(&["POST"]), prefix("/upload")),
+    ]);
+    let find = |method: &str, path| table.lookup(None, &method.parse().unwrap(), path);
+    for path in ["/ADMIN", "/Admin/users", "/API/keys", "/api/KEYS"] {
+        assert_eq!(find("GET", path).unwrap_err(), Miss::CaseVariant, "{path}");
+    }
+    assert_eq!(find("GET", "/admin/x").unwrap().index, 1);
+    assert_eq!(find("GET", "/api/keys").unwrap().index, 2);
+    // `/api/Keys` is a case variant of `/api/keys`, but it is also under `/api`, which
+    // is less specific: refused all the same.
+    assert_eq!(find("GET", "/api/Keys").unwrap_err(), Miss::CaseVariant);
+    // A route that would not take the method anyway shadows nothing.
+    assert_eq!(find("GET", "/UPLOAD").unwrap().index, 0);
+    assert_eq!(find("POST", "/UPLOAD").unwrap_err(), Miss::CaseVariant);
+    // Without a less specific route to take it, a case variant is just not found.
+    let alone = RouteTable::new(vec![matcher(None, None, prefix("/admin"))]);
+    assert_eq!(
+        alone.lookup(None, &Method::GET, "/ADMIN").unwrap_err(),
+        Miss::NotFound
+    );
+}
+
+#[test]
+fn routes_that_differ_only_in_case_each_take_their_own_path() {
+    let table = RouteTable::new(vec![
+        matcher(None, None, prefix("/")),
+        matcher(None, None, exact("/readme")),
+        matcher(None, None, exact("/README")),
+    ]);
+    let find = |path| table.lookup(None, &Method::GET, path);
+    assert_eq!(find("/readme").unwrap().index, 1);
+    assert_eq!(find("/README").unwrap().index, 2);
+    assert_eq!(find("/ReadMe").unwrap_err(), Miss::CaseVariant);
 }

@@ -1,0 +1,153 @@
+//! Tests of the framing tracker: verdicts per head, over sequences of requests on one
+//! connection, and what hyper is shown of an over-long request target.
+
+use super::*;
+use Verdict::{Ambiguous, Clean, Unknown, UriTooLong};
+
+const LIMITS: TrackLimits = TrackLimits {
+    max_target: 64,
+    max_buf: 64 * 1024,
+};
+
+/// Feeds `chunks` as separate reads; returns the verdicts hyper would take for
+/// `requests` requests and the bytes hyper was shown.
+fn follow(chunks: &[&[u8]], requests: usize) -> (Vec<Verdict>, Vec<u8>) {
+    let facts = FramingFacts::default();
+    let mut tracker = Tracker::new(facts.clone(), LIMITS);
+    let mut shown = Vec::new();
+    for chunk in chunks {
+        let mut bytes = chunk.to_vec();
+        let kept = tracker.feed(&mut bytes);
+        shown.extend_from_slice(&bytes[..kept]);
+    }
+    ((0..requests).map(|_| facts.take()).collect(), shown)
+}
+
+fn verdicts(stream: &[u8], requests: usize) -> Vec<Verdict> {
+    let (verdicts, shown) = follow(&[stream], requests);
+    assert_eq!(shown, stream, "only over-long targets are held back");
+    verdicts
+}
+
+const SMUGGLE: &[u8] =
+    b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+
+#[test]
+fn plain_requests_are_clean() {
+    let stream = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /y HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(verdicts(stream, 3), [Clean, Clean, Clean]);
+}
+
+#[test]
+fn content_length_with_transfer_encoding_is_ambiguous_and_ends_the_trust() {
+    let stream = [SMUGGLE, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+    assert_eq!(verdicts(&stream, 3), [Ambiguous, Unknown, Unknown]);
+}
+
+#[test]
+fn chunked_bodies_are_followed_across_reads() {
+    let a: &[u8] = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel";
+    let b: &[u8] = b"lo\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    let c: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
+    let (verdicts, _) = follow(&[a, b, c], 2);
+    assert_eq!(verdicts, [Clean, Clean]);
+}
+
+#[test]
+fn bodies_that_look_like_headers_are_skipped() {
+    let body = "Transfer-Encoding: chunked\r\nHost: x\r\n\r\n";
+    let stream = format!(
+        "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}GET / HTTP/1.1\r\n\r\n",
+        body.len()
+    );
+    assert_eq!(verdicts(stream.as_bytes(), 2), [Clean, Clean]);
+}
+
+#[test]
+fn http2_is_not_followed() {
+    assert_eq!(
+        verdicts(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 2),
+        [Clean, Clean]
+    );
+}
+
+#[test]
+fn every_request_is_checked_whatever_came_before_it() {
+    let before: [(&str, Vec<u8>); 5] = [
+        (
+            "an upgrade that was not performed",
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n".to_vec(),
+        ),
+        (
+            "an upgrade with a body",
+            b"POST /ws HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+        ),
+        (
+            "trailers",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-T: 1\r\nX-U: 2\r\n\r\n".to_vec(),
+        ),
+        (
+            "a long header line",
+            format!("GET / HTTP/1.1\r\nHost: a\r\nX-Long: {}\r\n\r\n", "x".repeat(40_000)).into_bytes(),
+        ),
+        (
+            "stray empty lines",
+            b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (what, first) in before {
+        let stream = [first.as_slice(), first.as_slice(), SMUGGLE].concat();
+        assert_eq!(
+            verdicts(&stream, 3),
+            [Clean, Clean, Ambiguous],
+            "after {what}"
+        );
+        // The same, one byte per read.
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        let (one_by_one, _) = follow(&bytes, 3);
+        assert_eq!(
+            one_by_one,
+            [Clean, Clean, Ambiguous],
+            "after {what}, bytewise"
+        );
+    }
+}
+
+#[test]
+fn a_lost_stream_refuses_every_later_request() {
+    // A chunk size that is not hex.
+    let stream =
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nGET / HTTP/1.1\r\n\r\n";
+    assert_eq!(verdicts(stream, 2), [Clean, Unknown]);
+    // A line longer than any head hyper accepts.
+    let long = format!(
+        "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
+        "x".repeat(LIMITS.max_buf)
+    );
+    assert_eq!(verdicts(long.as_bytes(), 1), [Unknown]);
+    // More pending heads than hyper's buffer can hold.
+    let many = "GET / HTTP/1.1\r\n\r\n".repeat(LIMITS.max_buf / 8 + 65);
+    assert_eq!(verdicts(many.as_bytes(), 1), [Unknown]);
+}
+
+#[test]
+fn an_over_long_target_is_cut_short_and_marked() {
+    let fits = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(70));
+    assert_eq!(
+        verdicts(fits.as_bytes(), 1),
+        [Clean],
+        "within the 8 bytes of slack"
+    );
+    let target = format!("/{}", "a".repeat(100_000));
+    let stream = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+    for chunk in [1, 7, 4096, stream.len()] {
+        let reads: Vec<&[u8]> = stream.as_bytes().chunks(chunk).collect();
+        let (verdicts, shown) = follow(&reads, 2);
+        assert_eq!(verdicts, [UriTooLong, Clean], "reads of {chunk}");
+        let cut = format!(
+            "GET {} HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+            &target[..LIMITS.max_target + 8]
+        );
+        assert_eq!(String::from_utf8(shown).unwrap(), cut, "reads of {chunk}");
+    }
+}
