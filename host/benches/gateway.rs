@@ -137,11 +137,11 @@ fn plugin_call(c: &mut Criterion) {
             .block_on(noop.configure("{}".into(), grants, Duration::from_millis(100), instances))
             .expect("configure");
         // One exchange, lent to every call and taken back, as the pipeline does.
-        let mut exchange = Some(plugin::ExchangeState::new(
+        let mut exchange = Some(Box::new(plugin::ExchangeState::new(
             facts.clone(),
             Some("page=2".into()),
             headers.clone(),
-        ));
+        )));
         group.bench_function(model, |b| {
             b.iter(|| {
                 let (back, action) = rt.block_on(pool.on_request(exchange.take().expect("lent")));

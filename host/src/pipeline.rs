@@ -157,11 +157,11 @@ pub async fn handle(
         bytes_in: content_length(&headers),
         ..Trail::default()
     };
-    let exchange = ExchangeState::new(
+    let exchange = Box::new(ExchangeState::new(
         facts.clone(),
         parts.uri.query().map(str::to_string),
         headers,
-    );
+    ));
     let result = serve(route, exchange, Body::Stream(body), &forwarded, &mut trail).await;
     if !route.logs {
         return result
@@ -222,7 +222,7 @@ type Served = (Response<ProxyBody>, Vec<(String, String)>);
 /// The phases after routing. On failure, the rejection and the chain variables so far.
 async fn serve(
     route: &Route,
-    mut exchange: ExchangeState,
+    mut exchange: Box<ExchangeState>,
     mut body: Body,
     forwarded: &Forwarded<'_>,
     trail: &mut Trail,

@@ -4,8 +4,9 @@
 //! made (the rules in `message_rules` and the path normaliser), so nothing a plugin
 //! hands back needs checking again.
 //!
-//! The pipeline owns an [`ExchangeState`] for the request's whole life and moves it
-//! into the instance's resource table for the length of each call.
+//! The pipeline owns an [`ExchangeState`] for the request's whole life, boxed, and
+//! moves the box into the instance's resource table for the length of each call (a
+//! pointer moves, not the ~400-byte state: `memmove` was 17% of a call unboxed).
 
 use std::sync::Arc;
 
@@ -210,7 +211,7 @@ impl HostState {
     /// The exchange behind a handle the guest was lent. The component model only lets a
     /// guest pass back a handle it was given during this call, so it is always there.
     fn exchange(&mut self, handle: &Handle) -> &mut ExchangeState {
-        let ours = Resource::<ExchangeState>::new_borrow(handle.rep());
+        let ours = Resource::<Box<ExchangeState>>::new_borrow(handle.rep());
         self.table_mut()
             .get_mut(&ours)
             .expect("a lent exchange stays in the table for the whole call")

@@ -176,8 +176,8 @@ impl InstancePool {
     /// back with the plugin's action.
     pub async fn on_request(
         &self,
-        exchange: ExchangeState,
-    ) -> (ExchangeState, Result<types::Action, PluginFailure>) {
+        exchange: Box<ExchangeState>,
+    ) -> (Box<ExchangeState>, Result<types::Action, PluginFailure>) {
         let (exchange, result) = self.call(Phase::Request, exchange).await;
         let result = result.map(|action| action.expect("on-request returns an action"));
         (exchange, result)
@@ -187,8 +187,8 @@ impl InstancePool {
     /// for the call.
     pub async fn on_response(
         &self,
-        exchange: ExchangeState,
-    ) -> (ExchangeState, Result<(), PluginFailure>) {
+        exchange: Box<ExchangeState>,
+    ) -> (Box<ExchangeState>, Result<(), PluginFailure>) {
         let (exchange, result) = self.call(Phase::Response, exchange).await;
         (exchange, result.map(|_| ()))
     }
@@ -217,8 +217,11 @@ impl InstancePool {
     async fn call(
         &self,
         phase: Phase,
-        mut exchange: ExchangeState,
-    ) -> (ExchangeState, Result<Option<types::Action>, PluginFailure>) {
+        mut exchange: Box<ExchangeState>,
+    ) -> (
+        Box<ExchangeState>,
+        Result<Option<types::Action>, PluginFailure>,
+    ) {
         let started = std::time::Instant::now();
         let mut instance = match self.checkout().await {
             Ok(instance) => instance,
