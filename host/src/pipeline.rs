@@ -783,6 +783,14 @@ impl HttpBody for LoggedBody {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
                 }
+                // A body of known length is not polled to its end: hyper stops once it
+                // has the length's worth, so its last frame is where it ends.
+                if self.inner.is_end_stream() {
+                    let bytes = self.bytes;
+                    if let Some(draft) = self.draft.take() {
+                        draft.finish(bytes, true);
+                    }
+                }
             }
             Poll::Ready(None) => {
                 let bytes = self.bytes;

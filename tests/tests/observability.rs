@@ -459,6 +459,10 @@ config = { rules = [{ path_prefix = "/logged/secret" }], status = 403 }
     assert_eq!(proxied["endpoint"], format!("http://{}", upstream.address));
     assert_eq!(proxied["bytes_in"], 10);
     assert!(proxied["bytes_out"].as_u64().unwrap() > 0, "{proxied}");
+    assert_eq!(
+        proxied["complete"], true,
+        "the client got the whole body: {proxied}"
+    );
     assert!(proxied["duration_ms"].as_f64().unwrap() >= 0.0);
     assert_eq!(proxied["trace_id"].as_str().unwrap().len(), 32);
     assert!(proxied["timestamp"].as_str().unwrap().ends_with('Z'));
