@@ -144,7 +144,8 @@ fn plugin_call(c: &mut Criterion) {
         )));
         group.bench_function(model, |b| {
             b.iter(|| {
-                let (back, action) = rt.block_on(pool.on_request(exchange.take().expect("lent")));
+                let (back, action, _took) =
+                    rt.block_on(pool.on_request(exchange.take().expect("lent")));
                 action.expect("call");
                 exchange = Some(back);
             })

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -85,9 +85,11 @@ pub struct RequestMeta<'a> {
     pub received_ns: u64,
 }
 
-/// What the log phase learns about a request as it goes through the others.
+/// What the log phase learns about a request as it goes through the others; it notes
+/// nothing on a route that does not log.
 #[derive(Default)]
 struct Trail {
+    logs: bool,
     answered_by: Option<Arc<str>>,
     failure: Option<(LogFailureKind, Option<Arc<str>>)>,
     bytes_in: Option<u64>,
@@ -97,8 +99,11 @@ struct Trail {
 }
 
 impl Trail {
-    fn time(&mut self, plugin: &Arc<str>, started: Instant) {
-        let ns = started.elapsed().as_nanos() as u64;
+    fn time(&mut self, plugin: &Arc<str>, took: Duration) {
+        if !self.logs {
+            return;
+        }
+        let ns = took.as_nanos() as u64;
         match self.plugin_ns.iter_mut().find(|(p, _)| p == plugin) {
             Some(slot) => slot.1 += ns,
             None => self.plugin_ns.push((plugin.clone(), ns)),
@@ -154,7 +159,8 @@ pub async fn handle(
         traceparent: meta.trace.header_value(),
     };
     let mut trail = Trail {
-        bytes_in: content_length(&headers),
+        logs: route.logs,
+        bytes_in: route.logs.then(|| content_length(&headers)).flatten(),
         ..Trail::default()
     };
     let exchange = Box::new(ExchangeState::new(
@@ -162,7 +168,7 @@ pub async fn handle(
         parts.uri.query().map(str::to_string),
         headers,
     ));
-    let result = serve(route, exchange, Body::Stream(body), &forwarded, &mut trail).await;
+    let result = serve(route, exchange, body, &forwarded, &mut trail).await;
     if !route.logs {
         return result
             .map(|(response, _)| response)
@@ -223,7 +229,7 @@ type Served = (Response<ProxyBody>, Vec<(String, String)>);
 async fn serve(
     route: &Route,
     mut exchange: Box<ExchangeState>,
-    mut body: Body,
+    body: ProxyBody,
     forwarded: &Forwarded<'_>,
     trail: &mut Trail,
 ) -> Result<Served, (Reject, Vec<(String, String)>)> {
@@ -232,7 +238,10 @@ async fn serve(
             return Err(($reject, std::mem::take(&mut exchange.vars)))
         };
     }
+    // A body plugins asked for is theirs, in the exchange, until it goes upstream.
+    let mut stream = Some(body);
     if route.needs_request_body {
+        let body = Body::Stream(stream.take().expect("not taken yet"));
         match body.buffer(route.max_body_bytes).await {
             Ok(bytes) => {
                 trail.bytes_in = Some(bytes.len() as u64);
@@ -249,7 +258,6 @@ async fn serve(
                 ));
             }
         }
-        body = Body::Buffered(Bytes::new());
     }
 
     // Request phase.
@@ -257,10 +265,9 @@ async fn serve(
     let mut answered = None;
     let mut target = None;
     for plugin in &route.chain {
-        let started = Instant::now();
-        let (back, outcome) = plugin.pool.on_request(exchange).await;
+        let (back, outcome, took) = plugin.pool.on_request(exchange).await;
         exchange = back;
-        trail.time(plugin.pool.plugin(), started);
+        trail.time(plugin.pool.plugin(), took);
         let outcome = outcome.and_then(|action| checked_action(plugin, action));
         match outcome {
             Ok(Decision::Continue(chosen)) => {
@@ -289,9 +296,10 @@ async fn serve(
     let (status, headers, mut response_body) = match answered {
         Some((status, headers, bytes)) => (status, headers, Body::Buffered(bytes)),
         None => {
-            if let Some(bytes) = exchange.request_body.take() {
-                body = Body::Buffered(bytes);
-            }
+            let body = match stream {
+                Some(stream) => Body::Stream(stream),
+                None => Body::Buffered(exchange.request_body.take().unwrap_or_default()),
+            };
             forward(route, &mut exchange, target, body, forwarded, trail).await
         }
     };
@@ -320,10 +328,9 @@ async fn serve(
         },
     });
     for plugin in plugins {
-        let started = Instant::now();
-        let (back, outcome) = plugin.pool.on_response(exchange).await;
+        let (back, outcome, took) = plugin.pool.on_response(exchange).await;
         exchange = back;
-        trail.time(plugin.pool.plugin(), started);
+        trail.time(plugin.pool.plugin(), took);
         if let Err(failure) = outcome
             && let Err(reject) = skip_or_fail(plugin, &exchange, &failure)
         {

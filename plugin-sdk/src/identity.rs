@@ -57,14 +57,16 @@ pub struct Identity {
 impl Identity {
     /// The identity an earlier auth plugin recorded in `ctx`, if any.
     pub fn of(ctx: &Context) -> Option<Self> {
-        let method = ctx.var(METHOD_VAR)?;
+        // One host call for all the variables, not one per field.
+        let vars = ctx.vars();
+        let var = |name: &str| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
         Some(Self {
-            method,
-            user_id: ctx.var(USER_ID_VAR),
-            username: ctx.var(USERNAME_VAR),
-            roles: split_list(&ctx.var(ROLE_VAR).unwrap_or_default()),
-            permissions: split_list(&ctx.var(PERMISSIONS_VAR).unwrap_or_default()),
-            consumer: ctx.var(CONSUMER_VAR),
+            method: var(METHOD_VAR)?,
+            user_id: var(USER_ID_VAR),
+            username: var(USERNAME_VAR),
+            roles: split_list(&var(ROLE_VAR).unwrap_or_default()),
+            permissions: split_list(&var(PERMISSIONS_VAR).unwrap_or_default()),
+            consumer: var(CONSUMER_VAR),
         })
     }
 

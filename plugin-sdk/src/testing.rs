@@ -83,6 +83,23 @@ impl LogLine {
     }
 }
 
+/// The line as the gateway's console shows it: the message, then `name=value` per
+/// field (`line.to_string()` in a test).
+impl std::fmt::Display for LogLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        for (name, value) in &self.fields {
+            match value {
+                Value::Text(v) => write!(f, " {name}={v}")?,
+                Value::Int(v) => write!(f, " {name}={v}")?,
+                Value::Float(v) => write!(f, " {name}={v}")?,
+                Value::Flag(v) => write!(f, " {name}={v}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The in-memory host of one test thread.
 pub(crate) struct MockHost {
     now_ms: u64,
@@ -759,11 +776,6 @@ impl TestRequest {
     /// Sets the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.0.body = Some(body.into());
-        self
-    }
-
-    /// The request as built.
-    pub fn build(self) -> Self {
         self
     }
 }

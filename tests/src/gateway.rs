@@ -309,6 +309,14 @@ impl GatewayProcess {
         self.log.lock().unwrap().clone()
     }
 
+    /// The log's JSON lines (`LOG_FORMAT=json`), parsed; other lines are skipped.
+    pub fn json_log(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
     /// Waits (up to 10 s) until the log holds `needle`, and returns the log.
     /// Log lines reach the test through a pipe some time after the response
     /// that caused them, so a positive check on the log must wait.

@@ -18,9 +18,8 @@ fn dead_address() -> std::net::SocketAddr {
 /// The gateway's JSON log lines with `message`.
 fn lines(gateway: &GatewayProcess, message: &str) -> Vec<Value> {
     gateway
-        .log()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .json_log()
+        .into_iter()
         .filter(|line| line["message"] == message)
         .collect()
 }

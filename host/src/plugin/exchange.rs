@@ -137,6 +137,24 @@ impl ExchangeState {
         }
     }
 
+    /// Sets (`replace`) or appends a header a plugin asked for, checked first.
+    fn put_header(
+        &mut self,
+        part: Part,
+        name: &str,
+        value: Vec<u8>,
+        replace: bool,
+    ) -> Result<(), EditError> {
+        let (name, value) = checked_header(name, value)?;
+        let map = self.headers_mut(part)?;
+        if replace {
+            map.insert(name, value);
+        } else {
+            map.append(name, value);
+        }
+        Ok(())
+    }
+
     fn request_phase(&self, what: &str) -> Result<(), EditError> {
         match self.response {
             None => Ok(()),
@@ -405,9 +423,7 @@ impl types::HostExchange for HostState {
         name: String,
         value: Vec<u8>,
     ) -> Result<(), EditError> {
-        let (name, value) = checked_header(&name, value)?;
-        self.exchange(&ex).headers_mut(part)?.insert(name, value);
-        Ok(())
+        self.exchange(&ex).put_header(part, &name, value, true)
     }
 
     async fn append_header(
@@ -417,9 +433,7 @@ impl types::HostExchange for HostState {
         name: String,
         value: Vec<u8>,
     ) -> Result<(), EditError> {
-        let (name, value) = checked_header(&name, value)?;
-        self.exchange(&ex).headers_mut(part)?.append(name, value);
-        Ok(())
+        self.exchange(&ex).put_header(part, &name, value, false)
     }
 
     async fn remove_header(

@@ -173,24 +173,18 @@ impl InstancePool {
     }
 
     /// Runs `on-request` on `exchange`, lent to the plugin for the call, and gives it
-    /// back with the plugin's action.
-    pub async fn on_request(
-        &self,
-        exchange: Box<ExchangeState>,
-    ) -> (Box<ExchangeState>, Result<types::Action, PluginFailure>) {
-        let (exchange, result) = self.call(Phase::Request, exchange).await;
+    /// back with the plugin's action and how long the call took.
+    pub async fn on_request(&self, exchange: Box<ExchangeState>) -> Lent<types::Action> {
+        let (exchange, result, took) = self.call(Phase::Request, exchange).await;
         let result = result.map(|action| action.expect("on-request returns an action"));
-        (exchange, result)
+        (exchange, result, took)
     }
 
     /// Runs `on-response` on `exchange` (which holds the response), lent to the plugin
     /// for the call.
-    pub async fn on_response(
-        &self,
-        exchange: Box<ExchangeState>,
-    ) -> (Box<ExchangeState>, Result<(), PluginFailure>) {
-        let (exchange, result) = self.call(Phase::Response, exchange).await;
-        (exchange, result.map(|_| ()))
+    pub async fn on_response(&self, exchange: Box<ExchangeState>) -> Lent<()> {
+        let (exchange, result, took) = self.call(Phase::Response, exchange).await;
+        (exchange, result.map(|_| ()), took)
     }
 
     /// Runs `on-log` with `entry`.
@@ -209,7 +203,7 @@ impl InstancePool {
             self.finish(instance, result)
         }
         .await;
-        self.record("log", started, result.as_ref().err());
+        self.record("log", started.elapsed(), result.as_ref().err());
         result
     }
 
@@ -218,16 +212,14 @@ impl InstancePool {
         &self,
         phase: Phase,
         mut exchange: Box<ExchangeState>,
-    ) -> (
-        Box<ExchangeState>,
-        Result<Option<types::Action>, PluginFailure>,
-    ) {
+    ) -> Lent<Option<types::Action>> {
         let started = std::time::Instant::now();
         let mut instance = match self.checkout().await {
             Ok(instance) => instance,
             Err(failure) => {
-                self.record(phase.name(), started, Some(&failure));
-                return (exchange, Err(failure));
+                let took = started.elapsed();
+                self.record(phase.name(), took, Some(&failure));
+                return (exchange, Err(failure), took);
             }
         };
         self.begin(
@@ -268,17 +260,13 @@ impl InstancePool {
             .delete(lent)
             .expect("the lent exchange is still in the table");
         let result = self.finish(instance, result);
-        self.record(phase.name(), started, result.as_ref().err());
-        (exchange, result)
+        let took = started.elapsed();
+        self.record(phase.name(), took, result.as_ref().err());
+        (exchange, result, took)
     }
 
     /// Counts one call in the plugin's stats and the metrics.
-    fn record(
-        &self,
-        phase: &'static str,
-        started: std::time::Instant,
-        failure: Option<&PluginFailure>,
-    ) {
+    fn record(&self, phase: &'static str, took: Duration, failure: Option<&PluginFailure>) {
         self.stats.record(failure.is_some());
         self.metrics
             .plugin_call_duration
@@ -286,7 +274,7 @@ impl InstancePool {
                 plugin: self.plugin.clone(),
                 phase,
             })
-            .observe(started.elapsed().as_secs_f64());
+            .observe(took.as_secs_f64());
         if let Some(failure) = failure {
             self.record_failure(failure);
         }
@@ -370,6 +358,10 @@ impl InstancePool {
         self.failure(kind, detail)
     }
 }
+
+/// What a call that lends the exchange gives back: the exchange, the call's outcome and
+/// how long it took (checkout included).
+pub type Lent<T> = (Box<ExchangeState>, Result<T, PluginFailure>, Duration);
 
 /// The steps of making a configured instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -335,15 +335,7 @@ impl MockExchange {
         name: &str,
         value: &[u8],
     ) -> Result<(), EditError> {
-        check_header(name, value)?;
-        let message = self.message_mut(part)?;
-        message
-            .headers
-            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        message
-            .headers
-            .push((name.to_ascii_lowercase(), value.to_vec()));
-        Ok(())
+        self.put_header(part, name, value, true)
     }
 
     pub(crate) fn append_header(
@@ -352,10 +344,23 @@ impl MockExchange {
         name: &str,
         value: &[u8],
     ) -> Result<(), EditError> {
+        self.put_header(part, name, value, false)
+    }
+
+    /// Sets (`replace`) or appends a header, checked first, as the host does.
+    fn put_header(
+        &mut self,
+        part: Part,
+        name: &str,
+        value: &[u8],
+        replace: bool,
+    ) -> Result<(), EditError> {
         check_header(name, value)?;
-        self.message_mut(part)?
-            .headers
-            .push((name.to_ascii_lowercase(), value.to_vec()));
+        let headers = &mut self.message_mut(part)?.headers;
+        if replace {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        }
+        headers.push((name.to_ascii_lowercase(), value.to_vec()));
         Ok(())
     }
 

@@ -3,7 +3,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use wasmgate_plugin_sdk::http::{self, OutboundResponse};
-use wasmgate_plugin_sdk::log::{Level, Value as LogValue};
+use wasmgate_plugin_sdk::log::Level;
 use wasmgate_plugin_sdk::testing::{DEFAULT_TIME_MS, Harness, LogLine, SentRequest, TestRequest};
 
 use super::*;
@@ -96,21 +96,6 @@ fn with_token(token: &str) -> TestRequest {
     TestRequest::get("/users").header("authorization", format!("Bearer {token}"))
 }
 
-/// A log line as the console shows it: the message, then `name=value` per field.
-fn rendered(line: &LogLine) -> String {
-    let mut text = line.message.clone();
-    for (name, value) in &line.fields {
-        let value = match value {
-            LogValue::Text(v) => v.clone(),
-            LogValue::Int(v) => v.to_string(),
-            LogValue::Float(v) => v.to_string(),
-            LogValue::Flag(v) => v.to_string(),
-        };
-        text.push_str(&format!(" {name}={value}"));
-    }
-    text
-}
-
 /// The refusal's log line; panics unless the request got the 401 envelope.
 fn refused(h: &mut Harness<JwtAuth>, request: TestRequest) -> String {
     h.ctx.vars.clear();
@@ -137,7 +122,7 @@ fn refused(h: &mut Harness<JwtAuth>, request: TestRequest) -> String {
     let line = h.log_lines().last().expect("a log line").clone();
     assert_eq!(line.level, Level::Warn);
     assert_eq!(line.message, "token refused");
-    rendered(&line)
+    line.to_string()
 }
 
 fn accepted(h: &mut Harness<JwtAuth>, request: TestRequest) -> SentRequest {
@@ -148,7 +133,7 @@ fn accepted(h: &mut Harness<JwtAuth>, request: TestRequest) -> SentRequest {
         None => panic!(
             "refused: {} ({:?})",
             outcome.response().unwrap().body_text(),
-            h.log_lines().last().map(rendered)
+            h.log_lines().last().map(LogLine::to_string)
         ),
     }
 }
@@ -680,7 +665,7 @@ fn the_client_sees_a_plain_envelope_and_the_log_never_the_token() {
     let body: Value = serde_json::from_slice(response.body.as_ref().unwrap()).unwrap();
     assert_eq!(body["error"], "token expired");
     assert_eq!(body["request_id"], "test-request-1");
-    for line in h.log_lines().iter().map(rendered) {
+    for line in h.log_lines().iter().map(LogLine::to_string) {
         assert!(!line.contains(&token[..40]) && !line.contains(token.rsplit('.').next().unwrap()));
         assert!(!line.contains(std::str::from_utf8(HS_SECRET).unwrap()));
     }
@@ -918,7 +903,7 @@ fn an_unreachable_key_set_is_a_503_not_a_401() {
     assert_eq!(response.status, 503);
     let line = h.log_lines().last().unwrap().clone();
     assert_eq!(line.level, Level::Error);
-    let line = rendered(&line);
+    let line = line.to_string();
     assert!(line.contains("connection refused"), "{line}");
     // A broken document is not cached.
     h.on_http("idp", |_| {
@@ -994,7 +979,7 @@ fn a_separator_in_a_role_or_permission_refuses_the_token() {
             "{name}: half recorded: {:?}",
             h.ctx.vars
         );
-        let line = rendered(h.log_lines().last().unwrap());
+        let line = h.log_lines().last().unwrap().to_string();
         assert!(
             line.contains("the identity cannot be recorded"),
             "{name}: {line}"
