@@ -1,22 +1,27 @@
-//! One client connection: serving it with hyper, closing it gracefully when it has
-//! been idle too long (no request in flight and no bytes moving), and draining it on
-//! shutdown.
+//! One client connection: what it has been doing (for closing it gracefully when it
+//! has been idle too long, and cutting it off when its client stopped reading), and
+//! the caps on how many may be open, in all and from one client address.
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// What the idle check needs to know of a connection.
+/// What the idle and slow-reader checks need to know of a connection.
 #[derive(Debug)]
 pub struct Activity {
     born: Instant,
     last_io_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// When a write last found the client's socket full and nothing has been written
+    /// since (milliseconds since `born`, plus one; 0: writes are not blocked).
+    blocked_since_ms: AtomicU64,
 }
 
 impl Default for Activity {
@@ -25,14 +30,46 @@ impl Default for Activity {
             born: Instant::now(),
             last_io_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            blocked_since_ms: AtomicU64::new(0),
         }
     }
 }
 
 impl Activity {
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        let now = self.born.elapsed().as_millis() as u64;
-        self.last_io_ms.store(now, Ordering::Relaxed);
+        self.last_io_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Notes how a write went: progress clears a block, a full socket starts one.
+    fn wrote<T>(&self, polled: &Poll<io::Result<T>>) {
+        match polled {
+            Poll::Ready(_) => {
+                self.touch();
+                self.blocked_since_ms.store(0, Ordering::Relaxed);
+            }
+            Poll::Pending => {
+                let now = self.now_ms() + 1;
+                let _ = self.blocked_since_ms.compare_exchange(
+                    0,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+
+    /// Whether the gateway has been unable to write anything to the client for
+    /// `limit`: the client stopped reading.
+    pub fn write_blocked_for(&self, limit: Duration) -> bool {
+        match self.blocked_since_ms.load(Ordering::Relaxed) {
+            0 => false,
+            since => self.now_ms() + 1 - since >= limit.as_millis() as u64,
+        }
     }
 
     /// Marks a request in flight until the guard is dropped.
@@ -94,9 +131,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ActivityIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if polled.is_ready() {
-            self.activity.touch();
-        }
+        self.activity.wrote(&polled);
         polled
     }
 
@@ -114,9 +149,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ActivityIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if polled.is_ready() {
-            self.activity.touch();
-        }
+        self.activity.wrote(&polled);
         polled
     }
 
@@ -125,9 +158,134 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ActivityIo<T> {
     }
 }
 
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_connections` are open.
+    Total,
+    /// `max_connections_per_client` are open from the client's address.
+    PerClient,
+}
+
+impl Refusal {
+    /// The `reason` label of `wasmgate_connections_refused_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Total => "max_connections",
+            Self::PerClient => "per_client",
+        }
+    }
+}
+
+/// The caps on open client connections: in all, and per client IP address.
+#[derive(Debug)]
+pub struct ConnectionLimits {
+    max: usize,
+    per_client: usize,
+    open: AtomicUsize,
+    by_client: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ConnectionLimits {
+    /// At most `max` connections, and `per_client` from one address (0: no cap).
+    pub fn new(max: usize, per_client: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            per_client,
+            open: AtomicUsize::new(0),
+            by_client: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes a place for a connection from `client`, kept until the guard is dropped.
+    pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<Admitted, Refusal> {
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::Total);
+        }
+        let client = client.to_canonical();
+        if self.per_client > 0 {
+            let mut by_client = self.by_client.lock().expect("connection limits lock");
+            let count = by_client.entry(client).or_insert(0);
+            if *count >= self.per_client {
+                drop(by_client);
+                self.open.fetch_sub(1, Ordering::AcqRel);
+                return Err(Refusal::PerClient);
+            }
+            *count += 1;
+        }
+        Ok(Admitted {
+            limits: self.clone(),
+            client,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+/// A connection's place under the [`ConnectionLimits`]; given back when dropped.
+#[derive(Debug)]
+pub struct Admitted {
+    limits: Arc<ConnectionLimits>,
+    client: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if self.limits.per_client > 0 {
+            let mut by_client = self
+                .limits
+                .by_client
+                .lock()
+                .expect("connection limits lock");
+            if let Some(count) = by_client.get_mut(&self.client) {
+                *count -= 1;
+                if *count == 0 {
+                    by_client.remove(&self.client);
+                }
+            }
+        }
+        self.limits.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_are_capped_in_all_and_per_client() {
+        let limits = ConnectionLimits::new(3, 2);
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let first = limits.admit(a).unwrap();
+        let _second = limits.admit(a).unwrap();
+        assert_eq!(limits.admit(a).unwrap_err(), Refusal::PerClient);
+        // An IPv4-mapped IPv6 address is the same client.
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(limits.admit(mapped).unwrap_err(), Refusal::PerClient);
+        let _third = limits.admit(b).unwrap();
+        assert_eq!(limits.admit(b).unwrap_err(), Refusal::Total);
+        assert_eq!(limits.open(), 3);
+        drop(first);
+        assert_eq!(limits.open(), 2);
+        let _again = limits.admit(a).unwrap();
+        assert_eq!(limits.by_client.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_write_blocked_until_progress_marks_a_slow_reader() {
+        let activity = Activity::default();
+        assert!(!activity.write_blocked_for(Duration::ZERO));
+        activity.wrote::<usize>(&Poll::Pending);
+        assert!(activity.write_blocked_for(Duration::ZERO));
+        assert!(!activity.write_blocked_for(Duration::from_secs(60)));
+        activity.wrote(&Poll::Ready(Ok(1usize)));
+        assert!(!activity.write_blocked_for(Duration::ZERO));
+    }
 
     #[test]
     fn in_flight_requests_keep_a_connection_busy() {

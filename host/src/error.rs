@@ -1,5 +1,5 @@
-//! The errors clients see: one code table, one envelope, one place that turns a
-//! gateway error into a response.
+//! The errors clients see: the envelope, and the one place that turns a gateway error
+//! into a response. The code table is `error_code`, shared with the plugin SDK.
 //!
 //! Internal causes never reach the client: the envelope carries a short public
 //! message, while the log line (written by the caller) carries the cause chain.
@@ -8,87 +8,11 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
-/// The `code` field of the envelope, each with its status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
-    /// 400: the request is malformed.
-    ValidationError,
-    /// 401: missing or bad credentials.
-    Unauthorized,
-    /// 403: authenticated but not allowed.
-    Forbidden,
-    /// 404: no route for this request.
-    NotFound,
-    /// 405: a route takes this path, not this method.
-    MethodNotAllowed,
-    /// 409: conflicts with existing state.
-    Conflict,
-    /// 413: body over the route's limit.
-    PayloadTooLarge,
-    /// 414: request target too long.
-    UriTooLong,
-    /// 431: headers too large.
-    HeadersTooLarge,
-    /// 422: a reload was refused (admin API); the previous snapshot keeps serving.
-    ReloadRejected,
-    /// 429: rate limited.
-    RateLimited,
-    /// 500: the gateway failed.
-    InternalError,
-    /// 500: a plugin failed (trap, timeout, out of memory, invalid output).
-    PluginError,
-    /// 502: the upstream could not be reached or answered badly.
-    BadGateway,
-    /// 503: no upstream is available.
-    ServiceUnavailable,
-    /// 504: the upstream did not answer in time.
-    GatewayTimeout,
-}
+pub use crate::error_code::ErrorCode;
 
-impl ErrorCode {
-    /// The code as it appears in the envelope, e.g. `"FORBIDDEN"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ValidationError => "VALIDATION_ERROR",
-            Self::Unauthorized => "UNAUTHORIZED",
-            Self::Forbidden => "FORBIDDEN",
-            Self::NotFound => "NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::Conflict => "CONFLICT",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Self::UriTooLong => "URI_TOO_LONG",
-            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
-            Self::ReloadRejected => "RELOAD_REJECTED",
-            Self::RateLimited => "RATE_LIMITED",
-            Self::InternalError => "INTERNAL_ERROR",
-            Self::PluginError => "PLUGIN_ERROR",
-            Self::BadGateway => "BAD_GATEWAY",
-            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
-            Self::GatewayTimeout => "GATEWAY_TIMEOUT",
-        }
-    }
-
-    /// The HTTP status for this code.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::ValidationError => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UriTooLong => StatusCode::URI_TOO_LONG,
-            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::ReloadRejected => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::InternalError | Self::PluginError => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::BadGateway => StatusCode::BAD_GATEWAY,
-            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
+/// The HTTP status of `code`.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.status()).expect("the table's statuses are valid")
 }
 
 /// A response the gateway makes itself: a code and a message safe to show clients.
@@ -127,7 +51,7 @@ impl Reject {
     pub fn into_response<B: From<Bytes>>(self, request_id: &str) -> Response<B> {
         let body = self.body(request_id);
         let mut response = Response::new(B::from(body));
-        *response.status_mut() = self.code.status();
+        *response.status_mut() = status_of(self.code);
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -147,7 +71,7 @@ impl Reject {
 struct Envelope<'a> {
     success: bool,
     error: &'a str,
-    code: ErrorCode,
+    code: &'static str,
     request_id: &'a str,
     timestamp: String,
 }
@@ -157,7 +81,7 @@ pub fn envelope(code: ErrorCode, message: &str, request_id: &str) -> Bytes {
     let envelope = Envelope {
         success: false,
         error: message,
-        code,
+        code: code.as_str(),
         request_id,
         timestamp: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
     };
@@ -181,25 +105,10 @@ mod tests {
     }
 
     #[test]
-    fn codes_are_written_as_serde_writes_them() {
-        for code in [
-            ErrorCode::ValidationError,
-            ErrorCode::MethodNotAllowed,
-            ErrorCode::ReloadRejected,
-            ErrorCode::PluginError,
-            ErrorCode::GatewayTimeout,
-        ] {
-            assert_eq!(
-                serde_json::to_value(code).unwrap(),
-                serde_json::Value::from(code.as_str())
-            );
+    fn every_code_has_a_valid_http_status() {
+        for code in ErrorCode::ALL {
+            assert_eq!(status_of(code).as_u16(), code.status());
         }
-    }
-
-    #[test]
-    fn codes_map_to_their_status() {
-        assert_eq!(ErrorCode::RateLimited.status(), 429);
-        assert_eq!(ErrorCode::GatewayTimeout.status(), 504);
-        assert_eq!(ErrorCode::HeadersTooLarge.status(), 431);
+        assert_eq!(status_of(ErrorCode::HeadersTooLarge), 431);
     }
 }

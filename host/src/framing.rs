@@ -24,7 +24,6 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -104,29 +103,6 @@ impl FramingFacts {
 
     fn http2(&self) {
         self.0.lock().expect("facts lock").http2 = true;
-    }
-}
-
-/// Set when the client's request body turned out malformed (or cut short): the
-/// gateway answers 400 for it, whatever the upstream call made of the broken stream.
-#[derive(Clone, Default)]
-pub struct BodyFault(Arc<AtomicBool>);
-
-impl BodyFault {
-    /// `body` as the pipeline streams it, recording an error on the way.
-    pub fn watch(&self, body: hyper::body::Incoming) -> crate::upstream::ProxyBody {
-        use http_body_util::BodyExt;
-        let fault = self.0.clone();
-        body.map_err(move |error| -> crate::upstream::BoxError {
-            fault.store(true, Ordering::Relaxed);
-            Box::new(error)
-        })
-        .boxed()
-    }
-
-    /// Whether the body failed.
-    pub fn failed(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
     }
 }
 

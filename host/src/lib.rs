@@ -12,9 +12,11 @@
 pub mod admin;
 pub mod allowlist;
 pub mod cli;
+pub mod client_body;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod error_code;
 pub mod framing;
 pub mod health;
 pub mod logging;

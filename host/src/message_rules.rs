@@ -35,6 +35,21 @@ pub fn is_reserved(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
+/// Whether `name` is an identity header, set only by the gateway's auth plugins:
+/// `X-User-*` and `X-Username*` in any case, also spelled with `_` for `-` (CGI and
+/// WSGI servers read `X_User_Id` as `X-User-Id`). The gateway removes a client's own
+/// from every request before any plugin runs.
+pub fn is_identity_header(name: &str) -> bool {
+    let starts_with = |prefix: &str| {
+        name.len() >= prefix.len()
+            && name
+                .bytes()
+                .zip(prefix.bytes())
+                .all(|(n, p)| n.to_ascii_lowercase() == p || (n == b'_' && p == b'-'))
+    };
+    starts_with("x-user-") || starts_with("x-username")
+}
+
 /// Whether `text` is an HTTP token (a method or a header name).
 pub fn is_token(text: &str) -> bool {
     !text.is_empty()
@@ -80,6 +95,29 @@ mod tests {
         assert!(!is_valid_value(b"del\x7f"));
         assert!(is_reserved("Transfer-Encoding"));
         assert!(!is_reserved("x-user-id"));
+    }
+
+    #[test]
+    fn identity_headers_in_every_spelling() {
+        for name in [
+            "x-user-id",
+            "X-User-Role",
+            "X_User_Id",
+            "x_USER-permissions",
+            "X-Username",
+            "x_username",
+        ] {
+            assert!(is_identity_header(name), "{name}");
+        }
+        for name in [
+            "x-user",
+            "x-users",
+            "user-id",
+            "x-forwarded-user",
+            "x-userid",
+        ] {
+            assert!(!is_identity_header(name), "{name}");
+        }
     }
 
     #[test]

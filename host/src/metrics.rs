@@ -114,6 +114,13 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// `reason` a client connection was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `max_connections` or `per_client`.
+    pub reason: &'static str,
+}
+
 /// A metric a plugin made through the `metrics` import.
 #[derive(Clone)]
 enum PluginMetric {
@@ -174,6 +181,13 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// `wasmgate_config_generation`
     pub generation: Gauge,
+    /// `wasmgate_connections_open`: client connections on the gateway listener.
+    pub connections_open: Gauge,
+    /// `wasmgate_connections_refused_total{reason}`: over `[limits]`'s caps.
+    pub connections_refused: Family<RefusedLabels, Counter>,
+    /// `wasmgate_connections_cut_total{reason}`: clients cut off for being too slow
+    /// (`body_stalled`, `stopped_reading`).
+    pub connections_cut: Family<RefusedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -252,6 +266,24 @@ impl Metrics {
             "The generation of the snapshot being served",
             generation.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "wasmgate_connections_open",
+            "Client connections open on the gateway listener",
+            connections_open.clone(),
+        );
+        let connections_refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "wasmgate_connections_refused",
+            "Client connections refused over the [limits] caps, by reason",
+            connections_refused.clone(),
+        );
+        let connections_cut = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "wasmgate_connections_cut",
+            "Client connections cut off for being too slow, by reason",
+            connections_cut.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             plugin: Mutex::new(PluginMetrics::default()),
@@ -265,6 +297,9 @@ impl Metrics {
             plugin_errors,
             reloads,
             generation,
+            connections_open,
+            connections_refused,
+            connections_cut,
         }
     }
 

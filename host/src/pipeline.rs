@@ -148,6 +148,7 @@ pub async fn handle(
     });
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
+    strip_identity(&mut headers);
     // `X-Forwarded-Host` names what the client asked for, whatever plugins change.
     let forwarded = Forwarded {
         client: meta.client,
@@ -265,6 +266,7 @@ async fn serve(
     let mut answered = None;
     let mut target = None;
     for plugin in &route.chain {
+        let before = skippable(plugin, &exchange);
         let (back, outcome, took) = plugin.pool.on_request(exchange).await;
         exchange = back;
         trail.time(plugin.pool.plugin(), took);
@@ -286,6 +288,7 @@ async fn serve(
                     trail.fail(failure_kind(failure.kind), Some(plugin.pool.plugin()));
                     fail!(reject);
                 }
+                exchange = before.expect("a skipped plugin's exchange was kept");
                 ran += 1;
             }
         }
@@ -328,14 +331,16 @@ async fn serve(
         },
     });
     for plugin in plugins {
+        let before = skippable(plugin, &exchange);
         let (back, outcome, took) = plugin.pool.on_response(exchange).await;
         exchange = back;
         trail.time(plugin.pool.plugin(), took);
-        if let Err(failure) = outcome
-            && let Err(reject) = skip_or_fail(plugin, &exchange, &failure)
-        {
-            trail.fail(failure_kind(failure.kind), Some(plugin.pool.plugin()));
-            fail!(reject);
+        if let Err(failure) = outcome {
+            if let Err(reject) = skip_or_fail(plugin, &exchange, &failure) {
+                trail.fail(failure_kind(failure.kind), Some(plugin.pool.plugin()));
+                fail!(reject);
+            }
+            exchange = before.expect("a skipped plugin's exchange was kept");
         }
     }
     let response = exchange.response.take().expect("set above");
@@ -346,6 +351,25 @@ async fn serve(
         to_http_response(response.status, response.headers, response_body),
         exchange.vars,
     ))
+}
+
+/// Removes the client's own identity headers (`X-User-*`, `X_User_*`…): only auth
+/// plugins set them, whatever the route, so no upstream can be handed a forged one.
+fn strip_identity(headers: &mut HeaderMap) {
+    if !headers
+        .keys()
+        .any(|name| message_rules::is_identity_header(name.as_str()))
+    {
+        return;
+    }
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| message_rules::is_identity_header(name.as_str()))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
 }
 
 /// The host the client asked for, lower-case, without port.
@@ -454,6 +478,13 @@ fn failure_kind(kind: FailureKind) -> LogFailureKind {
         FailureKind::InvalidOutput => LogFailureKind::PluginRefused,
         FailureKind::Configure | FailureKind::Instantiate => LogFailureKind::PluginUnavailable,
     }
+}
+
+/// A copy of the exchange to go back to if `plugin`, being `on_error = "skip"`, fails:
+/// a skipped plugin leaves none of its edits behind (an auth plugin that trapped
+/// half-way must not have half-stripped or half-set identity headers).
+fn skippable(plugin: &ChainPlugin, exchange: &ExchangeState) -> Option<Box<ExchangeState>> {
+    (plugin.on_error == OnError::Skip).then(|| Box::new(exchange.clone()))
 }
 
 /// Logs a plugin failure; fails the request unless the plugin is `on_error = "skip"`.
@@ -605,7 +636,7 @@ fn envelope_response(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    (code.status(), headers, Body::Buffered(body))
+    (crate::error::status_of(code), headers, Body::Buffered(body))
 }
 
 /// What the upstream learns about the original request.
@@ -633,9 +664,12 @@ impl Forwarded<'_> {
             HeaderName::from_static("x-forwarded-proto"),
             HeaderValue::from_static("http"),
         );
-        if let Some(host) = &self.host {
-            headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
-        }
+        // The client's own never passes: an HTTP/1.0 request may name no host.
+        const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+        match &self.host {
+            Some(host) => headers.insert(XFH, host.clone()),
+            None => headers.remove(XFH),
+        };
         if let Ok(id) = HeaderValue::from_str(self.request_id) {
             headers.insert(crate::request_id::HEADER, id);
         }

@@ -16,8 +16,13 @@ pub fn from_headers(headers: &HeaderMap) -> String {
         (Some(value), None) if is_sane(value.as_bytes()) => {
             String::from_utf8_lossy(value.as_bytes()).into_owned()
         }
-        _ => uuid::Uuid::new_v4().to_string(),
+        _ => generate(),
     }
+}
+
+/// A new request id (a UUID v4), for a request that brought none.
+pub fn generate() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn is_sane(id: &[u8]) -> bool {

@@ -178,13 +178,23 @@ impl PathPattern {
         }
     }
 
-    /// The path the upstream gets when the route strips its prefix.
+    /// The path the upstream gets when the route strips its prefix; a path a plugin
+    /// moved out from under the prefix is sent as it is.
     pub fn strip<'a>(&self, path: &'a str) -> &'a str {
         match &self.0 {
-            Kind::Prefix(prefix) => match &path[prefix.len().min(path.len())..] {
-                "" => "/",
-                rest => rest,
-            },
+            Kind::Prefix(prefix) => {
+                let prefix = prefix.trim_end_matches('/');
+                match path.get(..prefix.len()) {
+                    Some(head) if head.eq_ignore_ascii_case(prefix) => {
+                        match &path[prefix.len()..] {
+                            "" => "/",
+                            rest if rest.starts_with('/') => rest,
+                            _ => path,
+                        }
+                    }
+                    _ => path,
+                }
+            }
             Kind::Exact(_) => path,
         }
     }

@@ -1,7 +1,8 @@
 //! The client-facing listener: accepting connections (HTTP/1.1, and HTTP/2 with prior
-//! knowledge), per-connection limits, the checks every request passes before routing
-//! (URI length, header size, ambiguous framing, duplicate `Host`), the request id, and
-//! graceful shutdown.
+//! knowledge) up to the connection caps, per-connection limits (slow headers, idle
+//! keep-alive, stalled bodies, clients that stop reading), the checks every request
+//! passes before routing (URI length, header size, ambiguous framing, duplicate
+//! `Host`), the request id, and graceful shutdown.
 //!
 //! It owns no routing or plugin logic: each checked request goes to `pipeline::handle`
 //! with the snapshot current at that moment.
@@ -21,12 +22,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+use crate::client_body::BodyFault;
 use crate::config::{Limits, Listener};
-use crate::connection::{Activity, ActivityIo};
+use crate::connection::{Activity, ActivityIo, Admitted, ConnectionLimits, Refusal};
 use crate::error::{ErrorCode, Reject};
-use crate::framing::{BodyFault, FramingFacts, SniffedIo, TrackLimits, Verdict};
+use crate::framing::{FramingFacts, SniffedIo, TrackLimits, Verdict};
 use crate::health::Health;
-use crate::metrics::{self, Metrics, RequestLabels, RouteLabels};
+use crate::metrics::{self, Metrics, RefusedLabels, RequestLabels, RouteLabels};
 use crate::pipeline;
 use crate::plugin::monotonic_ns;
 use crate::request_id;
@@ -78,7 +80,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size((limits.max_header_bytes * 2) as u32);
     let builder = Arc::new(builder);
-    let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+    let timeouts = Timeouts {
+        idle: Duration::from_millis(limits.idle_timeout_ms),
+        send: Duration::from_millis(limits.send_timeout_ms),
+    };
+    let caps = ConnectionLimits::new(limits.max_connections, limits.max_connections_per_client);
     let connections = TaskTracker::new();
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -95,14 +101,30 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let admitted = match caps.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                refuse_connection(&stream, refusal);
+                shared
+                    .metrics
+                    .connections_refused
+                    .get_or_create(&RefusedLabels {
+                        reason: refusal.reason(),
+                    })
+                    .inc();
+                tracing::debug!(%peer, reason = refusal.reason(), "connection refused");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         connections.spawn(serve_connection(
             builder.clone(),
             stream,
             peer,
+            admitted,
             shared.clone(),
             stopping.clone(),
-            idle_timeout,
+            timeouts,
             track,
         ));
     }
@@ -123,17 +145,58 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection until it ends, is idle for `idle_timeout`, or the gateway
-/// stops (then in-flight requests finish first).
+/// Answers a connection over the caps (429 for its address, 503 for the gateway) and
+/// closes it: one non-blocking write of a short HTTP/1.1 response, which a fresh
+/// socket's buffer takes, so that the accept loop never waits on such a client.
+fn refuse_connection(stream: &tokio::net::TcpStream, refusal: Refusal) {
+    let (code, message) = match refusal {
+        Refusal::PerClient => (
+            ErrorCode::RateLimited,
+            "too many connections from this address",
+        ),
+        Refusal::Total => (
+            ErrorCode::ServiceUnavailable,
+            "the gateway is at its connection limit",
+        ),
+    };
+    let request_id = request_id::generate();
+    let body = crate::error::envelope(code, message, &request_id);
+    let status = crate::error::status_of(code);
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n{}: {request_id}\r\n\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        body.len(),
+        request_id::HEADER,
+    );
+    let _ = stream.try_write(&[head.as_bytes(), &body].concat());
+}
+
+/// The connection timeouts the server enforces itself (hyper enforces the header
+/// read timeout, the pipeline the body's).
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    /// No request in flight and no bytes moving for this long: closed gracefully.
+    idle: Duration,
+    /// The client took none of its response for this long: cut off.
+    send: Duration,
+}
+
+/// Serves one connection until it ends, is idle for `idle`, its client stops reading
+/// for `send`, or the gateway stops (then in-flight requests finish first).
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
+    admitted: Admitted,
     shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
     track: TrackLimits,
 ) {
+    let _open = OpenConnection::start(&shared.metrics.connections_open, admitted);
+    let metrics = shared.metrics.clone();
     let activity = Arc::new(Activity::default());
     let (io, facts) = SniffedIo::new(ActivityIo::new(stream, activity.clone()), track);
     let requests = activity.clone();
@@ -151,7 +214,8 @@ async fn serve_connection(
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     let mut ticks = tokio::time::interval(
-        (idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+        (timeouts.idle.min(timeouts.send) / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1)),
     );
     let mut draining = *stopping.borrow();
     if draining {
@@ -163,20 +227,56 @@ async fn serve_connection(
                 if let Err(error) = result {
                     tracing::debug!(%peer, error = %error, "connection ended with an error");
                 }
-                return;
+                break;
             }
             _ = stopping.changed(), if !draining => {
                 draining = true;
                 connection.as_mut().graceful_shutdown();
             }
-            _ = ticks.tick(), if !draining => {
-                if activity.idle_for(idle_timeout) {
+            _ = ticks.tick() => {
+                if activity.write_blocked_for(timeouts.send) {
+                    // Graceful shutdown would wait for the response to be written.
+                    tracing::info!(
+                        %peer,
+                        send_timeout_ms = timeouts.send.as_millis() as u64,
+                        "cutting off a client that stopped reading its response"
+                    );
+                    metrics
+                        .connections_cut
+                        .get_or_create(&RefusedLabels { reason: "stopped_reading" })
+                        .inc();
+                    break;
+                }
+                if !draining && activity.idle_for(timeouts.idle) {
                     tracing::debug!(%peer, "closing an idle connection");
                     draining = true;
                     connection.as_mut().graceful_shutdown();
                 }
             }
         }
+    }
+}
+
+/// A connection counted in `wasmgate_connections_open`, holding its place under the
+/// caps until dropped.
+struct OpenConnection {
+    gauge: prometheus_client::metrics::gauge::Gauge,
+    _admitted: Admitted,
+}
+
+impl OpenConnection {
+    fn start(gauge: &prometheus_client::metrics::gauge::Gauge, admitted: Admitted) -> Self {
+        gauge.inc();
+        Self {
+            gauge: gauge.clone(),
+            _admitted: admitted,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.gauge.dec();
     }
 }
 
@@ -203,7 +303,8 @@ async fn respond(
         return response;
     }
     let body_fault = BodyFault::default();
-    let request = request.map(|body| body_fault.watch(body));
+    let stall = Duration::from_millis(snapshot.limits.body_read_timeout_ms);
+    let request = request.map(|body| body_fault.watch(body, stall));
     let routed = Routed {
         listener: Listener::Gateway,
         client: peer,
@@ -269,13 +370,21 @@ impl Routed<'_> {
             }
             Err(reject) => Err(reject),
         };
-        let result = match body_fault {
-            Some(fault) if fault.failed() => Err(Reject::new(
-                ErrorCode::ValidationError,
-                "the request body is malformed or incomplete",
-            )
-            .with_header(header::CONNECTION, HeaderValue::from_static("close"))),
-            _ => result,
+        let result = match body_fault.and_then(|fault| Some((fault, fault.reject()?))) {
+            Some((fault, reject)) => {
+                if fault.stalled() {
+                    tracing::info!(request_id, %client, "the request body stalled: 408");
+                    shared
+                        .metrics
+                        .connections_cut
+                        .get_or_create(&RefusedLabels {
+                            reason: "body_stalled",
+                        })
+                        .inc();
+                }
+                Err(reject)
+            }
+            None => result,
         };
         drop(in_progress);
         let mut response = match result {

@@ -182,8 +182,7 @@ impl IdentityHeaders {
         let ours = [&self.user_id, &self.username, &self.role, &self.permissions];
         let identity_like = |name: &str| {
             let dashed = name.to_ascii_lowercase().replace('_', "-");
-            dashed.starts_with("x-user-")
-                || dashed.starts_with("x-username")
+            crate::rules::is_identity_header(name)
                 || ours.iter().any(|ours| ours.replace('_', "-") == dashed)
         };
         let names: Vec<String> = headers

@@ -105,6 +105,10 @@ pub mod __bindings;
 pub mod __private;
 mod convert;
 mod envelope;
+/// The envelope's code table, shared with the gateway (one file, so the two cannot
+/// drift).
+#[path = "../../host/src/error_code.rs"]
+mod error_code;
 mod exchange;
 mod headers;
 mod host;
@@ -118,6 +122,7 @@ mod rules;
 pub mod testing;
 
 pub mod identity;
+pub mod paths;
 
 pub use envelope::ErrorCode;
 pub use exchange::EditError;

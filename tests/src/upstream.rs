@@ -3,7 +3,8 @@
 //! By default it echoes the request as JSON: `method`, `path`, `query`, `headers`
 //! (name → list of values, in order), `body` (lossy UTF-8), `body_len`,
 //! `body_sha256`. Paths under `/raw` answer with the request body itself. The query
-//! parameters `delay_ms=N` and `status=N` delay the answer and set its status. It
+//! parameters `delay_ms=N` and `status=N` delay the answer and set its status, and
+//! `bytes=N` makes the answer N bytes of `x` (for clients that read slowly). It
 //! records the path of every request it receives ([`Upstream::paths`]).
 
 use std::convert::Infallible;
@@ -157,7 +158,9 @@ async fn answer(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let status = query_param(query, "status").unwrap_or(200) as u16;
-    let mut response = if parts.uri.path().starts_with("/raw") {
+    let mut response = if let Some(size) = query_param(query, "bytes") {
+        Response::new(Full::new(Bytes::from(vec![b'x'; size as usize])))
+    } else if parts.uri.path().starts_with("/raw") {
         let mut response = Response::new(Full::new(body.clone()));
         response.headers_mut().insert(
             "x-upstream-body-len",

@@ -353,3 +353,69 @@ fn every_request_on_a_connection_gets_the_framing_checks() {
         "{received:?}"
     );
 }
+
+/// A `deny` rule for a path, on a catch-all route, in front of an upstream that reads
+/// letters in any case (as IIS or a case-insensitive Spring app would).
+#[test]
+fn a_path_rule_holds_for_every_letter_case() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("deny", "deny")
+        .toml(
+            r#"
+[[routes]]
+name = "all"
+prefix = "/"
+service = "echo"
+
+[[routes.plugins]]
+name = "deny"
+config = { rules = [{ path_prefix = "/private" }, { path = "/ops/metrics" }], status = 403, code = "FORBIDDEN", message = "protected" }
+"#,
+        )
+        .start();
+    for path in [
+        "/private",
+        "/PRIVATE/x",
+        "/Private/Users/1",
+        "/%50rivate/x",
+        "/ops/metrics",
+        "/OPS/Metrics",
+    ] {
+        let response = raw_request(gateway.address, &get(path));
+        assert_eq!(envelope_code(&response), "FORBIDDEN", "{path}");
+    }
+    assert_eq!(raw_request(gateway.address, &get("/privateer")).status, 200);
+    let reached: Vec<String> = upstream.paths().iter().map(|p| loosely(p)).collect();
+    assert_eq!(
+        reached,
+        ["/privateer"],
+        "only the unprotected path got through"
+    );
+}
+
+/// Identity headers are the auth plugins' to set: a client's own never reach an
+/// upstream, on any route, in any spelling a server could read as one.
+#[test]
+fn a_client_cannot_send_identity_headers_on_any_route() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .toml("[[routes]]\nname = \"public\"\nprefix = \"/\"\nservice = \"echo\"\n")
+        .start();
+    let response = raw_request(
+        gateway.address,
+        b"GET /me HTTP/1.1\r\nHost: x\r\nX-User-Id: 1\r\nX-User-Role: admin\r\nX_User_Permissions: *\r\nx-username: root\r\nX-User-Anything: y\r\nX-Other: kept\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(response.status, 200);
+    let echo: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    let names: Vec<&String> = echo["headers"].as_object().unwrap().keys().collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with("x-user") && !n.starts_with("x_user")),
+        "{names:?}"
+    );
+    assert_eq!(echo["headers"]["x-other"], serde_json::json!(["kept"]));
+}

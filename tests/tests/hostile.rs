@@ -121,6 +121,25 @@ async fn skip_makes_a_failing_plugin_fail_open() {
             .unwrap();
         assert_eq!(response.status(), 200, "{name} with on_error = skip");
     }
+    // A skipped plugin leaves none of its edits: `panic` edits, then panics.
+    let response = client()
+        .get(gateway.url("/skip-panic"))
+        .header("x-panic", "1")
+        .header("x-keep", "kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        echo["headers"]["x-keep"],
+        serde_json::json!(["kept"]),
+        "{echo}"
+    );
+    assert!(
+        echo["headers"].get("x-edited-before-panic").is_none(),
+        "{echo}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,6 +220,19 @@ pub struct Limits {
     /// `max_body_bytes = 1048576`: default cap on a body the gateway buffers for a
     /// plugin (413 beyond it); routes may override. Streamed bodies are not capped.
     pub max_body_bytes: usize,
+    /// `body_read_timeout_ms = 30000`: a request body of which no byte arrives for this
+    /// long, while the gateway waits for it, gets 408 and its connection is closed.
+    pub body_read_timeout_ms: u64,
+    /// `send_timeout_ms = 30000`: a client that takes none of its response for this
+    /// long (the gateway's writes to it blocked) is disconnected.
+    pub send_timeout_ms: u64,
+    /// `max_connections = 10000`: client connections open at once on the gateway
+    /// listener; one over it is answered 503 and closed.
+    pub max_connections: usize,
+    /// `max_connections_per_client = 0`: client connections open at once from one IP
+    /// address (0: no cap); one over it is answered 429 and closed. Behind a load
+    /// balancer every client has its address: leave it 0 there.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Limits {
@@ -230,6 +243,10 @@ impl Default for Limits {
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_body_bytes: 1024 * 1024,
+            body_read_timeout_ms: 30_000,
+            send_timeout_ms: 30_000,
+            max_connections: 10_000,
+            max_connections_per_client: 0,
         }
     }
 }

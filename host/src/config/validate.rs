@@ -77,6 +77,16 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     if config.reload.debounce_ms > 60_000 {
         return Err((0, "[reload] debounce_ms must be at most 60000".into()));
     }
+    let limits = &config.limits;
+    if limits.body_read_timeout_ms == 0 || limits.send_timeout_ms == 0 {
+        return Err((
+            0,
+            "[limits] body_read_timeout_ms and send_timeout_ms must be above 0".into(),
+        ));
+    }
+    if limits.max_connections == 0 {
+        return Err((0, "[limits] max_connections must be at least 1".into()));
+    }
     if config.limits.max_header_bytes < 1024 || config.limits.max_uri_bytes < 64 {
         return Err((
             0,

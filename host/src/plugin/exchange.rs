@@ -46,7 +46,7 @@ pub struct Facts {
 }
 
 /// The response in the response phase.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ResponseState {
     /// The status.
     pub status: StatusCode,
@@ -65,8 +65,9 @@ pub struct BodyAccess {
     pub response: bool,
 }
 
-/// One request as the plugins see it, carried through the phases.
-#[derive(Debug)]
+/// One request as the plugins see it, carried through the phases. Cloned before a
+/// call to an `on_error = "skip"` plugin, so that a failed call leaves no edit behind.
+#[derive(Debug, Clone)]
 pub struct ExchangeState {
     /// The fixed facts.
     pub facts: Arc<Facts>,

@@ -214,7 +214,11 @@ impl InstancePool {
         mut exchange: Box<ExchangeState>,
     ) -> Lent<Option<types::Action>> {
         let started = std::time::Instant::now();
-        let mut instance = match self.checkout().await {
+        let checked_out = self
+            .checkout()
+            .await
+            .and_then(|mut instance| self.has_room(&mut instance).map(|()| instance));
+        let mut instance = match checked_out {
             Ok(instance) => instance,
             Err(failure) => {
                 let took = started.elapsed();
@@ -236,7 +240,7 @@ impl InstancePool {
             .data_mut()
             .table_mut()
             .push(exchange)
-            .expect("an instance's table has room: it is emptied after every call");
+            .expect("has_room found a free slot");
         let handle = Resource::<types::Exchange>::new_borrow(lent.rep());
         let handler = instance.bindings.wasmgate_plugin_handler();
         let result = match phase {
@@ -295,6 +299,29 @@ impl InstancePool {
                 kind: failure.kind.as_str(),
             })
             .inc();
+    }
+
+    /// Whether the instance's resource table has a free slot for the exchange, and
+    /// holds no more than [`MAX_HELD_RESOURCES`]: a guest may keep WASI resources
+    /// (streams, pollables) from call to call, which are host memory outside its
+    /// `memory_limit_mb`. An instance over it is dropped (with what it held) and the
+    /// call fails as out of memory.
+    fn has_room(&self, instance: &mut Instance) -> Result<(), PluginFailure> {
+        let table = instance.store.data_mut().table_mut();
+        let held = table.push(()).map(|probe| {
+            let slot = probe.rep();
+            let _ = table.delete(probe);
+            slot
+        });
+        match held {
+            Ok(slot) if (slot as usize) < MAX_HELD_RESOURCES => Ok(()),
+            _ => Err(self.failure(
+                FailureKind::OutOfMemory,
+                format!(
+                    "the instance holds over {MAX_HELD_RESOURCES} host resources (WASI streams or pollables it never dropped)"
+                ),
+            )),
+        }
     }
 
     fn begin(&self, instance: &mut Instance, request_id: &str, trace_id: &str) {
@@ -362,6 +389,9 @@ impl InstancePool {
 /// What a call that lends the exchange gives back: the exchange, the call's outcome and
 /// how long it took (checkout included).
 pub type Lent<T> = (Box<ExchangeState>, Result<T, PluginFailure>, Duration);
+
+/// Most host resources an instance may keep between calls (see `Pool::has_room`).
+const MAX_HELD_RESOURCES: usize = 4096;
 
 /// The steps of making a configured instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -70,6 +70,9 @@ fn prefixes_match_whole_segments_and_strip() {
     assert_eq!(api.strip("/api/v1/x"), "/v1/x");
     assert!(prefix("/").matches("/anything", false).is_some());
     assert_eq!(prefix("/").strip("/a"), "/a");
+    // A path a plugin moved out from under the prefix goes as it is.
+    assert_eq!(api.strip("/other/x"), "/other/x");
+    assert_eq!(api.strip("/apix"), "/apix");
 }
 
 #[test]

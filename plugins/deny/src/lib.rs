@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use wasmgate_plugin_sdk::{
     Action, Context, ErrorCode, Headers, Method, Plugin, Request, Response, Settings,
-    export_plugin, log,
+    export_plugin, log, paths,
 };
 
 /// The plugin's config.
@@ -111,11 +111,11 @@ impl Rule {
                 .methods
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case(method.as_str())))
-            && self.path.as_ref().is_none_or(|p| p == path)
+            && self.path.as_ref().is_none_or(|p| paths::is_same(path, p))
             && self
                 .path_prefix
                 .as_ref()
-                .is_none_or(|prefix| under(path, prefix))
+                .is_none_or(|prefix| paths::is_under(path, prefix))
             && self
                 .header
                 .as_ref()
@@ -127,12 +127,6 @@ impl Rule {
                     None => headers.contains(&header.name),
                 })
     }
-}
-
-/// Whether `path` is `prefix` or below it, segment-wise.
-fn under(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix.trim_end_matches('/'))
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Refuses matching requests.

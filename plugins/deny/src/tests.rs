@@ -174,3 +174,21 @@ fn methods_match_whatever_their_case_and_other_methods_too() {
     assert!(denied(&mut h, TestRequest::method("MKCOL", "/dav")).is_none());
     assert!(denied(&mut h, TestRequest::get("/x")).is_none());
 }
+
+#[test]
+fn path_rules_hold_for_every_letter_case() {
+    // A case-insensitive upstream serves `/ADMIN/x` as `/admin/x`: the rule covers it.
+    let mut h = harness(r#"{"rules": [{"path_prefix": "/admin"}, {"path": "/internal/metrics"}]}"#);
+    for path in [
+        "/admin",
+        "/ADMIN/x",
+        "/Admin/users",
+        "/internal/metrics",
+        "/Internal/METRICS",
+    ] {
+        assert!(denied(&mut h, TestRequest::get(path)).is_some(), "{path}");
+    }
+    for path in ["/administrator", "/internal/metrics/more", "/api/admin"] {
+        assert!(denied(&mut h, TestRequest::get(path)).is_none(), "{path}");
+    }
+}

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use wasmgate_plugin_sdk::identity::Identity;
 use wasmgate_plugin_sdk::{
-    Action, Context, Plugin, Request, Response, Settings, export_plugin, log,
+    Action, Context, Plugin, Request, Response, Settings, export_plugin, log, paths,
 };
 
 /// The plugin's config for one route.
@@ -152,7 +152,7 @@ impl Rbac {
                 && rule
                     .path_prefix
                     .as_deref()
-                    .is_none_or(|prefix| under(path, prefix))
+                    .is_none_or(|prefix| paths::is_under(path, prefix))
         }) else {
             return match self.unmatched {
                 Unmatched::Allow => Ok(()),
@@ -187,16 +187,6 @@ fn grants(granted: &str, needed: &str) -> bool {
         || granted
             .strip_suffix('*')
             .is_some_and(|area| area.ends_with(':') && needed.starts_with(area))
-}
-
-/// Whether `path` is `prefix` or below it, segment-wise.
-fn under(path: &str, prefix: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    prefix.is_empty()
-        || path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 export_plugin!(Rbac);

@@ -184,3 +184,15 @@ fn decides_on_the_method_and_path_as_received() {
     );
     assert_eq!(h.settings(), Settings::REQUEST_ONLY);
 }
+
+#[test]
+fn path_prefixes_hold_for_every_letter_case() {
+    let mut h = Harness::<Rbac>::new(CONFIG).unwrap();
+    caller(&mut h, "user", "");
+    // `/AUDIT/log` is `/audit/log` to a case-insensitive upstream: audit:read is needed.
+    for path in ["/audit/log", "/AUDIT/log", "/Audit"] {
+        assert!(outcome(&mut h, "GET", path).is_some(), "{path}");
+    }
+    caller(&mut h, "user", "audit:read");
+    assert_eq!(outcome(&mut h, "GET", "/AUDIT/log"), None);
+}

@@ -1,4 +1,6 @@
-//! Test guest: panics in `on_request` when the request has `x-panic: 1`.
+//! Test guest: panics in `on_request` when the request has `x-panic: 1`, after editing
+//! the request (sets `x-edited-before-panic: 1`, removes `x-keep`), so that a test
+//! can show a skipped failure leaves no edit behind.
 
 use wasmgate_plugin_sdk::{Action, Context, NoConfig, Plugin, Request, export_plugin};
 
@@ -13,6 +15,8 @@ impl Plugin for Panic {
 
     fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
         if request.headers.get("x-panic").as_deref() == Some("1") {
+            request.headers.set("x-edited-before-panic", "1");
+            request.headers.remove("x-keep");
             panic!("test guest panicked on purpose");
         }
         Action::Continue
