@@ -9,6 +9,9 @@
 //! | `POST …/logout` | revokes the caller's token until it would have expired |
 //! | `POST …/refresh` | revokes the caller's token and returns a new one |
 //!
+//! Usernames and email addresses are compared in one canonical form (NFKC, case
+//! folding, NFKC: `canonical.rs`), so every spelling of a name is the same account.
+//!
 //! Passwords are hashed with Argon2id (OWASP's cost by default). Tokens are JWTs
 //! signed with a granted secret (HS256/384/512) or private key, with `sub`,
 //! `username`, `email`, `role`, `iss`, `aud`, `iat`, `exp` and a random `jti`.
@@ -19,6 +22,7 @@
 //! Bodies are SkyClust's envelope: `{"success", "message", "data", "request_id",
 //! "timestamp"}`; errors are the gateway's, with `data.fields` for form errors.
 
+mod canonical;
 mod config;
 mod users;
 
@@ -236,16 +240,16 @@ impl IdentityService {
         let username = text(&fields, "username").unwrap_or_default().trim();
         let email = text(&fields, "email").unwrap_or_default().trim();
         let password = text(&fields, "password").unwrap_or_default();
-        users::check_username(username, &mut errors);
-        users::check_email(email, &mut errors);
+        let username = users::check_username(username, &mut errors);
+        let email = users::check_email(email, &mut errors);
         users::check_password(password, self.min_password_length, &mut errors);
         if !errors.is_empty() {
             return Ok(invalid(errors, ctx));
         }
         let mut user = User {
             id: uuid::Uuid::new_v4().to_string(),
-            username: username.to_string(),
-            email: email.to_string(),
+            username,
+            email,
             password_hash: hash(&self.argon2, password)?,
             role: self.default_role.clone(),
             created_at: clock::rfc3339_utc(clock::now_unix_ms()),

@@ -455,3 +455,302 @@ fn logins_and_registrations_are_logged_with_fields() {
         );
     }
 }
+
+const RIGHT: &str = "s3cret-pass";
+
+// ---- Item 8: one name, whatever its spelling ----
+
+#[test]
+fn spellings_of_a_name_are_one_account() {
+    let mut h = harness();
+    assert_eq!(register(&mut h, "kelvin").0, 201);
+    // KELVIN SIGN, full-width letters, a superscript: all "kelvin".
+    for spelling in [
+        "\u{212A}elvin",
+        "\u{212A}ELVIN",
+        "ＫＥＬＶＩＮ",
+        "\u{1D37}elvin",
+    ] {
+        let (status, body) = call(
+            &mut h,
+            "POST",
+            "/auth/register",
+            json!({"username": spelling, "email": "other@example.com", "password": RIGHT}),
+        );
+        assert_eq!(status, 409, "{spelling}: {body}");
+        assert_eq!(body["error"], "username already taken");
+    }
+    for spelling in [
+        "\u{212A}elvin",
+        "ＫＥＬＶＩＮ",
+        "KELVIN",
+        "kelvin@example.com",
+        "\u{212A}ELVIN@EXAMPLE.COM",
+    ] {
+        let form = if spelling.contains('@') {
+            json!({"email": spelling, "password": RIGHT})
+        } else {
+            json!({"username": spelling, "password": RIGHT})
+        };
+        let (status, body) = call(&mut h, "POST", "/auth/login", form);
+        assert_eq!(status, 200, "{spelling}: {body}");
+        assert_eq!(body["data"]["user"]["username"], "kelvin");
+    }
+
+    // Full case folding: ß is ss, so these addresses are one.
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/register",
+        json!({"username": "gretel", "email": "Straße@example.com", "password": RIGHT}),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["data"]["user"]["email"], "Straße@example.com",
+        "kept as typed"
+    );
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/register",
+        json!({"username": "hansel", "email": "STRASSE@example.com", "password": RIGHT}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "email already registered");
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/login",
+        json!({"email": "strasse@EXAMPLE.com", "password": RIGHT}),
+    );
+    assert_eq!(
+        (status, &body["data"]["user"]["username"]),
+        (200, &json!("gretel"))
+    );
+
+    // A new name in a compatibility spelling is stored in its plain form.
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/register",
+        json!({"username": "\u{212A}arl", "email": "ｋａｒｌ@example.com", "password": RIGHT}),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["user"]["username"], "Karl");
+    assert_eq!(body["data"]["user"]["email"], "karl@example.com");
+    assert!(h.kv_get("username:karl").is_some());
+}
+
+#[test]
+fn names_with_invisible_or_unassigned_code_points_are_refused() {
+    let mut h = harness();
+    for (username, email, field, expected) in [
+        (
+            "ali\u{200B}ce",
+            "a@example.com",
+            "username",
+            "must not contain U+200B",
+        ),
+        (
+            "ali\u{7}ce",
+            "a@example.com",
+            "username",
+            "must not contain control characters (U+0007)",
+        ),
+        (
+            "\u{E000}bob",
+            "a@example.com",
+            "username",
+            "must not contain U+E000",
+        ),
+        (
+            "bob\u{0378}",
+            "a@example.com",
+            "username",
+            "must not contain U+0378",
+        ),
+        (
+            "bob\u{FFFF}",
+            "a@example.com",
+            "username",
+            "must not contain U+FFFF",
+        ),
+        ("   ", "a@example.com", "username", "is required"),
+        (
+            "\u{0430}lice",
+            "a@example.com",
+            "username",
+            "may hold only the letters a-z",
+        ),
+        (
+            "stra\u{DF}e",
+            "a@example.com",
+            "username",
+            "may hold only the letters a-z",
+        ),
+        (
+            "alice",
+            "a\u{202E}@example.com",
+            "email",
+            "must not contain U+202E",
+        ),
+        (
+            "alice",
+            "a\u{85}@example.com",
+            "email",
+            "control characters (U+0085)",
+        ),
+        (
+            "alice",
+            "a\u{00AD}b@example.com",
+            "email",
+            "must not contain U+00AD",
+        ),
+        ("alice", "", "email", "is required"),
+    ] {
+        let form = json!({"username": username, "email": email, "password": RIGHT});
+        let (status, body) = call(&mut h, "POST", "/auth/register", form.clone());
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("VALIDATION_ERROR")),
+            "{form}"
+        );
+        let got = body["data"]["fields"][field].as_str().unwrap_or_default();
+        assert!(got.contains(expected), "{form}: {body}");
+    }
+    // Nothing was claimed on the way.
+    assert!(kv::scan("username:", None, 10).unwrap().is_empty());
+}
+
+#[test]
+fn canonical_forms_are_fixed_points() {
+    // Every code point that may be registered: canonicalising twice changes nothing,
+    // so "same canonical form" is an equivalence and a stored key is found again.
+    let mut checked = 0;
+    for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+        let text = c.to_string();
+        if canonical::check(&text).is_ok() {
+            let once = canonical::key(&text);
+            assert_eq!(canonical::key(&once), once, "U+{:04X}", c as u32);
+            checked += 1;
+        }
+    }
+    assert!(checked > 100_000, "{checked}");
+    for (a, b) in [
+        ("\u{212A}", "k"),
+        ("ß", "SS"),
+        ("ﬁ", "FI"),
+        ("e\u{301}", "\u{E9}"),
+        ("ᴮᴵᴳᴮᴵᴿᴰ", "bigbird"),
+        ("ΣΑΣ", "σας"),
+        ("Ｋ", "k"),
+    ] {
+        assert_eq!(canonical::key(a), canonical::key(b), "{a} / {b}");
+    }
+    assert_ne!(
+        canonical::key("\u{0430}"),
+        canonical::key("a"),
+        "other scripts stay apart"
+    );
+}
+
+#[test]
+fn accounts_from_before_canonical_keys_stay_reachable_and_keep_their_names() {
+    let mut h = harness();
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/register",
+        json!({"username": "oldie", "email": "Straße@example.com", "password": RIGHT}),
+    );
+    assert_eq!(status, 201);
+    let id = body["data"]["user"]["id"].as_str().unwrap().to_string();
+    // As the plugin stored it before canonical keys: the lower case as typed.
+    assert!(kv::delete("email:strasse@example.com").unwrap());
+    kv::set("email:straße@example.com", id.as_bytes(), None).unwrap();
+    kv::delete("users:canonical-keys").unwrap();
+
+    // The old spelling still logs in; another spelling has no claim yet.
+    let form = |email: &str| json!({"email": email, "password": RIGHT});
+    assert_eq!(
+        call(&mut h, "POST", "/auth/login", form("STRAßE@example.com")).0,
+        200
+    );
+    assert_eq!(
+        call(&mut h, "POST", "/auth/login", form("strasse@example.com")).0,
+        401
+    );
+
+    // The next registration first gives old claims their canonical twins, so the
+    // old account's address cannot be taken in another spelling …
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/register",
+        json!({"username": "newbie", "email": "strasse@example.com", "password": RIGHT}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("email already registered"))
+    );
+    assert_eq!(
+        h.kv_get("email:strasse@example.com").as_deref(),
+        Some(id.as_bytes())
+    );
+    assert!(h.kv_get("users:canonical-keys").is_some());
+    // … and every spelling reaches it.
+    for email in ["strasse@example.com", "Straße@example.com"] {
+        let (status, body) = call(&mut h, "POST", "/auth/login", form(email));
+        assert_eq!(
+            (status, &body["data"]["user"]["id"]),
+            (200, &json!(id)),
+            "{email}"
+        );
+    }
+}
+
+#[test]
+fn two_old_accounts_that_are_now_one_name_keep_their_own_spellings() {
+    let mut h = harness();
+    let id_of = |body: &Value| body["data"]["user"]["id"].as_str().unwrap().to_string();
+    let register_with = |h: &mut Harness<IdentityService>, name: &str, email: &str| {
+        let form = json!({"username": name, "email": email, "password": RIGHT});
+        let (status, body) = call(h, "POST", "/auth/register", form);
+        assert_eq!(status, 201, "{body}");
+        body
+    };
+    let ascii = id_of(&register_with(&mut h, "ascii", "MASSE@example.com"));
+    // Before canonical keys, "Maße@…" was another address than "MASSE@…": made here
+    // by registering it elsewhere and moving its claim to the old key.
+    let old = id_of(&register_with(&mut h, "older", "Maße@elsewhere.com"));
+    assert!(kv::delete("email:masse@elsewhere.com").unwrap());
+    kv::set("email:maße@example.com", old.as_bytes(), None).unwrap();
+    kv::delete("users:canonical-keys").unwrap();
+    register_with(&mut h, "trigger", "trigger@example.com");
+    assert!(
+        h.log_lines()
+            .iter()
+            .any(|line| line.message.contains("shares its canonical name")),
+        "the clash is logged"
+    );
+    let form = |email: &str| json!({"email": email, "password": RIGHT});
+    for (email, id) in [
+        ("maße@example.com", &old),
+        ("MAßE@example.com", &old),
+        ("masse@example.com", &ascii),
+        ("MASSE@EXAMPLE.COM", &ascii),
+    ] {
+        let (status, body) = call(&mut h, "POST", "/auth/login", form(email));
+        assert_eq!((status, id_of(&body)), (200, id.clone()), "{email}");
+    }
+    assert_eq!(
+        call(
+            &mut h,
+            "POST",
+            "/auth/login",
+            json!({"username": "older", "password": RIGHT})
+        )
+        .0,
+        200
+    );
+}
