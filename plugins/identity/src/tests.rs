@@ -456,7 +456,267 @@ fn logins_and_registrations_are_logged_with_fields() {
     }
 }
 
+// ---- Item 5: failed logins are limited, per account and per client ----
+
+/// A harness whose logins are limited as `limits` says (the rest as `config()`).
+fn limited(limits: Value) -> Harness<IdentityService> {
+    let mut config = config();
+    config["login_limits"] = limits;
+    Harness::with_secrets(&config.to_string(), &[("jwt", SECRET)]).unwrap()
+}
+
+/// (status, Retry-After, body as text) of one login from `client`.
+fn login_from(
+    h: &mut Harness<IdentityService>,
+    client: &str,
+    login: &str,
+    password: &str,
+) -> (u16, Option<String>, String) {
+    h.ctx.client_addr = client.into();
+    let field = if login.contains('@') {
+        "email"
+    } else {
+        "username"
+    };
+    let form = json!({field: login, "password": password});
+    let outcome = h.on_request(TestRequest::post("/auth/login").body(form.to_string()));
+    let response = outcome.response().expect("identity answers every request");
+    (
+        response.status,
+        response.headers.get("retry-after"),
+        String::from_utf8(response.body.clone().unwrap()).unwrap(),
+    )
+}
+
+fn login(h: &mut Harness<IdentityService>, login: &str, password: &str) -> (u16, Option<String>) {
+    let (status, retry_after, _) = login_from(h, "127.0.0.1:40000", login, password);
+    (status, retry_after)
+}
+
 const RIGHT: &str = "s3cret-pass";
+const WRONG: &str = "wrong-pass1";
+
+#[test]
+fn failed_logins_lock_the_account_even_for_the_right_password() {
+    let mut h = limited(json!({"account_failures": 3, "client_failures": 100,
+                               "window_seconds": 60, "lock_seconds": 30}));
+    register(&mut h, "alice");
+    for _ in 0..3 {
+        assert_eq!(login(&mut h, "alice", WRONG), (401, None));
+    }
+    let (status, retry_after, body) = login_from(&mut h, "127.0.0.1:40000", "alice", WRONG);
+    assert_eq!((status, retry_after.as_deref()), (429, Some("30")));
+    let envelope: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(envelope["success"], false);
+    assert_eq!(envelope["code"], "RATE_LIMITED");
+    assert_eq!(envelope["request_id"], "test-request-1");
+    assert!(envelope["timestamp"].is_string());
+    // The lock holds against the right password, by any name of the account …
+    assert_eq!(login(&mut h, "alice", RIGHT), (429, Some("30".into())));
+    assert_eq!(login(&mut h, "ALICE", RIGHT).0, 429);
+    // … and counts down; a refused login does not prolong it.
+    h.advance_ms(29_500);
+    assert_eq!(login(&mut h, "alice", RIGHT), (429, Some("1".into())));
+    h.advance_ms(600);
+    assert_eq!(login(&mut h, "alice", RIGHT).0, 200);
+    assert_eq!(h.counter("login_locks_total", &[("scope", "account")]), 1);
+    assert_eq!(
+        logged(&h, "login failure", "locked").as_deref(),
+        Some("account")
+    );
+}
+
+#[test]
+fn the_limit_is_the_same_for_unknown_and_known_names() {
+    let mut h = limited(json!({"account_failures": 2, "client_failures": 100}));
+    register(&mut h, "alice");
+    let mut answers = Vec::new();
+    for name in ["alice", "nobody"] {
+        let failures: Vec<_> = (0..2)
+            .map(|_| login_from(&mut h, "127.0.0.1:40000", name, WRONG))
+            .collect();
+        let locked = login_from(&mut h, "127.0.0.1:40000", name, WRONG);
+        let locked_right = login_from(&mut h, "127.0.0.1:40000", name, RIGHT);
+        answers.push((failures, locked, locked_right));
+    }
+    // Byte for byte (the harness clock stands still): nothing tells them apart.
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0[0].0, 401);
+    assert_eq!(answers[0].1.0, 429);
+    assert_eq!(answers[0].2.0, 429);
+    assert_eq!(answers[0].1.1.as_deref(), Some("900"), "the default lock");
+}
+
+#[test]
+fn an_unknown_name_costs_the_same_hash_as_a_known_one() {
+    let mut h = harness();
+    let (_, body) = register(&mut h, "alice");
+    let id = body["data"]["user"]["id"].as_str().unwrap();
+    let stored: User = serde_json::from_slice(&h.kv_get(&format!("user:{id}")).unwrap()).unwrap();
+    let decoy = PasswordHash::new(&h.plugin().decoy_hash).unwrap();
+    let real = PasswordHash::new(&stored.password_hash).unwrap();
+    assert_eq!(decoy.algorithm, real.algorithm);
+    assert_eq!(decoy.params, real.params, "same Argon2id cost");
+    assert_eq!(decoy.params.get_decimal("m"), Some(256));
+}
+
+#[test]
+fn the_client_limit_spans_accounts() {
+    let mut h = limited(json!({"account_failures": 10, "client_failures": 3,
+                               "lock_seconds": 60}));
+    register(&mut h, "alice");
+    register(&mut h, "bob");
+    let attacker = "203.0.113.7:5000";
+    for name in ["alice", "bob", "carol@example.com"] {
+        assert_eq!(login_from(&mut h, attacker, name, WRONG).0, 401);
+    }
+    // A fourth account from the same address (another port): refused, even rightly.
+    let (status, retry_after, body) = login_from(&mut h, "203.0.113.7:6000", "bob", RIGHT);
+    assert_eq!((status, retry_after.as_deref()), (429, Some("60")));
+    assert!(body.contains("RATE_LIMITED"), "{body}");
+    // The client's lock looks like an account's: the same message.
+    let envelope: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(envelope["error"], "too many failed logins; try again later");
+    // Another client is not touched, and neither are the accounts.
+    assert_eq!(login_from(&mut h, "198.51.100.1:5000", "bob", RIGHT).0, 200);
+    assert_eq!(h.counter("login_locks_total", &[("scope", "client")]), 1);
+
+    // IPv6 clients are counted by /64.
+    for host in [
+        "[2001:db8:0:1::1]:1",
+        "[2001:db8:0:1::2]:2",
+        "[2001:db8:0:1:ffff::3]:3",
+    ] {
+        assert_eq!(login_from(&mut h, host, "nobody", WRONG).0, 401);
+    }
+    assert_eq!(
+        login_from(&mut h, "[2001:db8:0:1::9]:9", "alice", RIGHT).0,
+        429
+    );
+    assert_eq!(
+        login_from(&mut h, "[2001:db8:0:2::1]:9", "alice", RIGHT).0,
+        200
+    );
+    // An IPv4-mapped IPv6 address is the IPv4 client.
+    assert_eq!(
+        login_from(&mut h, "[::ffff:203.0.113.7]:1", "alice", RIGHT).0,
+        429
+    );
+}
+
+#[test]
+fn a_success_clears_the_accounts_failures_by_every_name() {
+    let mut h = limited(json!({"account_failures": 3, "client_failures": 100}));
+    register(&mut h, "alice");
+    for login_name in ["alice", "alice@example.com"] {
+        assert_eq!(login(&mut h, login_name, WRONG).0, 401);
+        assert_eq!(login(&mut h, login_name, WRONG).0, 401);
+    }
+    // Right, by the username: the failures of both names are forgotten.
+    assert_eq!(login(&mut h, "alice", RIGHT).0, 200);
+    for login_name in ["alice", "alice@example.com"] {
+        assert_eq!(login(&mut h, login_name, WRONG).0, 401);
+        assert_eq!(login(&mut h, login_name, WRONG).0, 401);
+    }
+    assert_eq!(login(&mut h, "alice@example.com", WRONG).0, 401);
+    assert_eq!(login(&mut h, "alice@example.com", RIGHT).0, 429);
+    // The username's own count was not touched by the address's lock.
+    assert_eq!(login(&mut h, "alice", RIGHT).0, 200);
+}
+
+#[test]
+fn a_success_gives_the_client_its_attempt_back() {
+    let mut h = limited(json!({"account_failures": 100, "client_failures": 3}));
+    register(&mut h, "alice");
+    // Many right logins from one client are no failures.
+    for _ in 0..10 {
+        assert_eq!(login(&mut h, "alice", RIGHT).0, 200);
+    }
+    assert_eq!(login(&mut h, "nobody", WRONG).0, 401);
+    assert_eq!(login(&mut h, "nobody", WRONG).0, 401);
+    assert_eq!(login(&mut h, "alice", RIGHT).0, 200);
+    assert_eq!(login(&mut h, "nobody", WRONG).0, 401);
+    assert_eq!(login(&mut h, "alice", RIGHT).0, 429);
+}
+
+#[test]
+fn failures_are_forgotten_when_the_window_passes() {
+    let mut h = limited(json!({"account_failures": 3, "client_failures": 100,
+                               "window_seconds": 60}));
+    register(&mut h, "alice");
+    assert_eq!(login(&mut h, "alice", WRONG).0, 401);
+    assert_eq!(login(&mut h, "alice", WRONG).0, 401);
+    h.advance_ms(60_001);
+    assert_eq!(login(&mut h, "alice", WRONG).0, 401);
+    assert_eq!(login(&mut h, "alice", WRONG).0, 401);
+    assert_eq!(
+        login(&mut h, "alice", RIGHT).0,
+        200,
+        "2 + 2 failures, in two windows"
+    );
+    // Within one window, the limit holds.
+    for _ in 0..3 {
+        assert_eq!(login(&mut h, "alice", WRONG).0, 401);
+    }
+    assert_eq!(login(&mut h, "alice", RIGHT).0, 429);
+}
+
+#[test]
+fn attempts_that_raced_past_the_lock_are_refused() {
+    let mut h = limited(json!({"account_failures": 3, "client_failures": 100}));
+    register(&mut h, "alice");
+    // Three attempts were counted (each before its password was checked) and are
+    // still hashing: the fourth is refused without a check, right or wrong.
+    kv::set("login-failures:account:alice", b"3", None).unwrap();
+    assert_eq!(login(&mut h, "alice", RIGHT).0, 429);
+}
+
+#[test]
+fn limits_are_counted_outside_the_durable_store_and_can_be_off() {
+    let mut h = limited(json!({"account_failures": 0, "client_failures": 0}));
+    register(&mut h, "alice");
+    let before = h.durable_writes();
+    for _ in 0..30 {
+        assert_eq!(login(&mut h, "alice", WRONG).0, 401);
+    }
+    assert_eq!(login(&mut h, "alice", RIGHT).0, 200);
+    assert_eq!(h.durable_writes(), before, "failure counts are not durable");
+    assert!(kv::scan("login-", None, 10).unwrap().is_empty());
+}
+
+#[test]
+fn login_limits_in_the_config_are_checked() {
+    for (limits, expected) in [
+        (
+            json!({"window_seconds": 0}),
+            "login_limits.window_seconds must be between 1 and 604800",
+        ),
+        (
+            json!({"lock_seconds": 604_801}),
+            "login_limits.lock_seconds must be between 1 and 604800",
+        ),
+        (json!({"max_failures": 3}), "unknown field `max_failures`"),
+        (json!({"account_failures": -1}), "invalid value"),
+    ] {
+        let mut config = config();
+        config["login_limits"] = limits.clone();
+        let error =
+            Harness::<IdentityService>::with_secrets(&config.to_string(), &[("jwt", SECRET)])
+                .err()
+                .unwrap_or_else(|| panic!("{limits} was accepted"));
+        assert!(error.contains(expected), "{limits}: {error}");
+    }
+    let defaults: Config = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(
+        defaults.login_limits,
+        LoginLimitsConfig {
+            account_failures: 5,
+            client_failures: 20,
+            window_seconds: 900,
+            lock_seconds: 900
+        }
+    );
+}
 
 // ---- Item 8: one name, whatever its spelling ----
 
@@ -620,6 +880,14 @@ fn names_with_invisible_or_unassigned_code_points_are_refused() {
     }
     // Nothing was claimed on the way.
     assert!(kv::scan("username:", None, 10).unwrap().is_empty());
+    // A login name too long to be anyone's is a form error, not a lookup.
+    let (status, body) = call(
+        &mut h,
+        "POST",
+        "/auth/login",
+        json!({"username": "a".repeat(400), "password": RIGHT}),
+    );
+    assert_eq!(status, 400, "{body}");
 }
 
 #[test]

@@ -105,6 +105,11 @@ fn is_email(login: &str) -> bool {
     canonical::display(login).contains('@')
 }
 
+/// The canonical forms of a user's names: what the user can log in as.
+pub fn login_names(user: &User) -> [String; 2] {
+    [canonical::key(&user.username), canonical::key(&user.email)]
+}
+
 /// `kv`'s error as this module's.
 fn store_error(error: kv::Error) -> String {
     error.to_string()
