@@ -689,3 +689,347 @@ async fn acknowledged_registrations_survive_sigkill() {
         assert_eq!(status, 200, "{name} was acknowledged but is gone: {body}");
     }
 }
+
+/// A gateway with `identity` alone on `/auth`, its logins limited by `limits` (an
+/// inline TOML table) and hashing at `argon2`'s cost.
+fn identity_gateway(limits: &str, argon2: &str) -> GatewayProcess {
+    TestGateway::new()
+        .plugin("identity", "identity")
+        .env("E2E_JWT_SECRET", SECRET)
+        .toml(&format!(
+            r#"
+[plugins.identity]
+secrets = {{ jwt = {{ env = "E2E_JWT_SECRET" }} }}
+timeout_ms = 5000
+
+[[routes]]
+name = "auth"
+prefix = "/auth"
+[[routes.plugins]]
+name = "identity"
+config = {{ secret = "jwt", argon2 = {argon2}, login_limits = {limits} }}
+"#
+        ))
+        .start()
+}
+
+const CHEAP_ARGON2: &str = "{ memory_kib = 1024, iterations = 1 }";
+
+/// A client whose connections come from `ip` (any of 127.0.0.0/8 reaches the
+/// gateway's loopback listener), to play several clients.
+fn client_from(ip: &str) -> Client {
+    Client::builder()
+        .no_proxy()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// One login answer: status, `X-Request-Id`, `Retry-After`, body.
+struct Answer {
+    status: u16,
+    request_id: String,
+    retry_after: Option<u64>,
+    body: Value,
+}
+
+impl Answer {
+    /// The body without what differs on every request (`request_id`, `timestamp`).
+    fn shape(&self) -> Value {
+        let mut body = self.body.clone();
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("request_id");
+            fields.remove("timestamp");
+        }
+        body
+    }
+
+    /// Checks a 429 `RATE_LIMITED` envelope with a `Retry-After` of at most `lock`
+    /// seconds; returns the `Retry-After`.
+    fn assert_limited(&self, lock: u64) -> u64 {
+        assert_envelope(
+            self.status,
+            Some(&self.request_id),
+            self.body.to_string().as_bytes(),
+            429,
+            "RATE_LIMITED",
+        );
+        let seconds = self.retry_after.expect("a Retry-After header");
+        assert!((1..=lock).contains(&seconds), "Retry-After: {seconds}");
+        seconds
+    }
+}
+
+async fn login_as(http: &Client, gw: &GatewayProcess, name: &str, password: &str) -> Answer {
+    let field = if name.contains('@') {
+        "email"
+    } else {
+        "username"
+    };
+    let response = http
+        .post(gw.url("/auth/login"))
+        .json(&json!({field: name, "password": password}))
+        .send()
+        .await
+        .expect("request sent");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let request_id = header("x-request-id").expect("X-Request-Id");
+    let retry_after = header("retry-after").map(|v| v.parse().expect("Retry-After in seconds"));
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        request_id,
+        retry_after,
+        body,
+    }
+}
+
+async fn register_as(
+    http: &Client,
+    gw: &GatewayProcess,
+    username: &str,
+    email: &str,
+) -> (u16, String, Value) {
+    let form = json!({"username": username, "email": email, "password": "correct-horse-7"});
+    call(
+        http,
+        gw,
+        Method::POST,
+        "/auth/register",
+        Auth::None,
+        Some(form),
+    )
+    .await
+}
+
+const RIGHT: &str = "correct-horse-7";
+const WRONG: &str = "wrong-horse-7";
+
+/// Issue 13 item 5: failed logins lock the account (known or not) with a 429 and a
+/// `Retry-After`, even for the right password and from another client; the lock
+/// ends; a success forgets the failures.
+#[tokio::test]
+async fn failed_logins_lock_the_account_whether_it_exists_or_not() {
+    let gw = identity_gateway(
+        "{ account_failures = 3, client_failures = 100, window_seconds = 60, lock_seconds = 2 }",
+        CHEAP_ARGON2,
+    );
+    let http = client();
+    assert_eq!(
+        register_as(&http, &gw, "alice", "alice@example.com")
+            .await
+            .0,
+        201
+    );
+
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        failures.push(login_as(&http, &gw, "alice", WRONG).await);
+    }
+    let locked = login_as(&http, &gw, "alice", WRONG).await;
+    locked.assert_limited(2);
+    // The right password, from another client too: still locked.
+    login_as(&http, &gw, "alice", RIGHT).await.assert_limited(2);
+    login_as(&client_from("127.0.0.2"), &gw, "ALICE", RIGHT)
+        .await
+        .assert_limited(2);
+
+    // A name nobody has gets exactly the same answers.
+    let mut unknown = Vec::new();
+    for _ in 0..3 {
+        unknown.push(login_as(&http, &gw, "nobody", WRONG).await);
+    }
+    let unknown_locked = login_as(&http, &gw, "nobody", RIGHT).await;
+    unknown_locked.assert_limited(2);
+    for (known, unknown) in failures.iter().zip(&unknown) {
+        assert_envelope(
+            known.status,
+            Some(&known.request_id),
+            known.body.to_string().as_bytes(),
+            401,
+            "UNAUTHORIZED",
+        );
+        assert_eq!(
+            (known.status, known.shape()),
+            (unknown.status, unknown.shape())
+        );
+        assert_eq!(known.retry_after, None);
+    }
+    assert_eq!(locked.shape(), unknown_locked.shape());
+
+    // The lock ends by itself (2 s), and the right password works again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = login_as(&http, &gw, "alice", RIGHT).await;
+        if answer.status == 200 {
+            break;
+        }
+        answer.assert_limited(2);
+        assert!(std::time::Instant::now() < deadline, "the lock never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A success forgets the failures before it: 2 + 2 failures lock nothing.
+    for _ in 0..2 {
+        assert_eq!(login_as(&http, &gw, "alice", WRONG).await.status, 401);
+    }
+    assert_eq!(login_as(&http, &gw, "alice", RIGHT).await.status, 200);
+    for _ in 0..2 {
+        assert_eq!(login_as(&http, &gw, "alice", WRONG).await.status, 401);
+    }
+    assert_eq!(login_as(&http, &gw, "alice", RIGHT).await.status, 200);
+}
+
+/// Issue 13 item 5: one client failing on many accounts is locked, whatever the
+/// accounts; other clients are not.
+#[tokio::test]
+async fn the_client_limit_spans_accounts() {
+    let gw = identity_gateway(
+        "{ account_failures = 10, client_failures = 3, lock_seconds = 60 }",
+        CHEAP_ARGON2,
+    );
+    let http = client();
+    assert_eq!(
+        register_as(&http, &gw, "alice", "alice@example.com")
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        register_as(&http, &gw, "bob", "bob@example.com").await.0,
+        201
+    );
+    let guesser = client_from("127.0.0.3");
+    for name in ["alice", "nobody", "carol@example.com"] {
+        assert_eq!(login_as(&guesser, &gw, name, WRONG).await.status, 401);
+    }
+    let locked = login_as(&guesser, &gw, "bob", RIGHT).await;
+    locked.assert_limited(60);
+    assert_eq!(
+        locked.body["error"],
+        "too many failed logins; try again later"
+    );
+    // Other clients, and the accounts themselves, are untouched.
+    assert_eq!(login_as(&http, &gw, "bob", RIGHT).await.status, 200);
+    assert_eq!(login_as(&http, &gw, "alice", RIGHT).await.status, 200);
+    gw.wait_for_log("login refused");
+}
+
+/// Issue 13 item 5: a name nobody has costs the same password hash as a wrong
+/// password (a verification against a decoy hash of the same cost), so the time of
+/// the answer does not tell who exists. Measured loosely: medians, interleaved.
+#[tokio::test]
+async fn an_unknown_user_takes_as_long_as_a_wrong_password() {
+    let gw = identity_gateway(
+        "{ account_failures = 0, client_failures = 0 }",
+        "{ memory_kib = 8192, iterations = 1 }",
+    );
+    let http = client();
+    assert_eq!(
+        register_as(&http, &gw, "alice", "alice@example.com")
+            .await
+            .0,
+        201
+    );
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..7 {
+        for (name, times) in [
+            ("alice", &mut known),
+            (&*format!("nobody{i}"), &mut unknown),
+        ] {
+            let start = std::time::Instant::now();
+            assert_eq!(login_as(&http, &gw, name, WRONG).await.status, 401);
+            times.push(start.elapsed());
+        }
+    }
+    known.sort();
+    unknown.sort();
+    let (known, unknown) = (known[3].as_secs_f64(), unknown[3].as_secs_f64());
+    assert!(
+        unknown > known * 0.5 && unknown < known * 2.0,
+        "median: wrong password {known:.4} s, unknown user {unknown:.4} s"
+    );
+}
+
+/// Issue 13 item 5: limits that cannot be meant stop the gateway with the reason.
+#[test]
+fn login_limits_that_cannot_be_meant_are_refused() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("jwt.key");
+    std::fs::write(&key, SECRET).unwrap();
+    let (status, output) = TestGateway::new()
+        .plugin("identity", "identity")
+        .toml(&format!(
+            r#"
+[plugins.identity]
+secrets = {{ jwt = {{ file = {:?} }} }}
+
+[[routes]]
+name = "auth"
+prefix = "/auth"
+[[routes.plugins]]
+name = "identity"
+config = {{ secret = "jwt", login_limits = {{ window_seconds = 0 }} }}
+"#,
+            key.display().to_string()
+        ))
+        .check();
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("login_limits.window_seconds must be between 1 and 604800"),
+        "{output}"
+    );
+}
+
+/// Issue 13 item 8: a username in another spelling (KELVIN SIGN, full-width letters)
+/// is the same name: registering it again is a conflict, and logging in with it
+/// reaches the account.
+#[tokio::test]
+async fn a_kelvin_sign_is_the_same_username() {
+    let gw = identity_gateway("{}", CHEAP_ARGON2);
+    let http = client();
+    let (status, _, body) = register_as(&http, &gw, "kelvin", "kelvin@example.com").await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["user"]["id"].clone();
+    for spelling in ["\u{212A}elvin", "ＫＥＬＶＩＮ"] {
+        let (status, request_id, body) =
+            register_as(&http, &gw, spelling, "someone-else@example.com").await;
+        let envelope = assert_envelope(
+            status,
+            Some(&request_id),
+            body.to_string().as_bytes(),
+            409,
+            "CONFLICT",
+        );
+        assert_eq!(envelope["error"], "username already taken", "{spelling}");
+    }
+    for spelling in ["\u{212A}ELVIN", "ＫＥＬＶＩＮ", "\u{212A}elvin@EXAMPLE.com"] {
+        let answer = login_as(&http, &gw, spelling, RIGHT).await;
+        assert_eq!(answer.status, 200, "{spelling}: {}", answer.body);
+        assert_eq!(answer.body["data"]["user"]["id"], id);
+        assert_eq!(answer.body["data"]["user"]["username"], "kelvin");
+    }
+    // Invisible and control characters are refused by name.
+    let (status, request_id, body) =
+        register_as(&http, &gw, "kel\u{200B}vin", "zw@example.com").await;
+    let envelope = assert_envelope(
+        status,
+        Some(&request_id),
+        body.to_string().as_bytes(),
+        400,
+        "VALIDATION_ERROR",
+    );
+    assert!(
+        envelope["data"]["fields"]["username"]
+            .as_str()
+            .is_some_and(|m| m.contains("U+200B")),
+        "{envelope}"
+    );
+}

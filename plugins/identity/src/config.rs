@@ -48,6 +48,63 @@ pub struct Config {
     /// The `kv` key prefix of revoked token ids; must match `jwt-auth`'s.
     #[serde(default = "default_revoked_prefix")]
     pub revoked_prefix: String,
+    /// Limits on failed logins, per account and per client:
+    /// `login_limits = { account_failures = 5, client_failures = 20,
+    /// window_seconds = 900, lock_seconds = 900 }`.
+    #[serde(default)]
+    pub login_limits: LoginLimitsConfig,
+}
+
+/// How many failed logins are allowed before further logins are refused with 429
+/// for a while. Every field is optional; the defaults are below.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginLimitsConfig {
+    /// `account_failures = 5`: failed logins naming one account (its username or
+    /// email address, in any spelling that is the same name) within `window_seconds`
+    /// before that account is locked for `lock_seconds`. `0` turns the limit off.
+    pub account_failures: u32,
+    /// `client_failures = 20`: failed logins from one client address (an IPv4
+    /// address, an IPv6 /64), whatever account they name, within `window_seconds`
+    /// before that client is locked for `lock_seconds`. `0` turns the limit off.
+    pub client_failures: u32,
+    /// `window_seconds = 900`: the window the failures are counted in, from the first
+    /// failure; 1 to 604800 (a week).
+    pub window_seconds: u64,
+    /// `lock_seconds = 900`: how long a locked account or client is refused (429 with
+    /// `Retry-After`), even with the right password; 1 to 604800 (a week).
+    pub lock_seconds: u64,
+}
+
+/// The longest window or lock accepted: a week.
+pub const MAX_LIMIT_SECONDS: u64 = 7 * 24 * 3600;
+
+impl Default for LoginLimitsConfig {
+    fn default() -> Self {
+        Self {
+            account_failures: 5,
+            client_failures: 20,
+            window_seconds: 900,
+            lock_seconds: 900,
+        }
+    }
+}
+
+impl LoginLimitsConfig {
+    /// Refuses durations that cannot be meant (0, or longer than a week).
+    pub fn check(&self) -> Result<(), String> {
+        for (field, seconds) in [
+            ("window_seconds", self.window_seconds),
+            ("lock_seconds", self.lock_seconds),
+        ] {
+            if !(1..=MAX_LIMIT_SECONDS).contains(&seconds) {
+                return Err(format!(
+                    "login_limits.{field} must be between 1 and {MAX_LIMIT_SECONDS} (a week); got {seconds}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Argon2id parameters; the defaults are OWASP's (19 MiB, 2 passes, 1 lane).

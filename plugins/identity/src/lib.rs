@@ -9,6 +9,11 @@
 //! | `POST …/logout` | revokes the caller's token until it would have expired |
 //! | `POST …/refresh` | revokes the caller's token and returns a new one |
 //!
+//! Usernames and email addresses are compared in one canonical form (NFKC, case
+//! folding, NFKC: `canonical.rs`), so every spelling of a name is the same account.
+//! Failed logins are limited per account and per client (`limits.rs`): past the
+//! limit, logins get 429 with `Retry-After` for a while, right password or not.
+//!
 //! Passwords are hashed with Argon2id (OWASP's cost by default). Tokens are JWTs
 //! signed with a granted secret (HS256/384/512) or private key, with `sub`,
 //! `username`, `email`, `role`, `iss`, `aud`, `iat`, `exp` and a random `jti`.
@@ -19,7 +24,9 @@
 //! Bodies are SkyClust's envelope: `{"success", "message", "data", "request_id",
 //! "timestamp"}`; errors are the gateway's, with `data.fields` for form errors.
 
+mod canonical;
 mod config;
+mod limits;
 mod users;
 
 use std::time::Duration;
@@ -36,8 +43,12 @@ use wasmgate_plugin_sdk::{
     secrets,
 };
 
-pub use config::Config;
+pub use config::{Config, LoginLimitsConfig};
+use limits::{LoginLimits, client_subject};
 use users::{FieldErrors, Taken, User};
+
+/// The longest login name looked up, in bytes: an address is at most 254.
+const MAX_LOGIN_BYTES: usize = 320;
 
 /// The identity service of one route.
 pub struct IdentityService {
@@ -56,6 +67,7 @@ pub struct IdentityService {
     /// takes as long as a wrong password.
     decoy_hash: String,
     revoked_prefix: String,
+    login_limits: LoginLimits,
 }
 
 impl Plugin for IdentityService {
@@ -107,6 +119,7 @@ impl Plugin for IdentityService {
             return Err("min_password_length must be between 8 and 128".into());
         }
         check_roles(&config)?;
+        config.login_limits.check()?;
         let a = &config.argon2;
         let params = Params::new(a.memory_kib, a.iterations, a.parallelism, None)
             .map_err(|e| format!("argon2: {e}"))?;
@@ -126,6 +139,7 @@ impl Plugin for IdentityService {
             argon2,
             decoy_hash,
             revoked_prefix: config.revoked_prefix,
+            login_limits: LoginLimits::new(&config.login_limits),
         })
     }
 
@@ -226,6 +240,16 @@ fn invalid(fields: FieldErrors, ctx: &Context) -> Response {
     )
 }
 
+/// 429 `RATE_LIMITED` with `Retry-After`: the same answer for a locked account and a
+/// locked client, for a known name and an unknown one.
+fn too_many_failures(retry_after_seconds: u64, ctx: &Context) -> Response {
+    let mut response = Response::rate_limited("too many failed logins; try again later", ctx);
+    response
+        .headers
+        .set("retry-after", retry_after_seconds.to_string());
+    response
+}
+
 impl IdentityService {
     fn register(&self, body: &[u8], ctx: &Context) -> Result<Response, String> {
         let fields = match form(body, ctx) {
@@ -236,16 +260,16 @@ impl IdentityService {
         let username = text(&fields, "username").unwrap_or_default().trim();
         let email = text(&fields, "email").unwrap_or_default().trim();
         let password = text(&fields, "password").unwrap_or_default();
-        users::check_username(username, &mut errors);
-        users::check_email(email, &mut errors);
+        let username = users::check_username(username, &mut errors);
+        let email = users::check_email(email, &mut errors);
         users::check_password(password, self.min_password_length, &mut errors);
         if !errors.is_empty() {
             return Ok(invalid(errors, ctx));
         }
         let mut user = User {
             id: uuid::Uuid::new_v4().to_string(),
-            username: username.to_string(),
-            email: email.to_string(),
+            username,
+            email,
             password_hash: hash(&self.argon2, password)?,
             role: self.default_role.clone(),
             created_at: clock::rfc3339_utc(clock::now_unix_ms()),
@@ -297,8 +321,35 @@ impl IdentityService {
             }
             return Ok(invalid(errors, ctx));
         }
+        if login.len() > MAX_LOGIN_BYTES {
+            let mut errors = FieldErrors::new();
+            errors.insert("email", format!("must be at most {MAX_LOGIN_BYTES} bytes"));
+            return Ok(invalid(errors, ctx));
+        }
+        // Counted before the password is checked, under the name as typed (in its
+        // canonical form), whether or not anyone has it.
+        let account = canonical::key(login);
+        let client = client_subject(&ctx.client_addr());
+        let attempt = match self.login_limits.charge(&account, &client)? {
+            Ok(attempt) => attempt,
+            Err(locked) => {
+                log::event(
+                    Level::Warn,
+                    "login refused",
+                    &[
+                        ("user", login.into()),
+                        ("client", client.as_str().into()),
+                        ("reason", "too many failed logins".into()),
+                        ("locked", locked.scopes.join(",").into()),
+                    ],
+                );
+                return Ok(too_many_failures(locked.retry_after_seconds, ctx));
+            }
+        };
         let user = users::by_login(login)?;
         let known = user.is_some();
+        // An unknown name costs the same hash as a wrong password: the decoy hash has
+        // the configured cost.
         let stored = user
             .as_ref()
             .map_or(self.decoy_hash.as_str(), |u| &u.password_hash);
@@ -309,6 +360,8 @@ impl IdentityService {
             .is_ok();
         match user {
             Some(user) if matches => {
+                self.login_limits
+                    .succeeded(attempt, &users::login_names(&user))?;
                 let token = self.issue(&user)?;
                 log::event(
                     Level::Info,
@@ -326,16 +379,21 @@ impl IdentityService {
                 ))
             }
             _ => {
+                let locked = self.login_limits.failed(attempt)?;
                 let reason = if known {
                     "wrong password"
                 } else {
                     "unknown user"
                 };
-                log::event(
-                    Level::Info,
-                    "login failure",
-                    &[("user", login.into()), ("reason", reason.into())],
-                );
+                let mut fields = vec![
+                    ("user", login.into()),
+                    ("client", client.as_str().into()),
+                    ("reason", reason.into()),
+                ];
+                if !locked.is_empty() {
+                    fields.push(("locked", locked.join(",").into()));
+                }
+                log::event(Level::Info, "login failure", &fields);
                 Ok(Response::unauthorized("invalid credentials", ctx))
             }
         }
