@@ -21,16 +21,19 @@
 #   - the load: WORKERS python3 threads, RATE requests/s in all, paced; even workers
 #     keep their connection alive (a new one after 1–200 requests), odd ones open a
 #     new connection per request. GET and POST (16–1024-byte bodies) over the five
-#     routes; 1 request in 100 per worker goes to /panic with `x-panic: 1` and the
-#     worker's next request goes to /panic without it. Seeded (SEED): the same
-#     sequence of requests every run;
-#   - every RELOAD_EVERY s a change, alternately: the config file rewritten in place
-#     with /chain's header value toggled a <-> b, and swap.wasm replaced (copy to a
+#     routes; 1 request in PANIC_EVERY (100; 0: none) per worker goes to /panic with
+#     `x-panic: 1` and the worker's next request goes to /panic without it. Seeded
+#     (SEED): the same sequence of requests every run;
+#   - every RELOAD_EVERY s a change, alternately (RELOADS=both; or only one kind:
+#     RELOADS=config, RELOADS=plugin): the config file rewritten in place with
+#     /chain's header value toggled a <-> b, and swap.wasm replaced (copy to a
 #     hidden name, rename) by the other version; then a probe request polls until
 #     the change is visible;
 #   - every SAMPLE_EVERY s a sample to samples.csv in the run's directory: the
-#     gateway's VmRSS, VmHWM, threads, open fds (/proc), and from GET /metrics on the
-#     admin listener http_requests_in_progress, wasmgate_plugin_instances and
+#     gateway's VmRSS, VmHWM, how much of the RSS is in wasmtime's instance pool
+#     (the largest run of anonymous mappings in /proc/PID/smaps), threads, open fds
+#     (/proc), and from GET /metrics on the admin listener
+#     http_requests_in_progress, wasmgate_plugin_instances and
 #     wasmgate_connections_open (n/a when the gateway has no such gauge), reload
 #     counters and the config generation.
 #
@@ -68,6 +71,8 @@ duration="${DURATION:-600}"
 rate="${RATE:-200}"
 workers="${WORKERS:-8}"
 reload_every="${RELOAD_EVERY:-5}"
+reloads="${RELOADS:-both}"
+panic_every="${PANIC_EVERY:-100}"
 flap_every="${FLAP_EVERY:-20}"
 sample_every="${SAMPLE_EVERY:-10}"
 warmup="${WARMUP:-60}"
@@ -80,9 +85,10 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-for n in duration rate workers reload_every flap_every sample_every warmup fd_margin request_timeout seed base_port; do
+for n in duration rate workers reload_every panic_every flap_every sample_every warmup fd_margin request_timeout seed base_port; do
     [[ "${!n}" =~ ^[0-9]+$ ]] || { echo "${n^^} must be a whole number (got '${!n}')" >&2; exit 2; }
 done
+case "$reloads" in both | config | plugin) ;; *) echo "RELOADS must be both, config or plugin" >&2; exit 2 ;; esac
 [ "$duration" -ge 30 ] || { echo "DURATION must be at least 30 s" >&2; exit 2; }
 if [ "$workers" -lt 1 ] || [ "$rate" -lt "$workers" ]; then
     echo "need RATE >= WORKERS >= 1" >&2
@@ -296,24 +302,25 @@ def record_unexpected(reason, detail):
 
 
 # --- state the checks read: the flaky upstream's timeline, the accepted versions ---
-flaps = []        # (t, "up" | "down"), in order
+flaps = []        # (t, "starting" | "up" | "stopping" | "down"), in order
 flaky_up = False
 accepted = {"config": {"a"}, "plugin": {"a"}}   # values a request may see now
 
 
 def flaky_state(start, end):
-    """'up', 'down' or 'edge' (a flap within a second of the request)."""
+    """'up', 'down' or 'edge': the upstream was being started or killed during the
+    request, or within a second of it."""
     with lock:
         events = list(flaps)
         up = flaky_up
     for t, _ in events:
         if start - 1.0 <= t <= end + 1.0:
             return "edge"
-    state = "down"
+    state = "up" if up else "down"
     for t, what in events:
         if t <= start:
             state = what
-    return state if events else ("up" if up else "down")
+    return state if state in ("up", "down") else "edge"
 
 
 def envelope_problem(data, codes, rid):
@@ -439,7 +446,7 @@ def worker(i):
         n += 1
         if after_panic:
             kind = "panic-after"
-        elif (n + 7 * i) % 100 == 0:
+        elif C["panic_every"] and (n + 7 * i) % C["panic_every"] == 0:
             kind = "panic-trigger"
         else:
             kind = rng.choices([k for _, k in KINDS], weights=[w for w, _ in KINDS])[0]
@@ -526,7 +533,7 @@ def reloader():
     if not C["reload_every"]:
         return
     while not stop.wait(C["reload_every"]):
-        what = "config" if k % 2 == 0 else "plugin"
+        what = {"config": "config", "plugin": "plugin"}.get(C["reloads"], "config" if k % 2 == 0 else "plugin")
         k += 1
         new = "b" if value[what] == "a" else "a"
         with lock:
@@ -572,6 +579,8 @@ def flapper(ready):
     log = open(os.path.join(WORK, "upstream-flaky.log"), "ab")
 
     def start():
+        with lock:
+            flaps.append((now(), "starting"))
         p = subprocess.Popen([sys.executable, os.path.join(WORK, "upstream.py"), str(C["port_flaky"]), "flaky"],
                              stdout=log, stderr=log)
         with open(os.path.join(WORK, "flaky.pid"), "w") as f:
@@ -593,6 +602,8 @@ def flapper(ready):
         ready.set()
         while not stop.wait(C["flap_every"] or None):  # 0: never
             if proc is not None:
+                with lock:
+                    flaps.append((now(), "stopping"))
                 proc.kill()
                 proc.wait()
                 proc = None
@@ -626,6 +637,33 @@ def proc_status(pid):
     if out.get("State", "").startswith(("Z", "X")):
         return None
     return out
+
+
+def pool_rss(pid):
+    """KiB resident in the largest run of adjacent anonymous (or wasm memory image)
+    mappings: in the gateway, the reservation of wasmtime's pooling allocator
+    (instance memories, tables, stacks; terabytes of address space)."""
+    runs, cur = [], None  # [size, rss, end] per run
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split()
+                if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
+                    start, end = (int(x, 16) for x in head[0].split("-"))
+                    name = head[5] if len(head) > 5 else ""
+                    if name and not name.startswith("/memfd:wasm"):
+                        cur = None
+                    elif cur is not None and cur[2] == start:
+                        cur[0] += end - start
+                        cur[2] = end
+                    else:
+                        cur = [end - start, 0, end]
+                        runs.append(cur)
+                elif head[0] == "Rss:" and cur is not None:
+                    cur[1] += int(head[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(runs)[1] if runs else None
 
 
 def scrape():
@@ -665,7 +703,7 @@ def gauge_like(series, prefix):
 
 
 gauge_names = {}
-COLUMNS = ["t_s", "rss_kib", "hwm_kib", "threads", "fds", "in_progress", "plugin_instances",
+COLUMNS = ["t_s", "rss_kib", "hwm_kib", "pool_rss_kib", "threads", "fds", "in_progress", "plugin_instances",
            "connections_open", "reloads_applied", "reloads_rejected", "generation",
            "requests", "unexpected", "flaky_up", "phase"]
 
@@ -680,7 +718,8 @@ def sample(phase):
     except OSError:
         return None
     row = {"t_s": round(now(), 1), "rss_kib": int(st["VmRSS"].split()[0]),
-           "hwm_kib": int(st["VmHWM"].split()[0]), "threads": int(st["Threads"]), "fds": fds,
+           "hwm_kib": int(st["VmHWM"].split()[0]), "pool_rss_kib": pool_rss(pid),
+           "threads": int(st["Threads"]), "fds": fds,
            "phase": phase}
     try:
         s = scrape()
@@ -742,7 +781,7 @@ def main():
         samples.append(row)
         out.writerow(row)
         csv_file.flush()
-        print(f"  t={row['t_s']:6.1f}s rss {row['rss_kib'] / 1024:6.1f} MiB  fds {row['fds']:4d}  "
+        print(f"  t={row['t_s']:6.1f}s rss {row['rss_kib'] / 1024:6.1f} MiB (pool {(row['pool_rss_kib'] or 0) / 1024:5.1f})  fds {row['fds']:4d}  "
               f"threads {row['threads']:3d}  in_progress {row.get('in_progress')}  "
               f"instances {row.get('plugin_instances')}  conns {row.get('connections_open')}  "
               f"requests {row['requests']}  unexpected {row['unexpected']}", file=sys.stderr, flush=True)
@@ -825,7 +864,7 @@ def summary(samples, idle, died):
             return "-"
         if v == "n/a":
             return "n/a"
-        if col in ("rss_kib", "hwm_kib"):
+        if col in ("rss_kib", "hwm_kib", "pool_rss_kib"):
             return f"{v / 1024:.1f}"
         return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -833,7 +872,9 @@ def summary(samples, idle, died):
         print(f"| gateway | start (t={first['t_s']:g}s) | after warm-up (t={warm['t_s'] if warm else '-'}s) "
               f"| end (t={last['t_s']:g}s) | max | idle, 3 s after the load |")
         print("|---|---|---|---|---|---|")
-        for col, label in (("rss_kib", "VmRSS MiB"), ("hwm_kib", "VmHWM MiB"), ("fds", "open fds"),
+        for col, label in (("rss_kib", "VmRSS MiB"), ("hwm_kib", "VmHWM MiB"),
+                           ("pool_rss_kib", "of it in wasmtime's instance pool, MiB"),
+                           ("fds", "open fds"),
                            ("threads", "threads"), ("in_progress", "http_requests_in_progress"),
                            ("plugin_instances", gauge_names.get("plugin_instances", "wasmgate_plugin_instances")),
                            ("connections_open", gauge_names.get("connections_open", "wasmgate_connections_open"))):
@@ -1003,7 +1044,7 @@ done
 cat >"$work/soak.json" <<JSON
 {"work": "$work", "gateway_pid": $gw_pid, "port_gw": $port_gw, "port_admin": $port_admin,
  "port_flaky": $port_flaky, "duration": $duration, "rate": $rate, "workers": $workers,
- "reload_every": $reload_every, "flap_every": $flap_every, "sample_every": $sample_every,
+ "reload_every": $reload_every, "reloads": "$reloads", "panic_every": $panic_every, "flap_every": $flap_every, "sample_every": $sample_every,
  "warmup": $warmup, "rss_factor": $rss_factor, "fd_margin": $fd_margin,
  "request_timeout": $request_timeout, "seed": $seed}
 JSON
