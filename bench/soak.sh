@@ -39,20 +39,21 @@
 #
 # Every answer is checked: the status the route and request call for (200; 403
 # FORBIDDEN on /chain/admin; 500 PLUGIN_ERROR for x-panic: 1 and 200 for the request
-# after it; 200 or a 502/503 envelope on /flaky, 200 while the upstream is up and
-# 502/503 while it is down, either within a second of a flap), the JSON envelope
-# (success false, code, request_id equal to X-Request-Id) on every error, an
-# X-Request-Id on every answer, the upstream's echo (method, path, body length), the
-# same version a/b in the request the upstream saw and in the response, and no
-# version older than one already seen by a probe after its reload.
+# after it; on /flaky 200 while the upstream is up, a 502/503 envelope while it is
+# down, either while it is being started or killed and within a second of that),
+# the JSON envelope (success false, code, request_id equal to X-Request-Id) on every
+# error, an X-Request-Id on every answer, the upstream's echo (method, path, body
+# length), the same version a/b in the request the upstream saw and in the
+# response, and no version older than one already seen by a probe after its reload.
 #
 # Exit status 1 (thresholds), after printing the summary, when
 #   - the gateway died, or did not exit 0 within 15 s of SIGTERM at the end;
 #   - VmRSS at the end > RSS_FACTOR (1.5) x VmRSS after warm-up (the first sample at
 #     or after WARMUP s, default 60, at most a third of DURATION);
 #   - open fds at the end > fds after warm-up + FD_MARGIN (20);
-#   - any request got no answer within REQUEST_TIMEOUT (10) s, or an unexpected one
-#     (above), or a reload was not visible within 10 s;
+#   - any request got no answer (none within REQUEST_TIMEOUT, 10 s, or its connection
+#     failed) or an unexpected one (above); a reload was not visible within 10 s, or
+#     the gateway rejected one;
 #   - http_requests_in_progress is not 0 three seconds after the load stops.
 # The end sample is taken under load, like the warm-up one.
 #
