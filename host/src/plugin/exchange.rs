@@ -486,3 +486,6 @@ impl types::HostExchange for HostState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
