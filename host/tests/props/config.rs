@@ -181,6 +181,14 @@ fn check(text: &str) {
                     "route {:?}: a path no request could have",
                     route.name.get_ref()
                 );
+                let target = http::uri::PathAndQuery::try_from(written.as_str());
+                assert!(
+                    target
+                        .as_ref()
+                        .is_ok_and(|t| t.path() == written && t.query().is_none()),
+                    "route {:?}: {written:?} is no request target's path ({target:?})",
+                    route.name.get_ref()
+                );
             }
         }
         Err(error @ ConfigError::Read { .. }) => panic!("parse read a file: {error}"),
@@ -300,6 +308,7 @@ fn value() -> impl Strategy<Value = String> {
         .prop_map(str::to_string),
         1 => any::<String>(),
         1 => "(http://)?[a-z0-9.:/\\[\\]*%-]{0,24}",
+        1 => "/[!-~]{0,8}",
     ]
     .prop_map(|s| toml::Value::String(s).to_string());
     prop_oneof![
@@ -388,12 +397,58 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("[[routes.plugins]]", &["name", "on_error"]),
 ];
 
-/// A config of schema sections with some of their keys, each with a generated value.
+/// A route to the service `ok` with a generated path or prefix, host, methods and
+/// case rule: valid often enough to reach the checks between routes.
+fn route() -> impl Strategy<Value = String> {
+    let text = prop_oneof![
+        3 => "(/[a-zA-Z{}]{1,4}){1,3}/?",
+        1 => "/[!-~]{0,8}",
+        1 => any::<String>(),
+    ];
+    (
+        any::<bool>(),
+        text,
+        proptest::option::of(proptest::sample::select(vec![
+            "a.example",
+            "A.example",
+            "a b",
+        ])),
+        proptest::option::of(proptest::sample::select(vec![
+            "[\"GET\"]",
+            "[]",
+            "[\"G T\"]",
+        ])),
+        any::<bool>(),
+    )
+        .prop_map(|(exact, text, host, methods, fold)| {
+            let kind = if exact { "path" } else { "prefix" };
+            let text = toml::Value::String(text);
+            let mut route = format!(
+                "[[routes]]\nname = \"r\"\nservice = \"ok\"\n{kind} = {text}\n\
+                 case_insensitive = {fold}\n"
+            );
+            if let Some(host) = host {
+                route.push_str(&format!("host = \"{host}\"\n"));
+            }
+            if let Some(methods) = methods {
+                route.push_str(&format!("methods = {methods}\n"));
+            }
+            route
+        })
+}
+
+/// A config of schema sections with some of their keys, each with a generated value,
+/// and some routes.
 fn shaped_config() -> impl Strategy<Value = String> {
     let key_values = proptest::collection::vec((any::<Index>(), value()), 0..6);
     let section = (proptest::sample::select(SECTIONS), key_values);
-    proptest::collection::vec(section, 0..7).prop_map(|sections| {
+    let sections = proptest::collection::vec(section, 0..7);
+    (sections, proptest::collection::vec(route(), 0..4)).prop_map(|(sections, routes)| {
         let mut text = String::from("[services.ok]\nendpoints = [\"http://127.0.0.1:1\"]\n");
+        // Route names must differ.
+        for (i, route) in routes.iter().enumerate() {
+            text.push_str(&route.replace("name = \"r\"", &format!("name = \"r{i}\"")));
+        }
         for ((header, keys), values) in sections {
             text.push_str(header);
             text.push('\n');
