@@ -192,6 +192,17 @@ fn query() -> impl Strategy<Value = Option<String>> {
 }
 
 #[test]
+fn a_path_the_upstream_would_read_as_another_is_not_set() {
+    let mut lent = Lent::new();
+    let set = now(lent.host.set_path(lent.handle(), "/users/x?admin=1#/p".into()));
+    assert!(
+        matches!(&set, Err(EditError::InvalidPath(why)) if why.contains("/users/x%3Fadmin=1%23/p")),
+        "{set:?}"
+    );
+    assert_eq!(lent.state().path, "/start");
+}
+
+#[test]
 fn prop_exchange_headers_are_read_back_exactly_or_refused() {
     let lent = RefCell::new(Lent::new());
     proptest!(cases(1024), |(
