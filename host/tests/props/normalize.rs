@@ -25,10 +25,18 @@ fn assert_safe(raw: &str, path: &str) {
     }
     for &byte in path.as_bytes() {
         assert!(
-            !(byte < 0x20 || byte == 0x7f || byte == b'\\' || byte == b';'),
+            !(byte <= 0x20 || byte == 0x7f || b"\\;#<>?`".contains(&byte)),
             "{context}: byte {byte:#04x} left raw"
         );
     }
+    // What a request target would carry: the same path, no query, no fragment.
+    let target = http::uri::PathAndQuery::try_from(path);
+    assert!(
+        target
+            .as_ref()
+            .is_ok_and(|t| t.path() == path && t.query().is_none()),
+        "{context}: a request target reads it as {target:?}"
+    );
     let bytes = path.as_bytes();
     for (at, _) in path.match_indices('%') {
         let digits = &bytes[at + 1..(at + 3).min(bytes.len())];
@@ -135,7 +143,7 @@ fn escape(bytes: &[u8], upper: bool) -> String {
 /// Pieces of paths that hide nothing: unreserved text, sub-delimiters, runs of `/`,
 /// dot-segments (raw or escaped), escapes of unreserved characters (decoded), of other
 /// printable ASCII (kept, upper-cased) and of UTF-8 (kept, upper-cased), raw non-ASCII
-/// (escaped).
+/// and raw characters a request target cannot hold in a path (escaped).
 fn safe_piece() -> impl Strategy<Value = Piece> {
     let unreserved: Vec<char> = UNRESERVED.chars().collect();
     let other_ascii: Vec<char> = " !\"#$&'()*+,:=?@[]<>^`{|}".chars().collect();
@@ -151,6 +159,10 @@ fn safe_piece() -> impl Strategy<Value = Piece> {
         }),
         1 => (proptest::sample::select(other_ascii), any::<bool>()).prop_map(|(c, upper)| Piece {
             raw: escape(&[c as u8], upper),
+            decoded: escape(&[c as u8], true),
+        }),
+        1 => proptest::sample::select(" #<>?`".chars().collect::<Vec<_>>()).prop_map(|c| Piece {
+            raw: c.to_string(),
             decoded: escape(&[c as u8], true),
         }),
         1 => (any::<char>().prop_filter("non-ASCII", |c| !c.is_ascii()), 0..3u8).prop_map(

@@ -194,7 +194,9 @@ fn query() -> impl Strategy<Value = Option<String>> {
 #[test]
 fn a_path_the_upstream_would_read_as_another_is_not_set() {
     let mut lent = Lent::new();
-    let set = now(lent.host.set_path(lent.handle(), "/users/x?admin=1#/p".into()));
+    let set = now(lent
+        .host
+        .set_path(lent.handle(), "/users/x?admin=1#/p".into()));
     assert!(
         matches!(&set, Err(EditError::InvalidPath(why)) if why.contains("/users/x%3Fadmin=1%23/p")),
         "{set:?}"
@@ -280,7 +282,7 @@ fn prop_exchange_header_reads_and_removals_never_panic() {
 }
 
 #[test]
-fn prop_exchange_paths_and_queries_are_set_normalised_or_refused() {
+fn prop_exchange_paths_and_queries_are_read_back_or_refused() {
     let lent = RefCell::new(Lent::new());
     proptest!(cases(1024), |(path in path(), query in query())| {
         let mut guard = lent.borrow_mut();
@@ -302,6 +304,13 @@ fn prop_exchange_paths_and_queries_are_set_normalised_or_refused() {
             }
             Err(_) => prop_assert_eq!(lent.state().query.as_deref(), Some("q=1")),
         }
+        // The request target the pipeline sends upstream carries the path as it is.
+        let path = lent.state().path.clone();
+        let uri: Result<http::Uri, _> = path.parse();
+        prop_assert!(uri.is_ok(), "{:?} cannot be sent: {:?}", path, uri);
+        let uri = uri.unwrap();
+        prop_assert_eq!(uri.path(), path.as_str());
+        prop_assert_eq!(uri.query(), None);
     });
 }
 
