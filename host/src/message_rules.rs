@@ -43,12 +43,15 @@ pub fn is_token(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Checks a query string (without `?`): visible ASCII, no `#`, `%` only in escapes.
+/// Checks a query string (without `?`): visible ASCII but `#` (which would end it) and
+/// `"`, `<`, `>` (which no request target holds raw), `%` only in escapes.
 pub fn check_query(query: &str) -> Result<(), &'static str> {
     let bytes = query.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
-        if !(0x21..=0x7e).contains(&b) || b == b'#' {
-            return Err("a query holds only visible ASCII characters other than '#'");
+        if !(0x21..=0x7e).contains(&b) || b"#\"<>".contains(&b) {
+            return Err(
+                "a query holds only visible ASCII characters other than '#', '\"', '<' and '>'",
+            );
         }
         if b == b'%'
             && !bytes
@@ -93,6 +96,11 @@ mod tests {
         assert!(check_query("").is_ok());
         assert!(check_query("a b").is_err());
         assert!(check_query("a#b").is_err());
+        // The upstream request could not carry them: a 502 instead of a refused edit.
+        for raw in ["a=<b>", "a=\"b\"", "<", ">"] {
+            assert!(check_query(raw).is_err(), "{raw}");
+        }
+        assert!(check_query("a=`{|}^~'").is_ok());
         assert!(check_query("a=%zz").is_err());
         assert!(check_query("a=%").is_err());
     }
