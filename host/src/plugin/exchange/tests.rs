@@ -304,13 +304,17 @@ fn prop_exchange_paths_and_queries_are_read_back_or_refused() {
             }
             Err(_) => prop_assert_eq!(lent.state().query.as_deref(), Some("q=1")),
         }
-        // The request target the pipeline sends upstream carries the path as it is.
-        let path = lent.state().path.clone();
-        let uri: Result<http::Uri, _> = path.parse();
-        prop_assert!(uri.is_ok(), "{:?} cannot be sent: {:?}", path, uri);
+        // The request target the pipeline sends upstream carries them as they are.
+        let (path, query) = (lent.state().path.clone(), lent.state().query.clone());
+        let target = match &query {
+            Some(query) => format!("{path}?{query}"),
+            None => path.clone(),
+        };
+        let uri: Result<http::Uri, _> = target.parse();
+        prop_assert!(uri.is_ok(), "{:?} cannot be sent: {:?}", target, uri);
         let uri = uri.unwrap();
-        prop_assert_eq!(uri.path(), path.as_str());
-        prop_assert_eq!(uri.query(), None);
+        prop_assert_eq!(uri.path(), path.as_str(), "{:?}", target);
+        prop_assert_eq!(uri.query(), query.as_deref(), "{:?}", target);
     });
 }
 
