@@ -58,16 +58,17 @@ pub fn is_token(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Checks a query string (without `?`): visible ASCII other than `#`. Like a client's
-/// query, a `%` need not start an escape: a plugin may set back what it read.
+/// Checks a query string (without `?`): visible ASCII but `#` (which would end it) and
+/// `"`, `<`, `>` (which no request target holds raw). Like a client's query, a `%`
+/// need not start an escape: a plugin may set back what it read.
 pub fn check_query(query: &str) -> Result<(), &'static str> {
     if query
         .bytes()
-        .all(|b| (0x21..=0x7e).contains(&b) && b != b'#')
+        .all(|b| (0x21..=0x7e).contains(&b) && !b"#\"<>".contains(&b))
     {
         Ok(())
     } else {
-        Err("a query holds only visible ASCII characters other than '#'")
+        Err("a query holds only visible ASCII characters other than '#', '\"', '<' and '>'")
     }
 }
 
@@ -126,6 +127,11 @@ mod tests {
         assert!(check_query("").is_ok());
         assert!(check_query("a b").is_err());
         assert!(check_query("a#b").is_err());
+        // The upstream request could not carry them: a 502 instead of a refused edit.
+        for raw in ["a=<b>", "a=\"b\"", "<", ">"] {
+            assert!(check_query(raw).is_err(), "{raw}");
+        }
+        assert!(check_query("a=`{|}^~'").is_ok());
         // As a client may send them.
         assert!(check_query("a=%zz").is_ok());
         assert!(check_query("a=100%").is_ok());

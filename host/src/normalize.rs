@@ -3,8 +3,11 @@
 //!
 //! In order:
 //! 1. Percent-escapes of unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded,
-//!    other escapes upper-cased, raw bytes outside ASCII escaped. Escapes must spell
-//!    UTF-8 (no overlong `%C0%AE`, which old decoders read as `.`).
+//!    other escapes upper-cased, raw bytes outside ASCII escaped, and so are the raw
+//!    characters no request target holds in its path (space, `#`, `<`, `>`, `?`,
+//!    `` ` ``): a path a plugin sets holding them would reach the upstream as another
+//!    path, or not at all. Escapes must spell UTF-8 (no overlong `%C0%AE`, which old
+//!    decoders read as `.`).
 //! 2. Refused (400): escapes that would change the path's structure (`%2F`, `%5C`,
 //!    `%00`), raw `\` and control characters, double-encoded escapes (`%252F`, `%2561`:
 //!    an upstream that decodes twice would read `/`, `a`), and `;` raw or as `%3B`
@@ -88,15 +91,18 @@ fn decode_unreserved(bytes: &[u8]) -> Result<String, BadPath> {
             continue;
         }
         flush_utf8(&mut run, &mut decoded)?;
-        match byte {
-            Escaped::Yes(b)
-                if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')) =>
-            {
-                decoded.push('%');
-                decoded.push(HEX[usize::from(b >> 4)] as char);
-                decoded.push(HEX[usize::from(b & 15)] as char);
+        let escape = match byte {
+            Escaped::Yes(b) => {
+                !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
             }
-            _ => decoded.push(b as char),
+            Escaped::No(b) => b" #<>?`".contains(&b),
+        };
+        if escape {
+            decoded.push('%');
+            decoded.push(HEX[usize::from(b >> 4)] as char);
+            decoded.push(HEX[usize::from(b & 15)] as char);
+        } else {
+            decoded.push(b as char);
         }
     }
     flush_utf8(&mut run, &mut decoded)?;

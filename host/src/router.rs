@@ -215,10 +215,12 @@ fn check_path_text(path: &str) -> Result<(), String> {
     }
     if path
         .bytes()
-        .any(|b| b <= b' ' || b"?#\\;".contains(&b) || b >= 0x7f)
+        .any(|b| b <= b' ' || b"?#\\;<>`".contains(&b) || b >= 0x7f)
     {
+        // `<`, `>` and `` ` `` too: no request target holds them raw, so such a route
+        // could never match.
         return Err(format!(
-            "{path:?} holds a character not allowed in a path (space, '?', '#', '\\', ';', control or non-ASCII)"
+            "{path:?} holds a character not allowed in a path (space, '?', '#', '\\', ';', '<', '>', '`', control or non-ASCII)"
         ));
     }
     Ok(())

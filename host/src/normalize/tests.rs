@@ -115,6 +115,19 @@ fn raw_non_ascii_is_escaped() {
     accepted(&[("/caf\u{e9}", "/caf%C3%A9")]);
 }
 
+#[test]
+fn what_no_request_target_holds_raw_is_escaped() {
+    // A plugin's path "/users/x?admin=1#/profile" would reach the upstream as the
+    // path "/users/x" with the query "admin=1".
+    accepted(&[
+        ("/users/x?admin=1#/profile", "/users/x%3Fadmin=1%23/profile"),
+        ("/a b", "/a%20b"),
+        ("/<a>", "/%3Ca%3E"),
+        ("/a`b", "/a%60b"),
+        ("/a%3f%23", "/a%3F%23"),
+    ]);
+}
+
 /// The segments a loose reader sees: decodes every escape once, merges slashes,
 /// strips `;params` from each segment. The normaliser's output must read the same to
 /// it as to the router: no hidden separator, no dot-segment, nothing stripped.

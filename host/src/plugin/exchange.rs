@@ -501,3 +501,6 @@ impl types::HostExchange for HostState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -102,6 +102,9 @@ fn bad_patterns_are_refused() {
         "/a//b",
         "/a;b",
         "/a/..;/b",
+        "/a<b",
+        "/a>",
+        "/a`b",
     ] {
         assert!(PathPattern::parse_exact(bad).is_err(), "{bad} accepted");
     }
