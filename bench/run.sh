@@ -23,6 +23,9 @@
 #   RATE=0 bench/run.sh          without the fixed-rate latency table
 #   ROUNDS=5 DURATION=10 bench/run.sh
 #   SKIP_ENVOY=1 bench/run.sh    without the Envoy targets (say so when you quote it)
+#   PROFILE=1 SKIP_ENVOY=1 TARGETS="direct wasmgate-0 wasmgate-3" bench/run.sh
+#       instead of the tables, a perf profile of the gateway under wrk for each
+#       wasmgate target (self time by shared object and by symbol)
 #   BASELINE=/tmp/wasmgate-old TARGETS="nginx wasmgate-3 baseline-3" bench/run.sh
 #       an A/B: a second gateway (another build of wasmgate) with the same config
 #       serves baseline-0/1/3/5; TARGETS picks the targets to measure;
@@ -290,6 +293,32 @@ run_wrk() { # TARGET SECONDS OUT
 
 step "warm-up: 2 s per target"
 for t in "${targets[@]}"; do run_wrk "$t" 2 /dev/null; done
+
+# PROFILE=1: where the gateway's CPU time goes under the same load (perf, call graphs),
+# for each wasmgate target of TARGETS, instead of the tables.
+if [ "${PROFILE:-0}" = 1 ]; then
+    if ! command -v perf >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+    fi
+    for t in "${targets[@]}"; do
+        [[ "$t" == wasmgate-* ]] || continue
+        step "profile: $t (perf record -g, ${duration} s under wrk)"
+        run_wrk "$t" $((duration + 2)) "$work/wrk-profile-$t.txt" &
+        load=$!
+        sleep 1
+        perf record -q -F 499 -g -o "$work/perf-$t.data" -p "$wasmgate_pid" -- sleep "$duration" \
+            >/dev/null 2>&1
+        wait "$load"
+        echo "## $t: $(awk '/Requests\/sec/ {print $2}' "$work/wrk-profile-$t.txt") requests/s while profiled"
+        echo "### self time by shared object"
+        perf report -i "$work/perf-$t.data" --no-children --sort dso --stdio 2>/dev/null |
+            grep -E '^ +[0-9]' | head -8
+        echo "### self time by symbol (top 25)"
+        perf report -i "$work/perf-$t.data" --no-children --sort sym --stdio 2>/dev/null |
+            grep -E '^ +[0-9]' | head -25 | cut -c1-150
+    done
+    exit 0
+fi
 
 step "measure: $rounds rounds x ${#targets[@]} targets x ${duration}s, $connections connections"
 count=${#targets[@]}

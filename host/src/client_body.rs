@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,16 +20,19 @@ const FINE: u8 = 0;
 const MALFORMED: u8 = 1;
 const STALLED: u8 = 2;
 
-/// What went wrong with a request's body, if anything; shared by the body and the
-/// server.
+/// What went wrong with a request's body, if anything, and whether it was read to its
+/// end; shared by the body and the server.
 #[derive(Clone, Default)]
-pub struct BodyFault(Arc<AtomicU8>);
+pub struct BodyFault(Arc<AtomicU8>, Arc<AtomicBool>);
 
 impl BodyFault {
     /// `body` as the pipeline reads it: failing (and recording it) when the client's
     /// framing breaks, or when no byte arrives for `stall` while the reader waits.
     pub fn watch(&self, body: hyper::body::Incoming, stall: Duration) -> ProxyBody {
         use http_body_util::BodyExt;
+        if body.is_end_stream() {
+            self.1.store(true, Ordering::Relaxed);
+        }
         Watched {
             inner: body,
             fault: self.clone(),
@@ -56,6 +59,13 @@ impl BodyFault {
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),
         ))
+    }
+
+    /// Whether the body was read to its end (a request without one was, at once). A
+    /// response sent before then must close an HTTP/1 connection: the rest of the
+    /// body is still on its way, in front of the client's next request.
+    pub fn read_to_end(&self) -> bool {
+        self.1.load(Ordering::Relaxed)
     }
 
     /// Whether the body stalled.
@@ -96,6 +106,9 @@ impl Body for Watched {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.timer = None;
+                if frame.is_none() || this.inner.is_end_stream() {
+                    this.fault.1.store(true, Ordering::Relaxed);
+                }
                 Poll::Ready(frame.map(|frame| {
                     frame.map_err(|error| {
                         this.fault.set(MALFORMED);

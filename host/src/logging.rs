@@ -198,14 +198,18 @@ impl PluginFields {
         serde_json::Value::Object(object).to_string()
     }
 
-    /// The fields as ` name=value` pairs for the console (text quoted when it holds
-    /// spaces, quotes or `=`).
+    /// The fields as ` name=value` pairs for the console (text quoted, and escaped as
+    /// JSON, when it holds whitespace, control characters, quotes or `=`, so that no
+    /// value can forge a line or a field).
     fn console(&self) -> String {
         let mut out = String::new();
         for (name, value) in &self.fields {
             let text = match value {
                 serde_json::Value::String(s)
-                    if !s.is_empty() && !s.contains([' ', '"', '=', '\n', '\t']) =>
+                    if !s.is_empty()
+                        && !s.chars().any(|c| {
+                            c.is_whitespace() || c.is_control() || c == '"' || c == '='
+                        }) =>
                 {
                     s.clone()
                 }
@@ -231,6 +235,13 @@ pub fn plugin_line(
     message: &str,
     fields: &PluginFields,
 ) {
+    // The JSON format escapes the message; the console shows it as text, so a control
+    // character in it (a `\r`, an ANSI escape) is written escaped.
+    let message = if JSON.load(Ordering::Relaxed) {
+        std::borrow::Cow::Borrowed(message)
+    } else {
+        console_text(message)
+    };
     macro_rules! line {
         ($level:expr) => {
             if fields.is_empty() {
@@ -251,6 +262,22 @@ pub fn plugin_line(
         tracing::Level::WARN => line!(tracing::Level::WARN),
         _ => line!(tracing::Level::ERROR),
     }
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), for the console.
+fn console_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The JSON format, with a plugin's structured fields made fields of the line.
@@ -319,6 +346,24 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn console_output_cannot_forge_a_line_or_a_field() {
+        let fields = PluginFields::new([
+            ("user".to_string(), serde_json::json!("a\rb")),
+            ("note".to_string(), serde_json::json!("x\u{1b}[31m")),
+            ("ok".to_string(), serde_json::json!("plain")),
+        ]);
+        assert_eq!(
+            fields.console(),
+            r#" user="a\rb" note="x\u001b[31m" ok=plain"#
+        );
+        assert_eq!(console_text("a\r\nb\u{1b}[31m"), r"a\r\nb\u{1b}[31m");
+        assert!(matches!(
+            console_text("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {

@@ -144,6 +144,11 @@ impl Reloader {
                 let (routes, plugins) = (snapshot.routes.len(), snapshot.plugins.len());
                 self.shared.snapshot.store(Arc::new(snapshot));
                 self.status.lock().expect("status lock").applied += 1;
+                self.shared
+                    .metrics
+                    .reloads
+                    .get_or_create(&ReloadLabels { result: "applied" })
+                    .inc();
                 tracing::info!(?trigger, generation, routes, plugins, "reload applied");
                 Ok(Outcome::Applied { generation })
             }

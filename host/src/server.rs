@@ -304,6 +304,7 @@ async fn respond(
     }
     let body_fault = BodyFault::default();
     let stall = Duration::from_millis(snapshot.limits.body_read_timeout_ms);
+    let http1 = request.version() < Version::HTTP_2;
     let request = request.map(|body| body_fault.watch(body, stall));
     let routed = Routed {
         listener: Listener::Gateway,
@@ -313,7 +314,16 @@ async fn respond(
         started,
         body_fault: Some(&body_fault),
     };
-    routed.serve(&shared, snapshot, request, checked).await
+    let mut response = routed.serve(&shared, snapshot, request, checked).await;
+    if http1 && !body_fault.read_to_end() {
+        // Answered before the body was read (a plugin's refusal, an unreachable
+        // upstream): hyper will not read on, so the client must not reuse the
+        // connection.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// A request on its way through a listener's routes.

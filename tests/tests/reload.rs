@@ -350,6 +350,26 @@ async fn config_edits_apply_and_a_broken_edit_is_rejected() {
         "{body}"
     );
     assert_eq!(get(&client, &gateway.url("/added")).await.0, 200);
+
+    // Both outcomes are counted.
+    let metrics = client
+        .get(gateway.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |result: &str| -> f64 {
+        let series = format!("plugin_reloads_total{{result=\"{result}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(count("applied") >= 1.0, "{metrics}");
+    assert!(count("rejected") >= 2.0, "{metrics}");
 }
 
 #[tokio::test]

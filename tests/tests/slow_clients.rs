@@ -240,3 +240,51 @@ async fn connections_over_the_limits_are_refused() {
         );
     }
 }
+
+/// The gateway may answer before a request's body has arrived (a plugin refuses it, the
+/// upstream is down): the rest of the body is still on its way, so the answer closes
+/// the connection and says so, and the client's next request goes on a new one.
+#[test]
+fn an_answer_before_the_body_arrived_closes_the_connection() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("deny", "deny")
+        .toml(
+            r#"
+[[routes]]
+name = "open"
+prefix = "/s"
+service = "echo"
+
+[[routes]]
+name = "denied"
+prefix = "/denied"
+service = "echo"
+
+[[routes.plugins]]
+name = "deny"
+config = { rules = [{}] }
+"#,
+        )
+        .start();
+
+    let mut early = RawConnection::open(gateway.address);
+    early.send(b"POST /denied HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+    let response = early.response();
+    assert_eq!(response.status, 403);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(
+        early.is_closed(),
+        "the connection is closed after the answer"
+    );
+
+    // A body read to its end keeps the connection open for the next request.
+    let mut kept = RawConnection::open(gateway.address);
+    kept.send(b"POST /s/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    let response = kept.response();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), None);
+    kept.send(b"GET /s/y HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(kept.response().status, 200);
+}
