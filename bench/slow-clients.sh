@@ -58,8 +58,24 @@ step "upstream: python3 http.server on 127.0.0.1:$port_upstream"
 mkdir -p "$work/www"
 echo ok >"$work/www/index.html"
 head -c $((4 << 20)) /dev/zero >"$work/www/big.bin"
-python3 -m http.server "$port_upstream" --bind 127.0.0.1 --directory "$work/www" \
-    >"$work/upstream.log" 2>&1 &
+# Files for GET, and a POST that reads its whole body before answering (so that a slow
+# body is the gateway's to wait for, not refused by the upstream at once).
+python3 - "$port_upstream" "$work/www" >"$work/upstream.log" 2>&1 <<'PY' &
+import functools, http.server, sys
+class Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer.request_queue_size = 1024
+handler = functools.partial(Handler, directory=sys.argv[2])
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()
+PY
 pids+=($!)
 
 step "gateway: 127.0.0.1:$port_gateway, default [limits]"

@@ -79,6 +79,9 @@ impl Endpoint {
     }
 }
 
+/// Most bytes read ahead from one upstream connection (see `Service::new`).
+const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+
 /// Why an upstream call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -129,6 +132,9 @@ impl Service {
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
+            // What one upstream connection may read ahead of a slow client: hyper's
+            // default (~400 KiB) let 1,000 slow readers hold 500 MiB of RSS.
+            .http1_max_buf_size(UPSTREAM_READ_BUFFER)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(connector);
