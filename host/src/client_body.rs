@@ -28,9 +28,11 @@ pub struct BodyFault(Arc<AtomicU8>, Arc<AtomicBool>);
 impl BodyFault {
     /// `body` as the pipeline reads it: failing (and recording it) when the client's
     /// framing breaks, or when no byte arrives for `stall` while the reader waits.
-    pub fn watch(&self, body: hyper::body::Incoming, stall: Duration) -> ProxyBody {
+    /// `framed` says whether the request announced a body (`Content-Length` above 0
+    /// or `Transfer-Encoding`); one that did not has none to read.
+    pub fn watch(&self, body: hyper::body::Incoming, stall: Duration, framed: bool) -> ProxyBody {
         use http_body_util::BodyExt;
-        if body.is_end_stream() {
+        if !framed || body.is_end_stream() {
             self.1.store(true, Ordering::Relaxed);
         }
         Watched {
@@ -106,7 +108,10 @@ impl Body for Watched {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.timer = None;
-                if frame.is_none() || this.inner.is_end_stream() {
+                // The end: no more frames, none to come, or trailers (always last,
+                // and a reader may stop at them).
+                let trailers = matches!(&frame, Some(Ok(f)) if f.is_trailers());
+                if frame.is_none() || trailers || this.inner.is_end_stream() {
                     this.fault.1.store(true, Ordering::Relaxed);
                 }
                 Poll::Ready(frame.map(|frame| {

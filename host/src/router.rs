@@ -13,6 +13,10 @@
 //! route only when case is ignored is never given to a less specific route (a
 //! catch-all behind `/admin` would otherwise forward `/ADMIN` to an upstream that may
 //! read it as `/admin`): the lookup answers [`Miss::CaseVariant`] instead.
+//!
+//! Trailing slash: an exact route (`path = "/admin"`) also takes its path with one
+//! trailing slash (`/admin/`), which most frameworks serve as the same resource; the
+//! upstream receives the path as sent.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -134,7 +138,14 @@ impl PathPattern {
                         }
                     }
                 }
-                parts.next().is_none().then_some(params)
+                match (parts.next(), parts.next()) {
+                    (None, _) => Some(params),
+                    // One trailing slash: Express, Spring before 6 and the like serve
+                    // `/admin/` as `/admin`, so it is the same route (and its plugins
+                    // run), never a less specific one's.
+                    (Some(""), None) => Some(params),
+                    _ => None,
+                }
             }
         }
     }
@@ -342,11 +353,23 @@ impl RouteTable {
             Cow::Borrowed(path)
         };
         let exact = self.exact.get(folded.as_ref()).map_or(NONE, Vec::as_slice);
+        // An exact route takes its path with one trailing slash too.
+        let slashed = match folded.strip_suffix('/') {
+            Some(trimmed) if !trimmed.is_empty() => {
+                self.exact.get(trimmed).map_or(NONE, Vec::as_slice)
+            }
+            _ => NONE,
+        };
         let segment = self
             .by_segment
             .get(first_segment(&folded))
             .map_or(NONE, Vec::as_slice);
-        self.try_in_order(merged([exact, segment, &self.anywhere]), host, method, path)
+        self.try_in_order(
+            merged([exact, slashed, segment, &self.anywhere]),
+            host,
+            method,
+            path,
+        )
     }
 
     /// [`lookup`](Self::lookup) without the indexes: every route, in order.

@@ -305,7 +305,12 @@ async fn respond(
     let body_fault = BodyFault::default();
     let stall = Duration::from_millis(snapshot.limits.body_read_timeout_ms);
     let http1 = request.version() < Version::HTTP_2;
-    let request = request.map(|body| body_fault.watch(body, stall));
+    let headers = request.headers();
+    let framed = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    let request = request.map(|body| body_fault.watch(body, stall, framed));
     let routed = Routed {
         listener: Listener::Gateway,
         client: peer,

@@ -17,9 +17,16 @@ pub fn is_under(path: &str, prefix: &str) -> bool {
     head.eq_ignore_ascii_case(prefix) && (rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Whether `path` is `other`, ignoring ASCII case.
+/// Whether `path` is `other`, ignoring ASCII case and one trailing slash (`/admin/`
+/// is `/admin` to most frameworks, and the gateway routes them alike).
 pub fn is_same(path: &str, other: &str) -> bool {
-    path.eq_ignore_ascii_case(other)
+    let trim = |p: &'_ str| -> String {
+        match p.strip_suffix('/') {
+            Some(trimmed) if !trimmed.is_empty() => trimmed.to_string(),
+            _ => p.to_string(),
+        }
+    };
+    trim(path).eq_ignore_ascii_case(&trim(other))
 }
 
 #[cfg(test)]
@@ -40,6 +47,9 @@ mod tests {
         // A multi-byte character where the prefix ends is not a match, nor a panic.
         assert!(!is_under("/adm\u{e9}", "/admi"));
         assert!(is_same("/Login", "/login"));
-        assert!(!is_same("/login/", "/login"));
+        assert!(is_same("/login/", "/login"));
+        assert!(is_same("/", "/"));
+        assert!(!is_same("/login//", "/login"));
+        assert!(!is_same("/loginx", "/login"));
     }
 }

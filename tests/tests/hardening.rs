@@ -419,3 +419,37 @@ fn a_client_cannot_send_identity_headers_on_any_route() {
     );
     assert_eq!(echo["headers"]["x-other"], serde_json::json!(["kept"]));
 }
+
+/// An exact route in front of a catch-all: `/admin/` is `/admin` to Express, Spring
+/// before 6 and the like, so it gets the exact route's plugins, never the catch-all.
+#[test]
+fn an_exact_route_holds_for_its_path_with_a_trailing_slash() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("deny", "deny")
+        .toml(&format!(
+            r#"
+[[routes]]
+name = "all"
+prefix = "/"
+service = "echo"
+
+[[routes]]
+name = "admin"
+path = "/admin"
+service = "echo"
+
+[[routes.plugins]]
+name = "deny"
+{DENY}
+"#
+        ))
+        .start();
+    for path in ["/admin", "/admin/", "/x/../admin/", "/%61dmin/"] {
+        let response = raw_request(gateway.address, &get(path));
+        assert_eq!(envelope_code(&response), "FORBIDDEN", "{path}");
+    }
+    assert_eq!(raw_request(gateway.address, &get("/admin/x")).status, 200);
+    assert_eq!(upstream.paths(), ["/admin/x"]);
+}

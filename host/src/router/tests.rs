@@ -234,3 +234,26 @@ fn routes_that_differ_only_in_case_each_take_their_own_path() {
     assert_eq!(find("/README").unwrap().index, 2);
     assert_eq!(find("/ReadMe").unwrap_err(), Miss::CaseVariant);
 }
+
+#[test]
+fn an_exact_route_takes_its_path_with_one_trailing_slash() {
+    // `/admin/` is `/admin` to Express or Spring: the exact route's plugins must run.
+    let table = RouteTable::new(vec![
+        matcher(None, None, prefix("/")),
+        matcher(None, None, exact("/admin")),
+        matcher(None, None, exact("/users/{id}")),
+    ]);
+    let find = |path| table.lookup(None, &Method::GET, path).unwrap();
+    assert_eq!(find("/admin/").index, 1);
+    assert!(matches!(
+        table.lookup(None, &Method::GET, "/ADMIN/"),
+        Err(Miss::CaseVariant)
+    ));
+    assert_eq!(find("/users/7/").index, 2);
+    assert_eq!(
+        find("/users/7/").params,
+        [("id".to_string(), "7".to_string())]
+    );
+    assert_eq!(find("/admin/x").index, 0);
+    assert_eq!(find("/admin//").index, 0);
+}

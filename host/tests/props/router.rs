@@ -113,8 +113,12 @@ impl Route {
         };
         match &self.shape {
             Shape::Exact(segments) => {
-                let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+                let mut parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
                 let wanted = segments.len().max(1);
+                // One trailing slash is the same path.
+                if parts.len() == wanted + 1 && parts.last() == Some(&"") {
+                    parts.pop();
+                }
                 if parts.len() != wanted {
                     return None;
                 }
