@@ -310,12 +310,13 @@ if [ "${PROFILE:-0}" = 1 ]; then
             >/dev/null 2>&1
         wait "$load"
         echo "## $t: $(awk '/Requests\/sec/ {print $2}' "$work/wrk-profile-$t.txt") requests/s while profiled"
+        report() { perf report -i "$work/perf-$t.data" --stdio "$@" 2>/dev/null || true; }
         echo "### self time by shared object"
-        perf report -i "$work/perf-$t.data" --no-children --sort dso --stdio 2>/dev/null |
-            grep -E '^ +[0-9]' | head -8
+        report --no-children --sort dso | grep -E '^ +[0-9]' | sed -n 1,8p
         echo "### self time by symbol (top 25)"
-        perf report -i "$work/perf-$t.data" --no-children --sort sym --stdio 2>/dev/null |
-            grep -E '^ +[0-9]' | head -25 | cut -c1-150
+        report --no-children --sort sym | grep -E '^ +[0-9]' | sed -n 1,25p | cut -c1-150
+        echo "### time including callees, by symbol (top 40)"
+        report --children --sort sym -g none | grep -E '^ +[0-9]' | sed -n 1,40p | cut -c1-150
     done
     exit 0
 fi
