@@ -23,7 +23,14 @@ const STALLED: u8 = 2;
 /// What went wrong with a request's body, if anything, and whether it was read to its
 /// end; shared by the body and the server.
 #[derive(Clone, Default)]
-pub struct BodyFault(Arc<AtomicU8>, Arc<AtomicBool>);
+pub struct BodyFault(Arc<Shared>);
+
+/// One allocation per request for both facts.
+#[derive(Default)]
+struct Shared {
+    fault: AtomicU8,
+    read_to_end: AtomicBool,
+}
 
 impl BodyFault {
     /// `body` as the pipeline reads it: failing (and recording it) when the client's
@@ -33,7 +40,7 @@ impl BodyFault {
     pub fn watch(&self, body: hyper::body::Incoming, stall: Duration, framed: bool) -> ProxyBody {
         use http_body_util::BodyExt;
         if !framed || body.is_end_stream() {
-            self.1.store(true, Ordering::Relaxed);
+            self.0.read_to_end.store(true, Ordering::Relaxed);
         }
         Watched {
             inner: body,
@@ -46,7 +53,7 @@ impl BodyFault {
 
     /// The client-facing answer for a failed body, if it failed.
     pub fn reject(&self) -> Option<Reject> {
-        let (code, message) = match self.0.load(Ordering::Relaxed) {
+        let (code, message) = match self.0.fault.load(Ordering::Relaxed) {
             MALFORMED => (
                 ErrorCode::ValidationError,
                 "the request body is malformed or incomplete".to_string(),
@@ -67,17 +74,18 @@ impl BodyFault {
     /// response sent before then must close an HTTP/1 connection: the rest of the
     /// body is still on its way, in front of the client's next request.
     pub fn read_to_end(&self) -> bool {
-        self.1.load(Ordering::Relaxed)
+        self.0.read_to_end.load(Ordering::Relaxed)
     }
 
     /// Whether the body stalled.
     pub fn stalled(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == STALLED
+        self.0.fault.load(Ordering::Relaxed) == STALLED
     }
 
     fn set(&self, fault: u8) {
         let _ = self
             .0
+            .fault
             .compare_exchange(FINE, fault, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
@@ -112,7 +120,7 @@ impl Body for Watched {
                 // and a reader may stop at them).
                 let trailers = matches!(&frame, Some(Ok(f)) if f.is_trailers());
                 if frame.is_none() || trailers || this.inner.is_end_stream() {
-                    this.fault.1.store(true, Ordering::Relaxed);
+                    this.fault.0.read_to_end.store(true, Ordering::Relaxed);
                 }
                 Poll::Ready(frame.map(|frame| {
                     frame.map_err(|error| {

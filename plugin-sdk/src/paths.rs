@@ -20,13 +20,13 @@ pub fn is_under(path: &str, prefix: &str) -> bool {
 /// Whether `path` is `other`, ignoring ASCII case and one trailing slash (`/admin/`
 /// is `/admin` to most frameworks, and the gateway routes them alike).
 pub fn is_same(path: &str, other: &str) -> bool {
-    let trim = |p: &'_ str| -> String {
+    fn trim(p: &str) -> &str {
         match p.strip_suffix('/') {
-            Some(trimmed) if !trimmed.is_empty() => trimmed.to_string(),
-            _ => p.to_string(),
+            Some(trimmed) if !trimmed.is_empty() => trimmed,
+            _ => p,
         }
-    };
-    trim(path).eq_ignore_ascii_case(&trim(other))
+    }
+    trim(path).eq_ignore_ascii_case(trim(other))
 }
 
 #[cfg(test)]

@@ -152,6 +152,20 @@ impl Route {
     }
 }
 
+/// A case-sensitive catch-all `/`, then a route of `shape` for any method and host.
+fn behind_catch_all(shape: &Shape, case_insensitive: bool) -> [Route; 2] {
+    let route = |shape: Shape, case_insensitive| Route {
+        host: None,
+        methods: None,
+        shape,
+        case_insensitive,
+    };
+    [
+        route(Shape::Prefix(Vec::new(), true), false),
+        route(shape.clone(), case_insensitive),
+    ]
+}
+
 /// The documented answer, from a walk over every route in order of specificity (ties
 /// in config order): the first route that takes the path and the method; a method
 /// mismatch lists the methods of the routes that took the path; a case variant of a
@@ -405,19 +419,7 @@ proptest! {
         flips in proptest::collection::vec(any::<bool>(), 1..16),
     ) {
         // The route, behind a case-sensitive catch-all that would take any path.
-        let catch_all = Route {
-            host: None,
-            methods: None,
-            shape: Shape::Prefix(Vec::new(), true),
-            case_insensitive: false,
-        };
-        let folding = Route {
-            host: None,
-            methods: None,
-            shape: shape.clone(),
-            case_insensitive: true,
-        };
-        let table = table(&[catch_all, folding]);
+        let table = table(&behind_catch_all(&shape, true));
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
         let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
         let path = path_of(&shape, &values, &tail);
@@ -448,19 +450,8 @@ proptest! {
         tail in proptest::collection::vec("[a-z]{1,3}", 0..3),
         flips in proptest::collection::vec(any::<bool>(), 1..16),
     ) {
-        let catch_all = Route {
-            host: None,
-            methods: None,
-            shape: Shape::Prefix(Vec::new(), true),
-            case_insensitive: false,
-        };
-        let exact_case = Route {
-            host: None,
-            methods: None,
-            shape: shape.clone(),
-            case_insensitive: false,
-        };
-        let routes = [catch_all, exact_case.clone()];
+        let routes = behind_catch_all(&shape, false);
+        let exact_case = routes[1].clone();
         let table = table(&routes);
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
         let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
