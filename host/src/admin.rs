@@ -10,6 +10,10 @@
 //!   and the latest rejection.
 //! - `POST /admin/reload`: reload now; answers with the outcome (422 with the reason
 //!   when rejected).
+//! - `GET /admin/state`: the state store behind `kv`: backend, size on disk, and each
+//!   namespace's live entries and bytes as the latest sweep counted them;
+//!   `POST /admin/state/sweep` sweeps now (removes expired entries) and answers with
+//!   what it found.
 //!
 //! - `GET /metrics`, `/health`, `/health/live`, `/health/ready`: as on the gateway
 //!   listener (see `status`), always here whatever paths the gateway listener uses.
@@ -48,6 +52,8 @@ pub fn router(reloader: Arc<Reloader>) -> Router {
         .route("/admin/routes", get(routes))
         .route("/admin/snapshot", get(snapshot))
         .route("/admin/reload", post(reload))
+        .route("/admin/state", get(state))
+        .route("/admin/state/sweep", post(sweep))
         .route("/metrics", get(builtin_metrics))
         .route("/health", get(builtin_health))
         .route("/health/live", get(builtin_live))
@@ -277,6 +283,32 @@ async fn snapshot(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Val
             "last_rejection": status.last_rejection,
         },
     }))
+}
+
+async fn state(State(reloader): State<Arc<Reloader>>, request: Request) -> Response {
+    let store = reloader.state();
+    match store.size_on_disk() {
+        Ok(size) => Json(json!({
+            "backend": "sled",
+            "size_on_disk_bytes": size,
+            "sweep_interval_ms": reloader.shared().snapshot.load().config.config.state.sweep_interval_ms,
+            "last_sweep": store.last_sweep(),
+        }))
+        .into_response(),
+        Err(error) => reject(&request, ErrorCode::InternalError, error.to_string()),
+    }
+}
+
+async fn sweep(State(reloader): State<Arc<Reloader>>, request: Request) -> Response {
+    let store = reloader.state().clone();
+    match tokio::task::spawn_blocking(move || store.sweep()).await {
+        Ok(Ok(sweep)) => {
+            reloader.shared().metrics.record_sweep(&sweep);
+            Json(sweep).into_response()
+        }
+        Ok(Err(error)) => reject(&request, ErrorCode::InternalError, error.to_string()),
+        Err(error) => reject(&request, ErrorCode::InternalError, error.to_string()),
+    }
 }
 
 async fn reload(State(reloader): State<Arc<Reloader>>, request: Request) -> Response {

@@ -169,6 +169,12 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                 Duration::from_millis(settings.health.timeout_ms),
                 stop.clone(),
             );
+            crate::state::spawn_sweeper(
+                state.clone(),
+                shared.metrics.clone(),
+                Duration::from_millis(settings.state.sweep_interval_ms),
+                stop.clone(),
+            );
             let admin = admin_listener
                 .map(|listener| {
                     let admin_address = listener.local_addr().map_err(anyhow::Error::from)?;

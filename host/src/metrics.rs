@@ -121,6 +121,13 @@ pub struct RefusedLabels {
     pub reason: &'static str,
 }
 
+/// `namespace` of the state store.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabels {
+    /// The `kv` namespace (the plugin's name unless configured).
+    pub namespace: String,
+}
+
 /// A metric a plugin made through the `metrics` import.
 #[derive(Clone)]
 enum PluginMetric {
@@ -188,6 +195,12 @@ pub struct Metrics {
     /// `wasmgate_connections_cut_total{reason}`: clients cut off for being too slow
     /// (`body_stalled`, `stopped_reading`).
     pub connections_cut: Family<RefusedLabels, Counter>,
+    /// `wasmgate_state_entries{namespace}`: live `kv` entries at the latest sweep.
+    pub state_entries: Family<NamespaceLabels, Gauge>,
+    /// `wasmgate_state_bytes{namespace}`: their keys' and values' bytes.
+    pub state_bytes: Family<NamespaceLabels, Gauge>,
+    /// `wasmgate_state_expired_removed_total`: expired entries the sweep reclaimed.
+    pub state_expired_removed: Counter,
 }
 
 impl Default for Metrics {
@@ -284,6 +297,24 @@ impl Metrics {
             "Client connections cut off for being too slow, by reason",
             connections_cut.clone(),
         );
+        let state_entries = Family::<NamespaceLabels, Gauge>::default();
+        registry.register(
+            "wasmgate_state_entries",
+            "Live kv entries per namespace, as the latest state sweep counted them",
+            state_entries.clone(),
+        );
+        let state_bytes = Family::<NamespaceLabels, Gauge>::default();
+        registry.register(
+            "wasmgate_state_bytes",
+            "Bytes of the live kv keys and values per namespace, at the latest sweep",
+            state_bytes.clone(),
+        );
+        let state_expired_removed = Counter::default();
+        registry.register(
+            "wasmgate_state_expired_removed",
+            "Expired kv entries the state sweep removed",
+            state_expired_removed.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             plugin: Mutex::new(PluginMetrics::default()),
@@ -300,6 +331,25 @@ impl Metrics {
             connections_open,
             connections_refused,
             connections_cut,
+            state_entries,
+            state_bytes,
+            state_expired_removed,
+        }
+    }
+
+    /// Publishes what a state sweep found.
+    pub fn record_sweep(&self, sweep: &crate::state::Sweep) {
+        self.state_expired_removed.inc_by(sweep.removed);
+        for (name, size) in &sweep.namespaces {
+            let labels = NamespaceLabels {
+                namespace: name.clone(),
+            };
+            self.state_entries
+                .get_or_create(&labels)
+                .set(size.entries.min(i64::MAX as u64) as i64);
+            self.state_bytes
+                .get_or_create(&labels)
+                .set(size.bytes.min(i64::MAX as u64) as i64);
         }
     }
 

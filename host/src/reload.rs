@@ -186,6 +186,11 @@ impl Reloader {
         }
     }
 
+    /// The state store behind the plugins' `kv`.
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
     /// The new snapshot, or `None` when nothing changed since `current`.
     async fn build(&self, current: &Snapshot) -> Result<Option<Snapshot>, SnapshotError> {
         let mut sources = Sources::read(&self.config_file)?;
@@ -218,7 +223,7 @@ impl Reloader {
                 }
             )*};
         }
-        keep!(gateway, admin, reload, limits, log, health, metrics);
+        keep!(gateway, admin, reload, limits, log, health, metrics, state);
         if !changed.is_empty() {
             tracing::warn!(
                 sections = %changed.join(", "),

@@ -1,13 +1,23 @@
 //! The state store behind the plugins' `kv` import: sled in a directory under the data
 //! path, one tree per namespace. Values carry their expiry; expired values read as
-//! absent and are removed when read. Counters are stored as decimal text, so `get`
-//! after `incr` reads `b"42"` (the same as Redis would).
+//! absent, are removed when read, and are reclaimed by a background sweep
+//! ([`spawn_sweeper`], every `[state] sweep_interval_ms`) so that keys nobody reads
+//! again (a counter per client address) do not grow the store without bound. The
+//! sweep also counts each namespace's live entries and bytes for `/admin/state` and
+//! `/metrics`. Counters are stored as decimal text, so `get` after `incr` reads
+//! `b"42"` (the same as Redis would).
 //!
 //! This module owns persistence only; who may use which namespace is decided by the
 //! plugin runtime from the config.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
 
 /// A failure of the state store.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +37,34 @@ pub enum StateError {
 #[derive(Clone)]
 pub struct StateStore {
     db: sled::Db,
+    /// What the latest sweep found.
+    last_sweep: Arc<Mutex<Option<Sweep>>>,
+}
+
+/// The tree of namespace `name` is `kv/NAME`.
+const NAMESPACE_TREE_PREFIX: &str = "kv/";
+
+/// A namespace's live contents, as a sweep counted them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NamespaceSize {
+    /// Live (not expired) entries.
+    pub entries: u64,
+    /// Their keys' and values' bytes (without the store's own overhead).
+    pub bytes: u64,
+}
+
+/// One pass of the sweep over every namespace.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sweep {
+    /// When it finished.
+    #[serde(serialize_with = "crate::reload::rfc3339")]
+    pub at: SystemTime,
+    /// How long it took, in milliseconds.
+    pub took_ms: u64,
+    /// Expired entries it removed.
+    pub removed: u64,
+    /// Each namespace's live entries and bytes.
+    pub namespaces: BTreeMap<String, NamespaceSize>,
 }
 
 impl StateStore {
@@ -36,14 +74,75 @@ impl StateStore {
             .path(dir)
             .flush_every_ms(Some(200))
             .open()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            last_sweep: Arc::default(),
+        })
     }
 
     /// The key-value namespace `name`.
     pub fn namespace(&self, name: &str) -> Result<Namespace, StateError> {
         Ok(Namespace {
-            tree: self.db.open_tree(format!("kv/{name}"))?,
+            tree: self
+                .db
+                .open_tree(format!("{NAMESPACE_TREE_PREFIX}{name}"))?,
         })
+    }
+
+    /// Removes every expired entry of every namespace and counts what is left. Blocks
+    /// (it walks the whole store): run it off the async runtime. An entry written again
+    /// while the sweep looks at it is left alone.
+    pub fn sweep(&self) -> Result<Sweep, StateError> {
+        let started = Instant::now();
+        let now = now_ms();
+        let mut removed = 0;
+        let mut namespaces = BTreeMap::new();
+        for tree_name in self.db.tree_names() {
+            let Some(name) = tree_name
+                .strip_prefix(NAMESPACE_TREE_PREFIX.as_bytes())
+                .and_then(|n| std::str::from_utf8(n).ok())
+            else {
+                continue;
+            };
+            let tree = self.db.open_tree(&tree_name)?;
+            let mut size = NamespaceSize::default();
+            for item in tree.iter() {
+                let (key, stored) = item?;
+                match decode(&stored, now) {
+                    Some((value, _)) => {
+                        size.entries += 1;
+                        size.bytes += (key.len() + value.len()) as u64;
+                    }
+                    None => {
+                        if tree
+                            .compare_and_swap(&key, Some(&stored), None as Option<&[u8]>)?
+                            .is_ok()
+                        {
+                            removed += 1;
+                        }
+                    }
+                }
+            }
+            namespaces.insert(name.to_string(), size);
+        }
+        let sweep = Sweep {
+            at: SystemTime::now(),
+            took_ms: started.elapsed().as_millis() as u64,
+            removed,
+            namespaces,
+        };
+        *self.last_sweep.lock().expect("sweep lock") = Some(sweep.clone());
+        Ok(sweep)
+    }
+
+    /// What the latest sweep found, if one has run.
+    pub fn last_sweep(&self) -> Option<Sweep> {
+        self.last_sweep.lock().expect("sweep lock").clone()
+    }
+
+    /// The store's size on disk in bytes, as sled counts it.
+    pub fn size_on_disk(&self) -> Result<u64, StateError> {
+        Ok(self.db.size_on_disk()?)
     }
 
     /// Writes everything to disk; called on shutdown.
@@ -188,6 +287,39 @@ impl Namespace {
         }
     }
 
+    /// Replaces the value under `key` with `value` (expiring after `ttl_ms` if given)
+    /// only if the live value there is `expected` (`None`: no live value), atomically;
+    /// whether it replaced it. The read-compute-write loop of a value no `incr` can
+    /// express (a rate limiter's theoretical arrival time).
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, StateError> {
+        let now = now_ms();
+        let fresh = encode(value, expiry(ttl_ms, now));
+        loop {
+            let current = self.tree.get(key)?;
+            let live = current
+                .as_ref()
+                .and_then(|stored| decode(stored, now))
+                .map(|(value, _)| value);
+            if live != expected {
+                return Ok(false);
+            }
+            match self
+                .tree
+                .compare_and_swap(key, current, Some(fresh.as_slice()))?
+            {
+                Ok(()) => return Ok(true),
+                // Someone wrote meanwhile (or an expired value went): look again.
+                Err(_) => continue,
+            }
+        }
+    }
+
     /// Up to `limit` live entries whose keys start with `prefix`, in key order, starting
     /// after the key `after` when given.
     pub fn scan(
@@ -224,6 +356,44 @@ impl Namespace {
         }
         Ok(entries)
     }
+}
+
+/// Sweeps `store` every `interval` (none when zero) until `stop`, off the async
+/// runtime, and publishes what each pass found as metrics.
+pub fn spawn_sweeper(
+    store: StateStore,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    if interval.is_zero() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let sweeping = store.clone();
+            match tokio::task::spawn_blocking(move || sweeping.sweep()).await {
+                Ok(Ok(sweep)) => {
+                    metrics.record_sweep(&sweep);
+                    if sweep.removed > 0 {
+                        tracing::debug!(
+                            removed = sweep.removed,
+                            took_ms = sweep.took_ms,
+                            "state sweep removed expired entries"
+                        );
+                    }
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "state sweep failed"),
+                Err(error) => tracing::warn!(%error, "state sweep panicked"),
+            }
+        }
+    });
 }
 
 #[cfg(test)]
@@ -319,6 +489,96 @@ mod tests {
         assert_eq!(ns.scan("key:", Some("key:4"), 10).unwrap(), vec![]);
         assert_eq!(keys(ns.scan("", None, 10).unwrap()).len(), 6);
         assert_eq!(ns.scan("key:1", None, 1).unwrap()[0].1, b"key:1");
+    }
+
+    #[test]
+    fn compare_and_swap_replaces_only_the_expected_value() {
+        let (_dir, ns) = store();
+        assert!(
+            ns.compare_and_swap("t", None, b"1", None).unwrap(),
+            "absent"
+        );
+        assert!(
+            !ns.compare_and_swap("t", None, b"2", None).unwrap(),
+            "now present"
+        );
+        assert!(!ns.compare_and_swap("t", Some(b"0"), b"2", None).unwrap());
+        assert!(ns.compare_and_swap("t", Some(b"1"), b"2", None).unwrap());
+        assert_eq!(ns.get("t").unwrap().as_deref(), Some(&b"2"[..]));
+        ns.tree.insert("old", encode(b"1", 1)).unwrap();
+        assert!(
+            !ns.compare_and_swap("old", Some(b"1"), b"2", None).unwrap(),
+            "an expired value is not the expected one"
+        );
+        assert!(
+            ns.compare_and_swap("old", None, b"2", Some(60_000))
+                .unwrap()
+        );
+        let stored = ns.tree.get("old").unwrap().unwrap();
+        assert!(
+            decode(&stored, now_ms()).unwrap().1 > now_ms(),
+            "the new ttl"
+        );
+    }
+
+    #[test]
+    fn compare_and_swap_loses_no_update_under_contention() {
+        let (_dir, ns) = store();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let ns = ns.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        loop {
+                            let current = ns.get("n").unwrap();
+                            let n: u64 = current
+                                .as_deref()
+                                .map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
+                            let next = (n + 1).to_string();
+                            if ns
+                                .compare_and_swap("n", current.as_deref(), next.as_bytes(), None)
+                                .unwrap()
+                            {
+                                break;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(ns.get("n").unwrap().as_deref(), Some(&b"1600"[..]));
+    }
+
+    #[test]
+    fn sweep_reclaims_expired_entries_and_counts_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let a = store.namespace("a").unwrap();
+        let b = store.namespace("b").unwrap();
+        for i in 0..50 {
+            a.tree.insert(format!("gone:{i}"), encode(b"x", 1)).unwrap();
+        }
+        a.set("live", b"value", None).unwrap();
+        a.set("later", b"v", Some(60_000)).unwrap();
+        b.tree.insert("gone", encode(b"x", 1)).unwrap();
+        assert_eq!(store.last_sweep().map(|s| s.removed), None);
+        let sweep = store.sweep().unwrap();
+        assert_eq!(sweep.removed, 51);
+        assert_eq!(
+            sweep.namespaces["a"],
+            NamespaceSize {
+                entries: 2,
+                bytes: ("live".len() + 5 + "later".len() + 1) as u64
+            }
+        );
+        assert_eq!(sweep.namespaces["b"], NamespaceSize::default());
+        assert_eq!(a.tree.len(), 2, "the expired entries are gone from disk");
+        assert_eq!(b.tree.len(), 0);
+        assert_eq!(store.last_sweep().unwrap().removed, 51);
+        assert_eq!(store.sweep().unwrap().removed, 0, "nothing left to reclaim");
     }
 
     #[test]

@@ -229,7 +229,10 @@ pub mod kv {
         #[cfg(target_arch = "wasm32")]
         return wit::get(key).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
-        crate::testing::with_host(|host| Ok(host.kv_get(key)))
+        crate::testing::with_host(|host| {
+            host.kv_fails()?;
+            Ok(host.kv_get(key))
+        })
     }
 
     fn write_set(
@@ -242,6 +245,7 @@ pub mod kv {
         return wit::set(key, value, ms(ttl), durable).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| {
+            host.kv_fails()?;
             host.kv_set(key, value, ms(ttl));
             host.note_durable(durable);
             Ok(())
@@ -264,7 +268,10 @@ pub mod kv {
         #[cfg(target_arch = "wasm32")]
         return wit::incr(key, delta, ms(ttl)).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
-        crate::testing::with_host(|host| host.kv_incr(key, delta, ms(ttl)))
+        crate::testing::with_host(|host| {
+            host.kv_fails()?;
+            host.kv_incr(key, delta, ms(ttl))
+        })
     }
 
     fn write_delete(key: &str, durable: bool) -> Result<bool, Error> {
@@ -272,6 +279,7 @@ pub mod kv {
         return wit::delete(key, durable).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| {
+            host.kv_fails()?;
             host.note_durable(durable);
             Ok(host.kv_delete(key))
         })
@@ -297,6 +305,7 @@ pub mod kv {
         return wit::insert(key, value, ms(ttl), durable).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
         crate::testing::with_host(|host| {
+            host.kv_fails()?;
             host.note_durable(durable);
             Ok(host.kv_insert(key, value, ms(ttl)))
         })
@@ -314,6 +323,62 @@ pub mod kv {
         write_insert(key, value, ttl, true)
     }
 
+    fn write_compare_and_swap(
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        durable: bool,
+    ) -> Result<bool, Error> {
+        #[cfg(target_arch = "wasm32")]
+        return wit::compare_and_swap(key, expected, value, ms(ttl), durable).map_err(Into::into);
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::with_host(|host| {
+            host.kv_fails()?;
+            let swapped = host.kv_compare_and_swap(key, expected, value, ms(ttl));
+            if swapped {
+                host.note_durable(durable);
+            }
+            Ok(swapped)
+        })
+    }
+
+    /// Replaces the value under `key` with `value` (expiring after `ttl` if given) only
+    /// if the live value there is exactly `expected` (`None`: no live value),
+    /// atomically; whether it replaced it. For updates [`incr`] cannot express: read
+    /// with [`get`], compute, swap, and on `false` (someone else wrote first) read again.
+    /// Needs a gateway with contract 0.5.1 or later.
+    ///
+    /// ```no_run
+    /// # use wasmgate_plugin_sdk::kv;
+    /// loop {
+    ///     let seen = kv::get("doubled")?;
+    ///     let n: u64 = seen.as_deref().map_or(1, |v| String::from_utf8_lossy(v).parse().unwrap_or(1));
+    ///     if kv::compare_and_swap("doubled", seen.as_deref(), (n * 2).to_string().as_bytes(), None)? {
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok::<(), kv::Error>(())
+    /// ```
+    pub fn compare_and_swap(
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, Error> {
+        write_compare_and_swap(key, expected, value, ttl, false)
+    }
+
+    /// Like [`compare_and_swap`], and on disk before it returns when it swapped.
+    pub fn compare_and_swap_durable(
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, Error> {
+        write_compare_and_swap(key, expected, value, ttl, true)
+    }
+
     /// Up to `limit` (at most 1000) live entries whose keys start with `prefix`, in key
     /// order, after the key `after` when given: pass the last key of a page to get the
     /// next one.
@@ -325,7 +390,10 @@ pub mod kv {
         #[cfg(target_arch = "wasm32")]
         return wit::scan(prefix, after, limit).map_err(Into::into);
         #[cfg(not(target_arch = "wasm32"))]
-        crate::testing::with_host(|host| Ok(host.kv_scan(prefix, after, limit.min(1000) as usize)))
+        crate::testing::with_host(|host| {
+            host.kv_fails()?;
+            Ok(host.kv_scan(prefix, after, limit.min(1000) as usize))
+        })
     }
 }
 

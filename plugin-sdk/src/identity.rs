@@ -31,6 +31,11 @@ pub const ROLE_VAR: &str = "role";
 pub const PERMISSIONS_VAR: &str = "permissions";
 /// The variable with the consumer (the API key's owner, or the user).
 pub const CONSUMER_VAR: &str = "consumer";
+/// The variable with the caller's tier (an API key's `tier`), which rate limiters map
+/// to a limit.
+pub const TIER_VAR: &str = "tier";
+/// The variable with the id of the API key that authenticated the request.
+pub const API_KEY_ID_VAR: &str = "api_key_id";
 /// The variable with the id (`jti`) of the token that authenticated the request, for
 /// plugins that revoke or replace it (`identity`'s logout and refresh).
 pub const TOKEN_ID_VAR: &str = "token_jti";
@@ -224,6 +229,31 @@ impl IdentityHeaders {
             }
         }
         Ok(())
+    }
+}
+
+/// The subject a client address is counted as by limits (login failures, rate
+/// limits): the IP of `ip:port` (an IPv4-mapped
+/// IPv6 address as IPv4), an IPv6 address as its /64, since one host commonly holds
+/// a whole /64. An address that does not parse is taken as it is.
+pub fn client_subject(client_addr: &str) -> String {
+    let ip = match client_addr.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip(),
+        Err(_) => match client_addr.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => return client_addr.to_string(),
+        },
+    };
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
     }
 }
 

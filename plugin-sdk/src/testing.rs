@@ -104,6 +104,8 @@ impl std::fmt::Display for LogLine {
 pub(crate) struct MockHost {
     now_ms: u64,
     kv: HashMap<String, (Vec<u8>, Option<u64>)>,
+    /// When set, every `kv` call fails with this store error.
+    kv_failure: Option<String>,
     durable_writes: usize,
     logs: Vec<LogLine>,
     vars_set: Vec<(String, String)>,
@@ -118,6 +120,7 @@ impl Default for MockHost {
         Self {
             now_ms: DEFAULT_TIME_MS,
             kv: HashMap::new(),
+            kv_failure: None,
             durable_writes: 0,
             logs: Vec::new(),
             vars_set: Vec::new(),
@@ -155,6 +158,14 @@ impl MockHost {
         self.kv
             .get(key)
             .filter(|(_, expires)| expires.is_none_or(|at| at > self.now_ms))
+    }
+
+    /// The store error every `kv` call gets while a failure is injected.
+    pub(crate) fn kv_fails(&self) -> Result<(), crate::kv::Error> {
+        match &self.kv_failure {
+            Some(why) => Err(crate::kv::Error::Store(why.clone())),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
@@ -198,6 +209,20 @@ impl MockHost {
 
     pub(crate) fn kv_insert(&mut self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> bool {
         if self.live(key).is_some() {
+            return false;
+        }
+        self.kv_set(key, value, ttl_ms);
+        true
+    }
+
+    pub(crate) fn kv_compare_and_swap(
+        &mut self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> bool {
+        if self.live(key).map(|(v, _)| v.as_slice()) != expected {
             return false;
         }
         self.kv_set(key, value, ttl_ms);
@@ -651,6 +676,12 @@ impl<P: Plugin> Harness<P> {
     /// Writes the in-memory key-value store.
     pub fn kv_set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) {
         with_host(|host| host.kv_set(key, value, ttl_ms));
+    }
+
+    /// Makes every `kv` call fail with `Store(why)` (`Some`), as a gateway whose state
+    /// store is down would, or work again (`None`): to test what a plugin does then.
+    pub fn fail_kv(&self, why: Option<&str>) {
+        with_host(|host| host.kv_failure = why.map(str::to_string));
     }
 
     /// Sets the clock (milliseconds since the Unix epoch).

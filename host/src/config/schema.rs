@@ -32,6 +32,9 @@ pub struct Config {
     /// `[metrics]`: the Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// `[state]`: the store behind the plugins' `kv`.
+    #[serde(default)]
+    pub state: StateSettings,
     /// `[plugins.NAME]`: per-plugin grants and limits (optional; a plugin used by a
     /// route without a section gets the defaults and no grants).
     #[serde(default)]
@@ -179,6 +182,24 @@ impl Default for AdminSettings {
             enabled: true,
             listen: Spanned::new(0..0, "127.0.0.1:9901".to_string()),
             allow_remote: false,
+        }
+    }
+}
+
+/// `[state]` (read at start only)
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSettings {
+    /// `sweep_interval_ms = 10000`: how often expired `kv` entries are removed from the
+    /// store (and each namespace's size counted for `/admin/state` and `/metrics`);
+    /// `0` turns the sweep off (expired entries then go only when read).
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        Self {
+            sweep_interval_ms: 10_000,
         }
     }
 }

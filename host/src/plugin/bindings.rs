@@ -11,4 +11,4 @@ wasmtime::component::bindgen!({
 pub use self::wasmgate::plugin::{clock, http, kv, log, metrics, secrets, types};
 
 /// The WIT package version the host implements.
-pub const WIT_VERSION: &str = "0.5.0";
+pub const WIT_VERSION: &str = "0.5.1";

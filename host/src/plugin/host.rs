@@ -243,6 +243,25 @@ impl kv::Host for HostState {
         Ok(stored)
     }
 
+    async fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+        durable: bool,
+    ) -> Result<bool, kv::KvError> {
+        let swapped = self
+            .grants
+            .kv
+            .compare_and_swap(&key, expected.as_deref(), &value, ttl_ms)
+            .map_err(kv_error)?;
+        if swapped {
+            settle(self.grants.clone(), durable).await?;
+        }
+        Ok(swapped)
+    }
+
     async fn scan(
         &mut self,
         prefix: String,

@@ -27,10 +27,10 @@ use wasmgate_plugin_sdk::{
 
 /// Identity method recorded for requests this plugin authenticates.
 pub const METHOD: &str = "api-key";
-/// The chain variable with the key's tier.
-pub const TIER_VAR: &str = "tier";
 /// The chain variable with the key's id.
-pub const KEY_ID_VAR: &str = "api_key_id";
+pub use wasmgate_plugin_sdk::identity::API_KEY_ID_VAR as KEY_ID_VAR;
+/// The chain variable with the key's tier.
+pub use wasmgate_plugin_sdk::identity::TIER_VAR;
 
 /// The plugin's config for one route.
 #[derive(Debug, Deserialize)]

@@ -36,7 +36,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Argon2, Params};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, EncodingKey, Header};
 use serde_json::{Value, json};
-use wasmgate_plugin_sdk::identity::{Identity, TOKEN_EXPIRES_VAR, TOKEN_ID_VAR};
+use wasmgate_plugin_sdk::identity::{Identity, TOKEN_EXPIRES_VAR, TOKEN_ID_VAR, client_subject};
 use wasmgate_plugin_sdk::log::{self, Level};
 use wasmgate_plugin_sdk::{
     Action, Context, ErrorCode, Plugin, Request, Response, Settings, clock, export_plugin, kv,
@@ -44,7 +44,7 @@ use wasmgate_plugin_sdk::{
 };
 
 pub use config::{Config, LoginLimitsConfig};
-use limits::{LoginLimits, client_subject};
+use limits::LoginLimits;
 use users::{FieldErrors, Taken, User};
 
 /// The longest login name looked up, in bytes: an address is at most 254.

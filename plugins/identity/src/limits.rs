@@ -15,7 +15,6 @@
 //!
 //! This module must not decide what the client is told; `lib.rs` does.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use wasmgate_plugin_sdk::{clock, kv, metrics};
@@ -82,30 +81,6 @@ fn store(error: kv::Error) -> String {
     format!("login limits: {error}")
 }
 
-/// The subject a client address is counted as: the IP of `ip:port` (an IPv4-mapped
-/// IPv6 address as IPv4), an IPv6 address as its /64, since one host commonly holds
-/// a whole /64. An address that does not parse is taken as it is.
-pub fn client_subject(client_addr: &str) -> String {
-    let ip = match client_addr.parse::<SocketAddr>() {
-        Ok(addr) => addr.ip(),
-        Err(_) => match client_addr.parse::<IpAddr>() {
-            Ok(ip) => ip,
-            Err(_) => return client_addr.to_string(),
-        },
-    };
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-                format!("{prefix}/64")
-            }
-        },
-    }
-}
-
 impl LoginLimits {
     /// The limits of a checked config.
     pub fn new(config: &LoginLimitsConfig) -> Self {
@@ -131,7 +106,7 @@ impl LoginLimits {
             .collect()
     }
 
-    /// Counts an attempt at `account` from `client` (see [`client_subject`]) before
+    /// Counts an attempt at `account` from `client` (see [`wasmgate_plugin_sdk::identity::client_subject`]) before
     /// its password is checked: `Err(Locked)` when a lock applies, or when this
     /// attempt is one more than a limit allows (several raced past the check), in
     /// which case that lock starts now.
