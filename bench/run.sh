@@ -10,6 +10,8 @@
 #   wasmgate-1    wasmgate, headers only: the same transform as Envoy's wasm filter
 #   wasmgate-3    wasmgate, jwt-auth + rbac + headers
 #   wasmgate-5    wasmgate, jwt-auth + rbac + deny + headers + access-log
+#   wasmgate-rl   wasmgate, rate-limit alone (sliding window in kv, one hot counter:
+#                 every request counts against the same client; the limit is never hit)
 #
 # in ROUNDS rounds; each round measures every target once, in an order that rotates
 # from round to round, so that drift on this shared machine falls on all of them.
@@ -195,6 +197,14 @@ $auth_plugins
 $headers_plugin
 
 [[routes]]
+name = "prl"
+prefix = "/prl"
+service = "upstream"
+[[routes.plugins]]
+name = "rate-limit"
+config = { limit = { requests = 1000000000, per = "1h" } }
+
+[[routes]]
 name = "p5"
 prefix = "/p5"
 service = "upstream"
@@ -237,7 +247,7 @@ PY
 
 targets=(direct nginx)
 [ -n "$envoy_bin" ] && targets+=(envoy envoy-wasm)
-targets+=(wasmgate-0 wasmgate-1 wasmgate-3 wasmgate-5)
+targets+=(wasmgate-0 wasmgate-1 wasmgate-3 wasmgate-5 wasmgate-rl)
 [ -n "$baseline_pid" ] && targets+=(baseline-0 baseline-1 baseline-3 baseline-5)
 if [ -n "${TARGETS:-}" ]; then
     for t in $TARGETS; do
@@ -255,6 +265,7 @@ url() {
         wasmgate-3) echo "http://127.0.0.1:$port_wasmgate/p3/items" ;;
         wasmgate-1) echo "http://127.0.0.1:$port_wasmgate/p1/items" ;;
         wasmgate-5) echo "http://127.0.0.1:$port_wasmgate/p5/items" ;;
+        wasmgate-rl) echo "http://127.0.0.1:$port_wasmgate/prl/items" ;;
         baseline-[0135]) echo "http://127.0.0.1:$port_baseline/p${1#baseline-}/items" ;;
     esac
 }
@@ -280,6 +291,10 @@ for t in envoy-wasm wasmgate-1 wasmgate-3 wasmgate-5 baseline-1 baseline-3 basel
     curl -s -D - -o /dev/null -H "Authorization: Bearer $token" "$(url "$t")" |
         grep -qi '^x-bench-response: 1' || { echo "$t: no x-bench-response header" >&2; exit 1; }
 done
+if [[ " ${targets[*]} " == *" wasmgate-rl "* ]]; then
+    curl -s -D - -o /dev/null "$(url wasmgate-rl)" | grep -qi '^x-ratelimit-limit: 1000000000' ||
+        { echo "wasmgate-rl: no x-ratelimit-limit header" >&2; exit 1; }
+fi
 for t in wasmgate-3 baseline-3; do
     [[ " ${targets[*]} " == *" $t "* ]] || continue
     code="$(curl -s -o /dev/null -w '%{http_code}' "$(url "$t")")"
