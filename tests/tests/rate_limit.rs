@@ -109,40 +109,28 @@ config = { manage = { base = "/admin/api-keys" } }
             .unwrap();
         keys.push(created["data"]["key"].as_str().unwrap().to_string());
     }
-    let alice = token("alice");
-    let cases: [(
-        &str,
-        Box<dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder>,
-        u64,
-    ); 4] = [
-        ("anonymous", Box::new(|r| r), 2),
-        ("user", Box::new(move |r| r.bearer_auth(&alice)), 3),
-        (
-            "api_key",
-            Box::new({
-                let key = keys[0].clone();
-                move |r| r.header("x-api-key", &key)
-            }),
-            4,
-        ),
-        (
-            "pro",
-            Box::new({
-                let key = keys[1].clone();
-                move |r| r.header("x-api-key", &key)
-            }),
-            5,
-        ),
+    let bearer = format!("Bearer {}", token("alice"));
+    // (tier, the credential header if any, the tier's limit)
+    let cases = [
+        ("anonymous", None, 2),
+        ("user", Some(("authorization", bearer.as_str())), 3),
+        ("api_key", Some(("x-api-key", keys[0].as_str())), 4),
+        ("pro", Some(("x-api-key", keys[1].as_str())), 5),
     ];
-    for (tier, auth, limit) in &cases {
+    let auth = |credential: Option<(&str, &str)>, request: reqwest::RequestBuilder| match credential
+    {
+        Some((name, value)) => request.header(name, value),
+        None => request,
+    };
+    for (tier, credential, limit) in cases {
         let started = unix_s();
-        for remaining in (0..*limit).rev() {
-            let response = auth(http.get(gateway.url("/api/items")))
+        for remaining in (0..limit).rev() {
+            let response = auth(credential, http.get(gateway.url("/api/items")))
                 .send()
                 .await
                 .unwrap();
             assert_eq!(response.status(), 200, "{tier}");
-            assert_eq!(number(&response, "x-ratelimit-limit"), *limit, "{tier}");
+            assert_eq!(number(&response, "x-ratelimit-limit"), limit, "{tier}");
             assert_eq!(
                 number(&response, "x-ratelimit-remaining"),
                 remaining,
@@ -154,7 +142,7 @@ config = { manage = { base = "/admin/api-keys" } }
                 "{tier}: {reset}"
             );
         }
-        let refused = auth(http.get(gateway.url("/api/items")))
+        let refused = auth(credential, http.get(gateway.url("/api/items")))
             .header("x-request-id", format!("rl-{tier}"))
             .send()
             .await
@@ -162,7 +150,8 @@ config = { manage = { base = "/admin/api-keys" } }
         assert_eq!(refused.status(), 429, "{tier}");
         assert_eq!(number(&refused, "x-ratelimit-remaining"), 0);
         let retry_after = number(&refused, "retry-after");
-        assert!((1..=3600).contains(&retry_after), "{tier}: {retry_after}");
+        // The sliding estimate may hold the next request into the next window.
+        assert!((1..=7200).contains(&retry_after), "{tier}: {retry_after}");
         let id = refused.headers()["x-request-id"]
             .to_str()
             .unwrap()
@@ -181,7 +170,7 @@ config = { manage = { base = "/admin/api-keys" } }
         2 + 3 + 4 + 5,
         "no refused request went upstream"
     );
-    for (tier, _, _) in &cases {
+    for (tier, _, _) in cases {
         let refused = metric(
             &gateway.admin_url("/metrics"),
             "rate_limit_exceeded_total",

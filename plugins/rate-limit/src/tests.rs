@@ -204,7 +204,8 @@ fn tiers_follow_the_identity_and_the_tier_a_key_carries() {
         "tiers": {"user": {"requests": 2, "per": "1h"},
                   "api_key": {"requests": 3, "per": "1h"},
                   "pro": {"requests": 5, "per": "1h"}}}"#;
-    let cases: [(&[(&str, &str)], u64, &str); 5] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], u64, &'a str);
+    let cases: [Case; 5] = [
         (&[], 1, "anonymous"),
         (&[(METHOD_VAR, "jwt"), (CONSUMER_VAR, "alice")], 2, "user"),
         (
