@@ -10,6 +10,8 @@
 #                 answered from kv (one MISS before the warm-up stored it)
 #   cache-bypass  the cache route with `Cache-Control: no-store` on every request: what
 #                 the plugin costs when it cannot help (both phases, the body buffered)
+#   plugin-answer wasmgate, a route where `deny` answers every request itself (a 403
+#                 envelope, no kv): the floor for any answer a plugin makes
 #
 # in ROUNDS rounds; each round measures every target once, in an order that rotates
 # from round to round, so that drift on a shared machine falls on all of them. Prints
@@ -17,7 +19,7 @@
 #
 #   bench/cache.sh                          ROUNDS=3 DURATION=5 CONNECTIONS=16 BODY_BYTES=1024
 #   WASMGATE_BIN=/work/bin/wasmgate bench/cache.sh      (skip building the gateway)
-#   CACHE_WASM=path/to/cache.wasm bench/cache.sh        (skip building the plugin)
+#   CACHE_WASM=cache.wasm DENY_WASM=deny.wasm bench/cache.sh   (skip building the plugins)
 #
 # nginx answers from memory, so the upstream side here is as cheap as an upstream
 # gets: a real upstream's own time adds to `upstream` and `cache-bypass`, never to
@@ -51,10 +53,12 @@ if [ -z "$bin" ]; then
     bin="$target_dir/release/wasmgate"
 fi
 cache_wasm="${CACHE_WASM:-}"
-if [ -z "$cache_wasm" ]; then
-    step "build: the cache plugin (wasm32-wasip2, plugin profile)"
-    cargo build --locked --profile plugin --target wasm32-wasip2 -p cache >&2
-    cache_wasm="$target_dir/wasm32-wasip2/plugin/cache.wasm"
+deny_wasm="${DENY_WASM:-}"
+if [ -z "$cache_wasm" ] || [ -z "$deny_wasm" ]; then
+    step "build: the cache and deny plugins (wasm32-wasip2, plugin profile)"
+    cargo build --locked --profile plugin --target wasm32-wasip2 -p cache -p deny >&2
+    cache_wasm="${cache_wasm:-$target_dir/wasm32-wasip2/plugin/cache.wasm}"
+    deny_wasm="${deny_wasm:-$target_dir/wasm32-wasip2/plugin/deny.wasm}"
 fi
 
 work="$(mktemp -d /tmp/wasmgate-cache-bench.XXXXXX)"
@@ -103,6 +107,7 @@ pids+=($!)
 step "gateway: 127.0.0.1:$port_gateway, routes /plain (no plugins) and /cached (cache)"
 mkdir -p "$work/plugins" "$work/data"
 cp "$cache_wasm" "$work/plugins/cache.wasm"
+cp "$deny_wasm" "$work/plugins/deny.wasm"
 cat >"$work/wasmgate.toml" <<TOML
 [gateway]
 listen = "127.0.0.1:$port_gateway"
@@ -129,6 +134,13 @@ service = "upstream"
 [[routes.plugins]]
 name = "cache"
 config = { max_ttl_seconds = 3600 }
+
+[[routes]]
+name = "denied"
+prefix = "/denied"
+[[routes.plugins]]
+name = "deny"
+config = { rules = [{}] }
 TOML
 LOG_LEVEL=warn "$bin" run --config "$work/wasmgate.toml" >/dev/null 2>"$work/wasmgate.err" &
 pids+=($!)
@@ -138,6 +150,7 @@ url() {
         direct) echo "http://127.0.0.1:$port_upstream/items" ;;
         upstream) echo "http://127.0.0.1:$port_gateway/plain/items" ;;
         cache-hit | cache-bypass) echo "http://127.0.0.1:$port_gateway/cached/items" ;;
+        plugin-answer) echo "http://127.0.0.1:$port_gateway/denied/items" ;;
     esac
 }
 headers() { # extra wrk/curl header for a target
@@ -146,18 +159,19 @@ headers() { # extra wrk/curl header for a target
         *) echo "X-Bench: 1" ;;
     esac
 }
-targets=(direct upstream cache-hit cache-bypass)
+targets=(direct upstream cache-hit cache-bypass plugin-answer)
+expected() { if [ "$1" = plugin-answer ]; then echo 403; else echo 200; fi; }
 
 step "waiting for every server to answer"
 for t in "${targets[@]}"; do
     code=""
     for _ in $(seq 1 100); do
         code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "$(headers "$t")" "$(url "$t")" || true)"
-        [ "$code" = 200 ] && break
+        [ "$code" = "$(expected "$t")" ] && break
         sleep 0.1
     done
-    if [ "$code" != 200 ]; then
-        echo "$t ($(url "$t")) does not answer 200 (last: $code)" >&2
+    if [ "$code" != "$(expected "$t")" ]; then
+        echo "$t ($(url "$t")) does not answer $(expected "$t") (last: $code)" >&2
         cat "$work/wasmgate.err" "$work/nginx/error.log" >&2 || true
         exit 1
     fi
@@ -192,6 +206,14 @@ cpu="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $cores cores ($cpu), load average at the end $load"
 echo "wrk -t$threads -c$connections, ${duration}s x $rounds rounds, $body_bytes-byte body; medians over rounds"
+echo "per round (requests/s):"
+for t in "${targets[@]}"; do
+    printf '  %-13s' "$t"
+    for round in $(seq 1 "$rounds"); do
+        printf ' %s' "$(awk '/Requests\/sec/ {print $2}' "$work/wrk-$t-$round.txt")"
+    done
+    echo
+done
 python3 - "$work" "$rounds" "${targets[@]}" <<'PY'
 import re, statistics, sys
 work, rounds, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
