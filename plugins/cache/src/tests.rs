@@ -566,6 +566,30 @@ fn store_failures_never_fail_the_request() {
 }
 
 #[test]
+fn a_store_that_is_down_lets_every_request_through_to_the_upstream() {
+    let mut h = cache("{}");
+    assert_eq!(twice(&mut h, get("/d"), ok("max-age=60")), pair("MISS", "HIT"));
+    h.fail_kv(Some("disk full"));
+    for _ in 0..2 {
+        let (answer, called) = exchange(&mut h, get("/d"), ok("max-age=60"));
+        assert!(called, "the lookup failed: to the upstream");
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body_text(), BODY);
+    }
+    assert!(
+        h.logs()
+            .iter()
+            .any(|(level, m)| *level == Level::Warn && m == "cache lookup failed"),
+        "{:?}",
+        h.logs()
+    );
+    h.fail_kv(None);
+    let (answer, called) = exchange(&mut h, get("/d"), ok("max-age=60"));
+    assert!(!called, "the entry is still there once the store is back");
+    assert_eq!(x_cache(&answer), "HIT");
+}
+
+#[test]
 fn config_errors_name_the_field() {
     let err = |config: &str| Harness::<Cache>::new(config).err().unwrap();
     assert!(
