@@ -10,7 +10,9 @@
 //!   `pipeline/3_request_only_plugins`, three `deny` plugins that pass the request (no
 //!   response phase since WIT 0.4.0); and `pipeline/auth_chain`, bench/run.sh's
 //!   `wasmgate-3` route: jwt-auth (HS256, the same token on every request) + rbac +
-//!   headers.
+//!   headers; `pipeline/rate_limit` and `pipeline/rate_limit_token_bucket`: `rate-limit`
+//!   alone (sliding window; token bucket) counting every request against one key in
+//!   the sled-backed `kv`, with a limit never reached.
 //! - `router/1000_routes/*`: one lookup in a table of 1,000 routes (exact paths,
 //!   `{param}` patterns and prefixes, some with hosts and methods).
 //!
@@ -203,6 +205,15 @@ fn pipeline_config(dir: &Path, upstream: SocketAddr) -> PathBuf {
          [[routes.plugins]]\nname = \"headers\"\n\
          config = { request = { set = { \"x-bench-request\" = \"1\" } }, response = { set = { \"x-bench-response\" = \"1\" } } }\n",
     );
+    // `rate-limit` alone, each algorithm, one hot counter (every request is the same
+    // client) and a limit never reached: what counting a request costs.
+    for (name, algorithm) in [("rl", "sliding_window"), ("tb", "token_bucket")] {
+        toml.push_str(&format!(
+            "[[routes]]\nname = \"{name}\"\nprefix = \"/{name}\"\nservice = \"upstream\"\n\
+             [[routes.plugins]]\nname = \"rate-limit\"\n\
+             config = {{ algorithm = \"{algorithm}\", limit = {{ requests = 1000000000, per = \"1h\" }} }}\n"
+        ));
+    }
     // Three request-only plugins: `deny` with a rule that never matches.
     toml.push_str("[[routes]]\nname = \"d3\"\nprefix = \"/d3\"\nservice = \"upstream\"\n");
     for _ in 0..3 {
@@ -230,7 +241,7 @@ fn pipeline(c: &mut Criterion) {
     let upstream = loopback_upstream(&rt);
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("plugins")).expect("plugin dir");
-    for plugin in ["headers", "deny", "jwt-auth", "rbac"] {
+    for plugin in ["headers", "deny", "jwt-auth", "rbac", "rate-limit"] {
         std::fs::copy(
             component(plugin),
             dir.path().join(format!("plugins/{plugin}.wasm")),
@@ -293,6 +304,12 @@ fn pipeline(c: &mut Criterion) {
     });
     group.bench_function("auth_chain", |b| {
         b.iter(|| rt.block_on(serve("/a3/items", Some(TOKEN))))
+    });
+    group.bench_function("rate_limit", |b| {
+        b.iter(|| rt.block_on(serve("/rl/items", None)))
+    });
+    group.bench_function("rate_limit_token_bucket", |b| {
+        b.iter(|| rt.block_on(serve("/tb/items", None)))
     });
     group.finish();
 }
