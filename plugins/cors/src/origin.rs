@@ -85,7 +85,8 @@ impl OriginRule {
                 rest_port == port
                     && host
                         .strip_suffix(suffix.as_str())
-                        .is_some_and(|labels| !labels.is_empty() && labels.split('.').all(is_label))
+                        // One label or more, none empty: `https://.example.com` is refused.
+                        .is_some_and(|labels| labels.split('.').all(is_label))
             }
         }
     }
