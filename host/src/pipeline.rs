@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::{Body as HttpBody, Frame};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, BodyStream, StreamBody};
 
-use crate::config::{Listener, OnError};
+use crate::config::{LargeResponses, Listener, OnError};
 use crate::error::{ErrorCode, Reject};
 use crate::message_rules;
 use crate::normalize::normalize_path;
@@ -43,6 +43,14 @@ enum Body {
     Buffered(Bytes),
 }
 
+/// Why a body could not be buffered.
+enum Unbuffered {
+    /// Over the cap: the whole body, still to be read (what was read put back first).
+    TooLarge(Body),
+    /// The body failed while it was read.
+    Broken,
+}
+
 impl Body {
     fn into_proxy(self) -> ProxyBody {
         match self {
@@ -52,18 +60,22 @@ impl Body {
     }
 
     /// Buffers the body, refusing more than `cap` bytes.
-    async fn buffer(self, cap: usize) -> Result<Bytes, ()> {
+    async fn buffer(self, cap: usize) -> Result<Bytes, Unbuffered> {
         match self {
             Self::Buffered(bytes) if bytes.len() <= cap => Ok(bytes),
-            Self::Buffered(_) => Err(()),
+            Self::Buffered(_) => Err(Unbuffered::TooLarge(self)),
             Self::Stream(mut body) => {
                 let mut buffer = bytes::BytesMut::new();
                 while let Some(frame) = body.frame().await {
-                    let Ok(data) = frame.map_err(|_| ())?.into_data() else {
+                    let Ok(data) = frame.map_err(|_| Unbuffered::Broken)?.into_data() else {
                         continue; // trailers
                     };
                     if buffer.len() + data.len() > cap {
-                        return Err(());
+                        buffer.extend_from_slice(&data);
+                        return Err(Unbuffered::TooLarge(Self::Stream(prepend(
+                            buffer.freeze(),
+                            body,
+                        ))));
                     }
                     buffer.extend_from_slice(&data);
                 }
@@ -71,6 +83,13 @@ impl Body {
             }
         }
     }
+}
+
+/// `rest` with `head` (what was already read of it) put back in front.
+fn prepend(head: Bytes, rest: ProxyBody) -> ProxyBody {
+    let head = futures_util::stream::iter([Ok::<_, BoxError>(Frame::data(head))]);
+    let whole = futures_util::StreamExt::chain(head, BodyStream::new(rest));
+    BodyExt::boxed(StreamBody::new(whole))
 }
 
 /// What the server knows about a request before the pipeline sees it.
@@ -248,7 +267,7 @@ async fn serve(
                 trail.bytes_in = Some(bytes.len() as u64);
                 exchange.request_body = Some(bytes);
             }
-            Err(()) => {
+            Err(_) => {
                 trail.fail(LogFailureKind::BodyTooLarge, None);
                 fail!(Reject::new(
                     ErrorCode::PayloadTooLarge,
@@ -312,7 +331,11 @@ async fn serve(
     if plugins.iter().any(|p| p.response_body) {
         match response_body.buffer(route.max_body_bytes).await {
             Ok(bytes) => response_body = Body::Buffered(bytes),
-            Err(()) => {
+            Err(Unbuffered::TooLarge(whole)) if route.large_responses == LargeResponses::Stream => {
+                // The plugins see no body; the client gets all of it, as it comes.
+                response_body = whole;
+            }
+            Err(_) => {
                 trail.fail(LogFailureKind::UpstreamTooLarge, None);
                 fail!(Reject::new(
                     ErrorCode::BadGateway,

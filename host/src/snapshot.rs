@@ -282,6 +282,8 @@ pub struct Route {
     pub timeout: Duration,
     /// Cap on buffered bodies.
     pub max_body_bytes: usize,
+    /// What a response body over the cap does (when a plugin reads response bodies).
+    pub large_responses: crate::config::LargeResponses,
     /// Send the client's `Host` upstream.
     pub preserve_host: bool,
     /// The listener that serves it.
@@ -466,6 +468,7 @@ impl Snapshot {
                     .map(|s| services[s.get_ref()].clone()),
                 timeout: Duration::from_millis(route.timeout_ms),
                 max_body_bytes: route.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
+                large_responses: route.large_responses,
                 preserve_host: route.preserve_host,
                 listener: route.listener,
                 needs_request_body: chain.iter().any(|p| p.request_body),

@@ -183,7 +183,10 @@ impl<'a> Reply<'a> {
         remember(self.ex.set_status(status));
     }
 
-    /// The buffered body, present only when [`Settings::response_body`] is on.
+    /// The buffered body, present only when [`Settings::response_body`] is on and the
+    /// body fits the route's `max_body_bytes` (a larger one fails the request with
+    /// 502, or, on a route with `large_responses = "stream"`, goes to the client
+    /// unread and this is `None`).
     pub fn body(&self) -> Option<Vec<u8>> {
         self.ex.body(Part::Response)
     }

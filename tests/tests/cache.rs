@@ -370,3 +370,65 @@ async fn purge_by_prefix_and_purge_all_on_the_admin_listener() {
     let log = gateway.wait_for_log("cache purged");
     assert!(!log.contains("PLUGIN_ERROR"), "{log}");
 }
+
+#[tokio::test]
+async fn a_response_over_the_routes_body_cap_fails_or_streams_unstored_as_configured() {
+    let upstream = CachingUpstream::start().await;
+    let gateway = TestGateway::new()
+        .service("origin", upstream.address)
+        .plugin("cache", "cache")
+        .toml(
+            r#"
+[[routes]]
+name = "strict"
+prefix = "/strict"
+service = "origin"
+max_body_bytes = 4096
+[[routes.plugins]]
+name = "cache"
+
+[[routes]]
+name = "streamed"
+prefix = "/streamed"
+service = "origin"
+max_body_bytes = 4096
+large_responses = "stream"
+[[routes.plugins]]
+name = "cache"
+"#,
+        )
+        .start();
+    let strict = get(&gateway, "/strict/big?bytes=100000&cc=max-age=60").await;
+    assert_eq!(strict.status, 502, "the default: no body leaves unread");
+    for _ in 0..2 {
+        let streamed = get(&gateway, "/streamed/big?bytes=100000&cc=max-age=60").await;
+        assert_eq!(streamed.status, 200);
+        assert_eq!(
+            streamed.body.len(),
+            100_000,
+            "the whole body, as it came (X-Cache {:?}, Content-Length {:?})",
+            streamed.x_cache,
+            streamed.content_length
+        );
+        assert!(streamed.body.bytes().all(|b| b == b'x'));
+        assert_ne!(streamed.x_cache, "HIT");
+    }
+    assert_eq!(
+        upstream.hits(),
+        3,
+        "a body the cache never read is never stored"
+    );
+    // Under the cap, the same route caches as usual.
+    assert_eq!(
+        get(&gateway, "/streamed/small?bytes=100&cc=max-age=60")
+            .await
+            .x_cache,
+        "MISS"
+    );
+    assert_eq!(
+        get(&gateway, "/streamed/small?bytes=100&cc=max-age=60")
+            .await
+            .x_cache,
+        "HIT"
+    );
+}

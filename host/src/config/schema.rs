@@ -395,6 +395,12 @@ pub struct RouteConfig {
     /// defaults to `[limits] max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// `large_responses = "fail"`: what happens to a response body over
+    /// `max_body_bytes` when a plugin of the chain reads response bodies: `"fail"`
+    /// answers 502, `"stream"` sends it to the client as it comes, unread (those
+    /// plugins see no body: a cache stores nothing, a transform changes nothing).
+    #[serde(default)]
+    pub large_responses: LargeResponses,
     /// `preserve_host = false`: send the client's `Host` upstream instead of the
     /// endpoint's.
     #[serde(default)]
@@ -430,6 +436,17 @@ pub struct PluginRef {
     /// `on_error = "skip"`: overrides the route's `on_error` for this plugin.
     #[serde(default)]
     pub on_error: Option<OnError>,
+}
+
+/// What happens to a response body too large to buffer for the chain's plugins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LargeResponses {
+    /// 502 `BAD_GATEWAY`: no response leaves unread by a plugin that asked to read it.
+    #[default]
+    Fail,
+    /// Stream it to the client; the plugins see no body.
+    Stream,
 }
 
 /// What a plugin failure does to the request.

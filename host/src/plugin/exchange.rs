@@ -472,8 +472,8 @@ impl types::HostExchange for HostState {
                     .to_vec(),
             ),
             Part::Response if exchange.access.response => {
-                let response = exchange.response.as_ref()?;
-                Some(response.body.as_deref().unwrap_or_default().to_vec())
+                // None: a response too large to buffer, streamed past the plugins.
+                exchange.response.as_ref()?.body.as_ref().map(|b| b.to_vec())
             }
             _ => None,
         }

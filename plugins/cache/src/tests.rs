@@ -568,7 +568,10 @@ fn store_failures_never_fail_the_request() {
 #[test]
 fn a_store_that_is_down_lets_every_request_through_to_the_upstream() {
     let mut h = cache("{}");
-    assert_eq!(twice(&mut h, get("/d"), ok("max-age=60")), pair("MISS", "HIT"));
+    assert_eq!(
+        twice(&mut h, get("/d"), ok("max-age=60")),
+        pair("MISS", "HIT")
+    );
     h.fail_kv(Some("disk full"));
     for _ in 0..2 {
         let (answer, called) = exchange(&mut h, get("/d"), ok("max-age=60"));
