@@ -231,7 +231,7 @@ fn content_types_are_checked_when_there_is_a_body() {
     }
 
     let mut h = harness(r#"{"content_types": ["application/json", "text/*"]}"#);
-    assert_eq!(h.settings().request_body, true);
+    assert!(h.settings().request_body);
     for content_type in ["text/csv", "TEXT/plain;charset=x", "application/json"] {
         let request = TestRequest::put("/x")
             .header("content-type", content_type)
