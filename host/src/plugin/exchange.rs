@@ -473,7 +473,12 @@ impl types::HostExchange for HostState {
             ),
             Part::Response if exchange.access.response => {
                 // None: a response too large to buffer, streamed past the plugins.
-                exchange.response.as_ref()?.body.as_ref().map(|b| b.to_vec())
+                exchange
+                    .response
+                    .as_ref()?
+                    .body
+                    .as_ref()
+                    .map(|b| b.to_vec())
             }
             _ => None,
         }
