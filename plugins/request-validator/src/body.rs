@@ -107,11 +107,14 @@ impl Schema {
         compiler.enable_format_assertions();
         compiler.use_loader(Box::new(NoLoader));
         let mut schemas = boon::Schemas::new();
-        compiler
-            .add_resource(SCHEMA_URL, schema.clone())
-            .and_then(|()| compiler.compile(SCHEMA_URL, &mut schemas))
-            .map(|index| Self { schemas, index })
-            .map_err(|e| compile_error(&e))
+        let compiled = match compiler.add_resource(SCHEMA_URL, schema.clone()) {
+            Ok(()) => compiler.compile(SCHEMA_URL, &mut schemas),
+            Err(e) => Err(e),
+        };
+        match compiled {
+            Ok(index) => Ok(Self { schemas, index }),
+            Err(e) => Err(compile_error(&e)),
+        }
     }
 
     /// Adds a problem for each way `body` fails the schema, at its JSON pointer.
@@ -144,7 +147,9 @@ fn compile_error(error: &boon::CompileError) -> String {
         ),
         other => (String::new(), other.to_string()),
     };
-    let what = what.replace(SCHEMA_URL, "");
+    // Relative references resolve against SCHEMA_URL: show them as they were written.
+    let base = SCHEMA_URL.trim_end_matches("schema.json");
+    let what = what.replace(SCHEMA_URL, "").replace(base, "");
     match at.as_str() {
         "" => format!("schema: {what}"),
         at => format!("schema at {at}: {what}"),
