@@ -6,6 +6,9 @@
 //!   it) and the latest rejection about each, including files that never loaded, plus
 //!   the latest rejection of any kind (a config error is about no one plugin).
 //! - `GET /admin/routes`: the routes being served, with their plugin chains.
+//! - `GET /admin/services`: each upstream service's balancing, outlier and breaker
+//!   settings, its breaker's phase, and each endpoint's weight, probe verdict,
+//!   ejection, failures in a row, requests in flight and breaker phase.
 //! - `GET /admin/snapshot`: the serving generation, when it was loaded, reload counts
 //!   and the latest rejection.
 //! - `POST /admin/reload`: reload now; answers with the outcome (422 with the reason
@@ -50,6 +53,7 @@ pub fn router(reloader: Arc<Reloader>) -> Router {
     Router::new()
         .route("/admin/plugins", get(plugins))
         .route("/admin/routes", get(routes))
+        .route("/admin/services", get(services))
         .route("/admin/snapshot", get(snapshot))
         .route("/admin/reload", post(reload))
         .route("/admin/state", get(state))
@@ -265,6 +269,19 @@ async fn routes(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value
         })
         .collect();
     Json(json!({ "generation": snapshot.generation, "routes": routes }))
+}
+
+async fn services(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value> {
+    let snapshot = reloader.shared().snapshot.load_full();
+    let services: serde_json::Map<String, serde_json::Value> = snapshot
+        .services
+        .iter()
+        .map(|(name, service)| {
+            let status = serde_json::to_value(service.status()).expect("plain data");
+            (name.clone(), status)
+        })
+        .collect();
+    Json(json!({ "generation": snapshot.generation, "services": services }))
 }
 
 async fn snapshot(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value> {

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, ServiceLabels};
 use crate::server::Shared;
-use crate::upstream::Service;
+use crate::upstream::{Phase, Service};
 
 /// The outcome of the latest probe of one endpoint.
 #[derive(Debug, Clone)]
@@ -79,10 +79,11 @@ impl Health {
         let mut out = serde_json::Map::new();
         for service in services {
             let known = probes.get(&*service.name);
+            let state = service.status();
             let endpoints: Vec<serde_json::Value> = service
                 .endpoints()
-                .iter()
-                .map(|endpoint| {
+                .zip(&state.endpoints)
+                .map(|(endpoint, now)| {
                     let probe = known.and_then(|k| k.get(&*endpoint.url));
                     json!({
                         "url": &*endpoint.url,
@@ -90,16 +91,22 @@ impl Health {
                         "response_time_ms": probe.map(|p| millis(p.response_time)),
                         "last_check": probe.map(|p| rfc3339(p.at)),
                         "error": probe.and_then(|p| p.error.clone()),
+                        "weight": now.weight,
+                        "ejected": now.ejected_for_ms.is_some(),
+                        "ejected_for_ms": now.ejected_for_ms,
+                        "consecutive_failures": now.consecutive_failures,
+                        "active_requests": now.active,
+                        "circuit": now.circuit.map(Phase::as_str),
                     })
                 })
                 .collect();
             let latest: Vec<&Probe> = service
                 .endpoints()
-                .iter()
                 .filter_map(|e| known.and_then(|k| k.get(&*e.url)))
                 .collect();
             let up = (!latest.is_empty()).then(|| latest.iter().any(|p| p.up));
-            any_down |= up == Some(false);
+            let open = state.circuit == Some(Phase::Open);
+            any_down |= up == Some(false) || open;
             let fastest = latest
                 .iter()
                 .filter(|p| p.up)
@@ -109,10 +116,12 @@ impl Health {
             out.insert(
                 service.name.to_string(),
                 json!({
-                    "status": status_word(up),
+                    "status": if open { "unavailable" } else { status_word(up) },
                     "response_time": fastest.map(|t| format!("{}ms", t.as_millis())),
                     "response_time_ms": fastest.map(millis),
                     "last_check": last.map(rfc3339),
+                    "balance": state.balance,
+                    "circuit": state.circuit.map(Phase::as_str),
                     "endpoints": endpoints,
                 }),
             );
@@ -161,7 +170,6 @@ impl Health {
 fn service_up(service: &Service, known: &BTreeMap<String, Probe>) -> Option<bool> {
     let mut latest = service
         .endpoints()
-        .iter()
         .filter_map(|e| known.get(&*e.url))
         .peekable();
     latest.peek()?;
@@ -207,7 +215,7 @@ pub fn spawn_prober(
                 for index in 0..service.endpoints().len() {
                     let (service, health) = (service.clone(), health.clone());
                     round.spawn(async move {
-                        let endpoint = &service.endpoints()[index];
+                        let endpoint = service.endpoint(index);
                         let started = Instant::now();
                         let result = service.probe(endpoint, timeout).await;
                         let probe = Probe {
@@ -216,6 +224,7 @@ pub fn spawn_prober(
                             at: SystemTime::now(),
                             error: result.err(),
                         };
+                        service.record_probe(index, probe.up);
                         health.record(&service, &endpoint.url, probe);
                     });
                 }

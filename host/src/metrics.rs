@@ -82,6 +82,15 @@ pub struct UpstreamErrorLabels {
     pub kind: &'static str,
 }
 
+/// `service`, `reason` of an upstream retry.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    /// The service's name.
+    pub service: Arc<str>,
+    /// What failed: `connect`, `reset`, `timeout` or `5xx`.
+    pub reason: &'static str,
+}
+
 /// `plugin`, `phase` of a plugin call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginCallLabels {
@@ -180,6 +189,14 @@ pub struct Metrics {
     pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
     /// `service_health_status{service}`: 1 up, 0 down.
     pub service_health: Family<ServiceLabels, Gauge>,
+    /// `upstream_retries_total{service,reason}`
+    pub upstream_retries: Family<RetryLabels, Counter>,
+    /// `upstream_circuit_state{service}`: 0 closed, 1 half-open, 2 open.
+    pub upstream_circuit: Family<ServiceLabels, Gauge>,
+    /// `upstream_ejections_total{service,endpoint}`: outlier ejections.
+    pub upstream_ejections: Family<EndpointLabels, Counter>,
+    /// `upstream_ejected{service,endpoint}`: 1 while ejected.
+    pub upstream_ejected: Family<EndpointLabels, Gauge>,
     /// `plugin_call_duration_seconds{plugin,phase}`
     pub plugin_call_duration: HistogramFamily<PluginCallLabels>,
     /// `plugin_errors_total{plugin,kind}`
@@ -253,6 +270,30 @@ impl Metrics {
             "Whether each upstream service passed its last health probe (1) or not (0)",
             service_health.clone(),
         );
+        let upstream_retries = Family::<RetryLabels, Counter>::default();
+        registry.register(
+            "upstream_retries",
+            "Upstream calls tried again, by what failed",
+            upstream_retries.clone(),
+        );
+        let upstream_circuit = Family::<ServiceLabels, Gauge>::default();
+        registry.register(
+            "upstream_circuit_state",
+            "Each service's circuit breaker: 0 closed, 1 half-open, 2 open",
+            upstream_circuit.clone(),
+        );
+        let upstream_ejections = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "upstream_ejections",
+            "Endpoints ejected by outlier detection",
+            upstream_ejections.clone(),
+        );
+        let upstream_ejected = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "upstream_ejected",
+            "Whether an endpoint is ejected now (1) or not (0)",
+            upstream_ejected.clone(),
+        );
         let plugin_call_duration = HistogramFamily::<PluginCallLabels>::new_with_constructor(
             plugin_call_histogram as fn() -> Histogram,
         );
@@ -324,6 +365,10 @@ impl Metrics {
             upstream_duration,
             upstream_errors,
             service_health,
+            upstream_retries,
+            upstream_circuit,
+            upstream_ejections,
+            upstream_ejected,
             plugin_call_duration,
             plugin_errors,
             reloads,

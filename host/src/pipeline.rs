@@ -27,6 +27,7 @@ use http_body_util::{BodyExt, BodyStream, StreamBody};
 use crate::config::{LargeResponses, Listener, OnError};
 use crate::error::{ErrorCode, Reject};
 use crate::message_rules;
+use crate::metrics::RetryLabels;
 use crate::normalize::normalize_path;
 use crate::plugin::{
     Action, ExchangeState, Facts, FailureKind, LogEntry, LogFailure, LogFailureKind, PluginFailure,
@@ -35,7 +36,10 @@ use crate::plugin::{
 use crate::router::Miss;
 use crate::snapshot::{ChainPlugin, Route, Snapshot};
 use crate::trace::{TRACEPARENT, TraceContext};
-use crate::upstream::{BoxError, ProxyBody, full_body, stream_body, strip_hop_by_hop};
+use crate::upstream::retry::TryFailure;
+use crate::upstream::{
+    BoxError, ProxyBody, Unavailable, UpstreamError, full_body, strip_hop_by_hop,
+};
 
 /// A body as the pipeline holds it: still streaming, or buffered.
 enum Body {
@@ -582,61 +586,148 @@ async fn forward(
     if matches!(body, Body::Buffered(_)) {
         headers.remove(header::CONTENT_LENGTH);
     }
-    let mut builder = Request::builder()
-        .method(exchange.method.clone())
-        .uri(path_and_query);
-    *builder.headers_mut().expect("valid builder") = headers;
-    let outbound = match builder.body(body.into_proxy()) {
-        Ok(outbound) => outbound,
-        Err(error) => {
-            return envelope_response(
-                ErrorCode::BadGateway,
-                format!("bad upstream request: {error}"),
-                request_id,
-            );
-        }
+    // Only a body that can be sent again allows another try: a buffered one, or none.
+    let replayable = match &body {
+        Body::Buffered(bytes) => Some(bytes.clone()),
+        Body::Stream(stream) if stream.is_end_stream() => Some(Bytes::new()),
+        Body::Stream(_) => None,
     };
+    let attempts = match (&replayable, &endpoint) {
+        (Some(_), None) => route.retry.attempts_for(&exchange.method),
+        _ => 1,
+    };
+    let key = service.hash_key(&headers, forwarded.client.ip());
+    let mut body = Some(body);
+    let mut tried = Vec::new();
     let started = Instant::now();
-    let sent = match &endpoint {
-        Some(endpoint) => service.send_to(endpoint, outbound, route.timeout).await,
-        None => service.send(outbound, route.timeout).await,
+    let deadline = started + route.timeout;
+    let mut attempt = 1;
+    let (sent, called) = loop {
+        let mut builder = Request::builder()
+            .method(exchange.method.clone())
+            .uri(path_and_query.as_str());
+        *builder.headers_mut().expect("valid builder") = headers.clone();
+        let outbound = match &replayable {
+            Some(bytes) => builder.body(full_body(bytes.clone())),
+            None => builder.body(body.take().expect("sent once").into_proxy()),
+        };
+        let outbound = match outbound {
+            Ok(outbound) => outbound,
+            Err(error) => {
+                return envelope_response(
+                    ErrorCode::BadGateway,
+                    format!("bad upstream request: {error}"),
+                    request_id,
+                );
+            }
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let timeout = route
+            .retry
+            .per_try()
+            .map_or(remaining, |t| t.min(remaining));
+        let (sent, called) = match &endpoint {
+            Some(endpoint) => (
+                service.send_to(endpoint, outbound, timeout).await,
+                endpoint.url.clone(),
+            ),
+            None => match service.claim(key, &tried) {
+                Ok(claim) => {
+                    let index = claim.index();
+                    tried.push(index);
+                    let sent = service.send_claimed(claim, outbound, timeout).await;
+                    (sent, service.endpoint(index).url.clone())
+                }
+                Err(reason) => {
+                    let reason = crate::upstream::UpstreamError::Unavailable {
+                        service: service.name.to_string(),
+                        reason,
+                    };
+                    break (Err(reason), Arc::from(""));
+                }
+            },
+        };
+        let failure = match &sent {
+            Ok(response) if response.status().is_server_error() => Some(TryFailure::Status5xx),
+            Ok(_) => None,
+            Err(error) => error.try_failure(),
+        };
+        let retry = failure.filter(|&failure| {
+            attempt < attempts
+                && route.retry.retries(failure)
+                && deadline > Instant::now()
+                && route.retry.take_budget()
+        });
+        let Some(failure) = retry else {
+            break (sent, called);
+        };
+        tracing::debug!(route = %route.name, request_id, endpoint = %called, failure = failure.as_str(), attempt, "upstream try failed; trying again");
+        service
+            .metrics()
+            .upstream_retries
+            .get_or_create(&RetryLabels {
+                service: service.name.clone(),
+                reason: failure.as_str(),
+            })
+            .inc();
+        drop(sent);
+        let wait = route.retry.backoff(attempt);
+        tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now()))).await;
+        attempt += 1;
     };
     match sent {
-        Ok((response, endpoint)) => {
+        Ok(response) => {
             trail.upstream_ns = Some(started.elapsed().as_nanos() as u64);
             let call = UpstreamCall {
                 service: service.name.to_string(),
-                endpoint: endpoint.to_string(),
+                endpoint: called.to_string(),
             };
             trail.upstream = Some(call.clone());
             exchange.upstream = Some(call);
             let (parts, body) = response.into_parts();
             let mut headers = parts.headers;
             strip_hop_by_hop(&mut headers);
-            (parts.status, headers, Body::Stream(stream_body(body)))
+            (parts.status, headers, Body::Stream(body))
         }
         Err(error) => {
-            let timeout = matches!(error, crate::upstream::UpstreamError::Timeout { .. });
-            tracing::warn!(route = %route.name, request_id, error = %error, "upstream call failed");
+            tracing::warn!(route = %route.name, request_id, error = %error, attempts = attempt, "upstream call failed");
             let name = if service.name.is_empty() {
                 "the chosen endpoint".to_string()
             } else {
                 format!("service {}", service.name)
             };
-            if timeout {
-                trail.fail(LogFailureKind::UpstreamTimeout, None);
-                envelope_response(
-                    ErrorCode::GatewayTimeout,
-                    format!("{name} did not answer in time"),
-                    request_id,
-                )
-            } else {
-                trail.fail(LogFailureKind::UpstreamUnreachable, None);
-                envelope_response(
-                    ErrorCode::BadGateway,
-                    format!("{name} is unreachable"),
-                    request_id,
-                )
+            match error {
+                UpstreamError::Timeout { .. } => {
+                    trail.fail(LogFailureKind::UpstreamTimeout, None);
+                    envelope_response(
+                        ErrorCode::GatewayTimeout,
+                        format!("{name} did not answer in time"),
+                        request_id,
+                    )
+                }
+                UpstreamError::Unavailable { reason, .. } => {
+                    trail.fail(LogFailureKind::UpstreamUnreachable, None);
+                    let mut answer = envelope_response(
+                        ErrorCode::ServiceUnavailable,
+                        format!("{name} is unavailable: {reason}"),
+                        request_id,
+                    );
+                    if let Unavailable::Open(ms) = reason {
+                        answer.1.insert(
+                            header::RETRY_AFTER,
+                            HeaderValue::from(ms.div_ceil(1000).max(1)),
+                        );
+                    }
+                    answer
+                }
+                _ => {
+                    trail.fail(LogFailureKind::UpstreamUnreachable, None);
+                    envelope_response(
+                        ErrorCode::BadGateway,
+                        format!("{name} is unreachable"),
+                        request_id,
+                    )
+                }
             }
         }
     }
@@ -801,6 +892,9 @@ fn failure_code(kind: LogFailureKind, status: u16) -> &'static str {
         | LogFailureKind::PluginUnavailable => ErrorCode::PluginError.as_str(),
         LogFailureKind::BodyTooLarge => ErrorCode::PayloadTooLarge.as_str(),
         LogFailureKind::UpstreamTimeout if status == 504 => ErrorCode::GatewayTimeout.as_str(),
+        LogFailureKind::UpstreamUnreachable if status == 503 => {
+            ErrorCode::ServiceUnavailable.as_str()
+        }
         _ => ErrorCode::BadGateway.as_str(),
     }
 }

@@ -22,7 +22,8 @@ use crate::plugin::{
 };
 use crate::router::{PathPattern, RouteMatcher, RouteTable};
 use crate::state::{StateError, StateStore};
-use crate::upstream::{Endpoint, Service};
+use crate::upstream::Service;
+use crate::upstream::retry::RetryPolicy;
 use serde_spanned::Spanned;
 
 /// Why a snapshot could not be built. Each names the file (and line) it comes from.
@@ -286,6 +287,8 @@ pub struct Route {
     pub large_responses: crate::config::LargeResponses,
     /// Send the client's `Host` upstream.
     pub preserve_host: bool,
+    /// When failed upstream calls are tried again.
+    pub retry: Arc<RetryPolicy>,
     /// The listener that serves it.
     pub listener: Listener,
     /// The plugin chain, in request order.
@@ -351,23 +354,14 @@ impl Snapshot {
             .services
             .iter()
             .map(|(name, service)| {
-                let service = service.get_ref();
-                let endpoints = service
-                    .endpoints
-                    .iter()
-                    .map(|e| Endpoint::parse(e.get_ref()).expect("validated endpoint"))
-                    .collect();
-                let connect = Duration::from_millis(service.connect_timeout_ms);
-                (
-                    name.clone(),
-                    Arc::new(Service::new(
-                        name,
-                        endpoints,
-                        connect,
-                        service.health_path.clone(),
-                        runtime.metrics().clone(),
-                    )),
-                )
+                let before = previous.and_then(|p| p.services.get(name)).map(|s| &**s);
+                let service = Service::from_config(
+                    name,
+                    service.get_ref(),
+                    runtime.metrics().clone(),
+                    before,
+                );
+                (name.clone(), Arc::new(service))
             })
             .collect();
 
@@ -470,6 +464,13 @@ impl Snapshot {
                 max_body_bytes: route.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
                 large_responses: route.large_responses,
                 preserve_host: route.preserve_host,
+                retry: Arc::new(RetryPolicy::new(
+                    &route
+                        .retry
+                        .as_ref()
+                        .map(|r| r.get_ref().clone())
+                        .unwrap_or_default(),
+                )),
                 listener: route.listener,
                 needs_request_body: chain.iter().any(|p| p.request_body),
                 logs: chain.iter().any(|p| p.log),

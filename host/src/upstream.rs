@@ -1,12 +1,18 @@
-//! Upstream services: endpoints, round-robin choice, a pooled hyper client per
-//! service, and the hop-by-hop header rules. (The plugins' outbound `http` calls and
+//! Upstream services: endpoints, the choice of one (`balance`), what is known of their
+//! health (`resilience`: probes, outlier ejection, circuit breakers), retry policies
+//! (`retry`), a pooled hyper client per service, and the hop-by-hop header rules. (The plugins' outbound `http` calls and
 //! upstream choices are the plugin runtime's, in `plugin/outbound.rs`, on top of this.)
 //!
 //! This module moves bytes to and from upstreams; it does not decide which route or
 //! plugin runs, and it never builds client-facing error bodies (see `error`).
 
+mod balance;
+mod resilience;
+pub mod retry;
+
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +25,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::metrics::{EndpointLabels, Metrics, UpstreamErrorLabels};
+use crate::config::{Balance, BreakerConfig, OutlierConfig, ServiceConfig};
+use crate::metrics::{EndpointLabels, Metrics, ServiceLabels, UpstreamErrorLabels};
+use balance::Balancer;
+pub use balance::HashOn;
+pub use resilience::Phase;
+use resilience::{Admission, Breaker, Ejection, EndpointState, Transition, now_ms};
+use retry::TryFailure;
 
 /// Errors of boxed bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -101,29 +113,126 @@ pub enum UpstreamError {
         /// Why.
         source: hyper_util::client::legacy::Error,
     },
+    /// No endpoint may take the request: all are down or ejected, or a breaker is open.
+    #[error("service {service} is unavailable: {reason}")]
+    Unavailable {
+        /// The service.
+        service: String,
+        /// Why.
+        reason: Unavailable,
+    },
     /// The request could not be built.
     #[error("bad upstream request: {0}")]
     Build(#[from] http::Error),
 }
 
-/// A service: its endpoints, balanced round-robin, its connection pool, and how its
-/// health is probed.
+impl UpstreamError {
+    /// How a try failed, for retries; `None` for errors no retry can mend.
+    pub fn try_failure(&self) -> Option<TryFailure> {
+        match self {
+            Self::Timeout { .. } => Some(TryFailure::Timeout),
+            Self::Failed { source, .. } if source.is_connect() => Some(TryFailure::Connect),
+            Self::Failed { .. } => Some(TryFailure::Reset),
+            Self::Unavailable { .. } | Self::Build(_) => None,
+        }
+    }
+}
+
+/// Why a service cannot take a request now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// Its circuit breaker is open; it may let requests through in this many ms.
+    #[error("its circuit breaker is open")]
+    Open(u64),
+    /// No endpoint is up: probes found them down, or outlier detection ejected them.
+    #[error("no endpoint is up")]
+    NoEndpoint,
+}
+
+/// One endpoint of a service, with its weight and state.
+struct Member {
+    endpoint: Endpoint,
+    state: Arc<EndpointState>,
+}
+
+/// A service's own state, kept across reloads: its circuit breaker.
+#[derive(Debug, Default)]
+pub struct ServiceState {
+    breaker: Breaker,
+}
+
+/// A service: its endpoints and how one is chosen, their health (probes, outlier
+/// detection, breakers), its connection pool, and how its health is probed.
 pub struct Service {
     /// The service's name.
     pub name: Arc<str>,
-    endpoints: Vec<Endpoint>,
-    next: AtomicUsize,
+    members: Vec<Member>,
+    balancer: Balancer,
+    hash_on: HashOn,
+    outlier: OutlierConfig,
+    breaker: Option<BreakerConfig>,
+    state: Arc<ServiceState>,
     client: Client<HttpConnector, ProxyBody>,
     health_path: Option<String>,
     metrics: Arc<Metrics>,
 }
 
 impl Service {
-    /// A service over `endpoints` (at least one); probed with `GET health_path` when
-    /// given, else by connecting.
+    /// The service `[services.NAME]` describes (validated), taking over the health
+    /// state of `previous` (the same service in the snapshot being replaced) by
+    /// endpoint URL.
+    pub fn from_config(
+        name: &str,
+        config: &ServiceConfig,
+        metrics: Arc<Metrics>,
+        previous: Option<&Service>,
+    ) -> Self {
+        let endpoints = config
+            .endpoints
+            .iter()
+            .map(|e| {
+                let e = e.get_ref();
+                (
+                    Endpoint::parse(e.url()).expect("validated endpoint"),
+                    e.weight(),
+                )
+            })
+            .collect();
+        let mut service = Self::new(
+            name,
+            endpoints,
+            Duration::from_millis(config.connect_timeout_ms),
+            config.health_path.clone(),
+            metrics,
+        );
+        service.balancer =
+            Balancer::new(config.balance, service.balancer_weights(), &service.urls());
+        service.hash_on = config.hash_on.as_ref().map_or(HashOn::Client, |h| {
+            HashOn::parse(h.get_ref()).expect("validated")
+        });
+        service.outlier = config.outlier.clone();
+        service.breaker = config.breaker.as_ref().map(|b| b.get_ref().clone());
+        if let Some(previous) = previous {
+            service.state = previous.state.clone();
+            for member in &mut service.members {
+                if let Some(old) = previous
+                    .members
+                    .iter()
+                    .find(|m| m.endpoint.url == member.endpoint.url)
+                {
+                    member.state = old.state.clone();
+                }
+            }
+        }
+        service
+    }
+
+    /// A service over weighted `endpoints`, balanced round-robin, with default outlier
+    /// detection and no breaker; probed with `GET health_path` when given, else by
+    /// connecting. Without endpoints it only serves [`Service::send_to`].
     pub fn new(
         name: &str,
-        endpoints: Vec<Endpoint>,
+        endpoints: Vec<(Endpoint, u32)>,
         connect_timeout: Duration,
         health_path: Option<String>,
         metrics: Arc<Metrics>,
@@ -138,19 +247,67 @@ impl Service {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(connector);
+        let weights: Vec<u32> = endpoints.iter().map(|(_, w)| (*w).max(1)).collect();
+        let members: Vec<Member> = endpoints
+            .into_iter()
+            .map(|(endpoint, _)| Member {
+                endpoint,
+                state: Arc::default(),
+            })
+            .collect();
+        let urls: Vec<&str> = members.iter().map(|m| &*m.endpoint.url).collect();
+        let balancer = Balancer::new(Balance::RoundRobin, weights, &urls);
         Self {
             name: name.into(),
-            endpoints,
-            next: AtomicUsize::new(0),
+            members,
+            balancer,
+            hash_on: HashOn::Client,
+            outlier: OutlierConfig::default(),
+            breaker: None,
+            state: Arc::default(),
             client,
             health_path,
             metrics,
         }
     }
 
+    fn balancer_weights(&self) -> Vec<u32> {
+        (0..self.members.len())
+            .map(|i| self.balancer.weight(i))
+            .collect()
+    }
+
+    fn urls(&self) -> Vec<&str> {
+        self.members.iter().map(|m| &*m.endpoint.url).collect()
+    }
+
     /// The service's endpoints.
-    pub fn endpoints(&self) -> &[Endpoint] {
-        &self.endpoints
+    pub fn endpoints(&self) -> impl ExactSizeIterator<Item = &Endpoint> {
+        self.members.iter().map(|m| &m.endpoint)
+    }
+
+    /// The metrics the service records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The endpoint at `index`.
+    pub fn endpoint(&self, index: usize) -> &Endpoint {
+        &self.members[index].endpoint
+    }
+
+    /// The request's key for `consistent_hash` (`None` for other policies).
+    pub fn hash_key(&self, headers: &HeaderMap, client: IpAddr) -> Option<u64> {
+        (self.balancer.policy() == Balance::ConsistentHash)
+            .then(|| self.hash_on.key(headers, client))
+    }
+
+    /// Records an active probe of endpoint `index`: a down endpoint is not chosen; an
+    /// ejected one found up comes back.
+    pub fn record_probe(&self, index: usize, up: bool) {
+        if self.members[index].state.set_probe(up) == Some(Ejection::Returned) {
+            self.returned(index, "probe");
+        }
     }
 
     /// Probes `endpoint` once: `GET health_path` must answer 2xx or 3xx within
@@ -188,32 +345,136 @@ impl Service {
         }
     }
 
-    /// The next endpoint, round-robin. Panics for a service without endpoints (the
-    /// config requires one; only [`Service::send_to`] serves the others).
-    pub fn pick(&self) -> &Endpoint {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        &self.endpoints[index]
+    /// Chooses an endpoint for one try: the service's breaker must let the request
+    /// through, and the endpoint must be up (probes), not ejected, and let through by
+    /// its own breaker; endpoints in `tried` are chosen only when no other can be.
+    pub fn claim(&self, key: Option<u64>, tried: &[usize]) -> Result<Claim<'_>, Unavailable> {
+        let now = now_ms();
+        let service_admission = match &self.breaker {
+            Some(policy) => {
+                let (admission, transition) = self.state.breaker.admit(policy, now);
+                self.breaker_moved(None, transition);
+                if let Admission::Refused(ms) = admission {
+                    return Err(Unavailable::Open(ms));
+                }
+                admission
+            }
+            None => Admission::Pass,
+        };
+        let mut claim = Claim {
+            service: self,
+            index: 0,
+            service_admission,
+            endpoint_admission: Admission::Pass,
+            done: false,
+        };
+        let mut passed_over: Vec<usize> = tried.to_vec();
+        let usable = |i: usize| {
+            let state = &self.members[i].state;
+            let (ejected, returned) = state.ejected(now);
+            if returned.is_some() {
+                self.returned(i, "back-off ended");
+            }
+            !state.probe_down()
+                && !ejected
+                && self
+                    .breaker
+                    .as_ref()
+                    .is_none_or(|p| state.breaker.phase(p, now) != Phase::Open)
+        };
+        let active = |i: usize| self.members[i].state.active.load(Ordering::Relaxed);
+        for _ in 0..self.members.len() {
+            let index = self
+                .balancer
+                .pick(key, &passed_over, usable, active)
+                .ok_or(Unavailable::NoEndpoint)?;
+            let Some(policy) = &self.breaker else {
+                claim.index = index;
+                return Ok(claim);
+            };
+            let state = &self.members[index].state;
+            let (admission, transition) = state.breaker.admit(policy, now);
+            self.breaker_moved(Some(index), transition);
+            if let Admission::Refused(_) = admission {
+                // Half-open with its probes out: another endpoint.
+                if !passed_over.contains(&index) {
+                    passed_over.push(index);
+                    continue;
+                }
+                break;
+            }
+            claim.index = index;
+            claim.endpoint_admission = admission;
+            return Ok(claim);
+        }
+        Err(Unavailable::NoEndpoint)
     }
 
-    /// Sends `request` (whose URI holds only path and query) to the next endpoint and
-    /// waits up to `timeout` for the response headers; the body then streams. Returns
-    /// the response and the endpoint's URL; records the call's duration or failure.
+    /// Sends `request` (whose URI holds only path and query) to the endpoint of
+    /// `claim` and waits up to `timeout` for the response headers; the body then
+    /// streams. The outcome (a failure, or a 5xx) counts towards the endpoint's
+    /// ejection and the breakers.
+    pub async fn send_claimed(
+        &self,
+        mut claim: Claim<'_>,
+        request: Request<ProxyBody>,
+        timeout: Duration,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        let member = &self.members[claim.index];
+        let in_flight = InFlight::new(member.state.clone());
+        let result = self.call(&member.endpoint, request, timeout).await;
+        let failed = match &result {
+            Ok(response) => response.status().is_server_error(),
+            Err(_) => true,
+        };
+        claim.finish(failed);
+        result.map(|response| {
+            // The request counts as in flight until its body is read or dropped.
+            response.map(|body| {
+                body.map_err(move |error| -> BoxError {
+                    let _ = &in_flight;
+                    Box::new(error)
+                })
+                .boxed()
+            })
+        })
+    }
+
+    /// One balanced try (no retry): [`Service::claim`] and [`Service::send_claimed`].
     pub async fn send(
         &self,
         request: Request<ProxyBody>,
         timeout: Duration,
-    ) -> Result<(Response<Incoming>, Arc<str>), UpstreamError> {
-        self.send_to(self.pick(), request, timeout).await
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        let claim = self
+            .claim(None, &[])
+            .map_err(|reason| UpstreamError::Unavailable {
+                service: self.name.to_string(),
+                reason,
+            })?;
+        self.send_claimed(claim, request, timeout).await
     }
 
-    /// Like [`Service::send`], to `endpoint` (which need not be one of the service's:
-    /// a plugin may have chosen it).
+    /// Like [`Service::send`], to `endpoint`, which need not be one of the service's
+    /// (a plugin may have chosen it): no balancing, no health bookkeeping.
     pub async fn send_to(
+        &self,
+        endpoint: &Endpoint,
+        request: Request<ProxyBody>,
+        timeout: Duration,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        self.call(endpoint, request, timeout)
+            .await
+            .map(|response| response.map(stream_body))
+    }
+
+    /// The call itself, timed and counted by endpoint.
+    async fn call(
         &self,
         endpoint: &Endpoint,
         mut request: Request<ProxyBody>,
         timeout: Duration,
-    ) -> Result<(Response<Incoming>, Arc<str>), UpstreamError> {
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let path_and_query = request
             .uri()
             .path_and_query()
@@ -249,7 +510,7 @@ impl Service {
                 .inc();
         }
         match result {
-            Ok(Ok(response)) => Ok((response, endpoint.url.clone())),
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(source)) => Err(UpstreamError::Failed {
                 endpoint: name(),
                 source,
@@ -259,6 +520,199 @@ impl Service {
                 timeout,
             }),
         }
+    }
+
+    /// Counts one try's outcome on endpoint `index` and the breakers it passed.
+    fn record(&self, claim: &Claim<'_>, failed: bool) {
+        let now = now_ms();
+        let index = claim.index;
+        let state = &self.members[index].state;
+        let may_eject = || {
+            let ejected = self
+                .members
+                .iter()
+                .filter(|m| m.state.ejected_for(now).is_some())
+                .count();
+            let share = self.members.len() * self.outlier.max_ejected_percent as usize / 100;
+            ejected < share.max(1)
+        };
+        if let Some(Ejection::Ejected(ms)) = state.record(&self.outlier, now, failed, may_eject) {
+            let endpoint = &self.members[index].endpoint.url;
+            tracing::warn!(
+                event = "upstream_ejected",
+                service = %self.name,
+                endpoint = %endpoint,
+                ejected_ms = ms,
+                "upstream ejected after failures in a row"
+            );
+            let labels = self.endpoint_labels(index);
+            self.metrics.upstream_ejections.get_or_create(&labels).inc();
+            self.metrics.upstream_ejected.get_or_create(&labels).set(1);
+        }
+        if let Some(policy) = &self.breaker {
+            let moved = state
+                .breaker
+                .record(policy, now, claim.endpoint_admission, failed);
+            self.breaker_moved(Some(index), moved);
+            let moved = self
+                .state
+                .breaker
+                .record(policy, now, claim.service_admission, failed);
+            self.breaker_moved(None, moved);
+        }
+    }
+
+    fn returned(&self, index: usize, why: &'static str) {
+        tracing::info!(
+            event = "upstream_returned",
+            service = %self.name,
+            endpoint = %self.members[index].endpoint.url,
+            why,
+            "upstream back from ejection"
+        );
+        self.metrics
+            .upstream_ejected
+            .get_or_create(&self.endpoint_labels(index))
+            .set(0);
+    }
+
+    /// Logs a breaker's change of phase (the service's when `index` is `None`) and
+    /// publishes the service's.
+    fn breaker_moved(&self, index: Option<usize>, transition: Option<Transition>) {
+        let Some(Transition { from, to }) = transition else {
+            return;
+        };
+        let endpoint = index.map_or("", |i| &*self.members[i].endpoint.url);
+        if to == Phase::Open {
+            tracing::warn!(event = "circuit_open", service = %self.name, endpoint, from = from.as_str(), "circuit breaker opened");
+        } else {
+            tracing::info!(event = "circuit_change", service = %self.name, endpoint, from = from.as_str(), to = to.as_str(), "circuit breaker changed");
+        }
+        if index.is_none() {
+            self.metrics
+                .upstream_circuit
+                .get_or_create(&ServiceLabels {
+                    service: self.name.clone(),
+                })
+                .set(to.gauge());
+        }
+    }
+
+    fn endpoint_labels(&self, index: usize) -> EndpointLabels {
+        EndpointLabels {
+            service: self.name.clone(),
+            endpoint: self.members[index].endpoint.url.clone(),
+        }
+    }
+
+    /// The health state of the service and its endpoints, for `/health` and `/admin`.
+    pub fn status(&self) -> ServiceStatus {
+        let now = now_ms();
+        let breaker = self.breaker.as_ref();
+        ServiceStatus {
+            balance: self.balancer.policy(),
+            outlier: self.outlier.clone(),
+            breaker: self.breaker.clone(),
+            circuit: breaker.map(|p| self.state.breaker.phase(p, now)),
+            endpoints: self
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| EndpointStatus {
+                    url: m.endpoint.url.to_string(),
+                    weight: self.balancer.weight(i),
+                    probe_down: m.state.probe_down(),
+                    ejected_for_ms: m.state.ejected_for(now),
+                    consecutive_failures: m.state.consecutive_failures(),
+                    active: m.state.active.load(Ordering::Relaxed),
+                    circuit: breaker.map(|p| m.state.breaker.phase(p, now)),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A service's health state at one moment.
+#[derive(Debug, serde::Serialize)]
+pub struct ServiceStatus {
+    /// How endpoints are chosen.
+    pub balance: Balance,
+    /// Outlier detection's settings.
+    pub outlier: OutlierConfig,
+    /// The breakers' settings, if the service has breakers.
+    pub breaker: Option<BreakerConfig>,
+    /// The service's breaker, if it has one.
+    pub circuit: Option<Phase>,
+    /// Each endpoint's, in config order.
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+/// One endpoint's health state at one moment.
+#[derive(Debug, serde::Serialize)]
+pub struct EndpointStatus {
+    /// Its base URL.
+    pub url: String,
+    /// Its weight.
+    pub weight: u32,
+    /// The latest active probe found it down.
+    pub probe_down: bool,
+    /// Ms left of its ejection, if ejected.
+    pub ejected_for_ms: Option<u64>,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Requests in flight.
+    pub active: u32,
+    /// Its breaker, if the service has breakers.
+    pub circuit: Option<Phase>,
+}
+
+/// One try's hold on an endpoint and on the breakers that let it through; dropped
+/// without an outcome (the client left), it gives back a half-open breaker's place.
+pub struct Claim<'a> {
+    service: &'a Service,
+    index: usize,
+    service_admission: Admission,
+    endpoint_admission: Admission,
+    done: bool,
+}
+
+impl Claim<'_> {
+    /// The endpoint chosen (its index in the service).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    fn finish(&mut self, failed: bool) {
+        self.done = true;
+        self.service.record(self, failed);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.service.state.breaker.release(self.service_admission);
+            self.service.members[self.index]
+                .state
+                .breaker
+                .release(self.endpoint_admission);
+        }
+    }
+}
+
+/// A request in flight on an endpoint, for `least_request`.
+struct InFlight(Arc<EndpointState>);
+
+impl InFlight {
+    fn new(state: Arc<EndpointState>) -> Self {
+        state.active.fetch_add(1, Ordering::Relaxed);
+        Self(state)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -312,15 +766,18 @@ mod tests {
         let service = Service::new(
             "s",
             vec![
-                Endpoint::parse("http://127.0.0.1:1").unwrap(),
-                Endpoint::parse("http://127.0.0.1:2").unwrap(),
+                (Endpoint::parse("http://127.0.0.1:1").unwrap(), 1),
+                (Endpoint::parse("http://127.0.0.1:2").unwrap(), 1),
             ],
             Duration::from_secs(1),
             None,
             Arc::new(Metrics::new()),
         );
         let picks: Vec<String> = (0..4)
-            .map(|_| service.pick().authority.to_string())
+            .map(|_| {
+                let index = service.claim(None, &[]).unwrap().index();
+                service.endpoint(index).authority.to_string()
+            })
             .collect();
         assert_eq!(
             picks,

@@ -13,7 +13,7 @@ mod upstream;
 
 pub use gateway::{GatewayProcess, TestGateway, plugin_wasm, wasmgate_bin};
 pub use raw::{RawConnection, RawResponse, raw_request};
-pub use upstream::{Upstream, UpstreamBehaviour};
+pub use upstream::{Upstream, UpstreamBehaviour, UpstreamProcess};
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,26 @@ pub async fn admin_json(gateway: &GatewayProcess, path: &str) -> serde_json::Val
         .expect("admin request");
     assert_eq!(response.status(), 200, "GET {path}");
     response.json().await.expect("admin JSON")
+}
+
+/// The value of the first sample of the `/metrics` at `url` named `name` whose line
+/// holds every one of `labels` (`key="value"`); `None` when there is no such sample.
+pub async fn metric(url: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let text = client()
+        .get(url)
+        .send()
+        .await
+        .expect("metrics request")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
 }
 
 /// A blocking HTTP client for tests: no proxies, no automatic redirects.

@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 pub struct UpstreamBehaviour {
     /// A header added to every response.
     pub response_header: Option<(String, String)>,
+    /// The status of every answer (unless the query's `status=N` says otherwise).
+    pub status: Option<u16>,
 }
 
 /// A running upstream; stops when dropped.
@@ -157,7 +159,10 @@ async fn answer(
     if let Some(delay) = query_param(query, "delay_ms") {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let status = query_param(query, "status").unwrap_or(200) as u16;
+    let status = query_param(query, "status")
+        .map(|s| s as u16)
+        .or(behaviour.status)
+        .unwrap_or(200);
     let mut response = if let Some(size) = query_param(query, "bytes") {
         Response::new(Full::new(Bytes::from(vec![b'x'; size as usize])))
     } else if parts.uri.path().starts_with("/raw") {
@@ -203,4 +208,52 @@ async fn answer(
         );
     }
     Ok(response)
+}
+
+/// The echo upstream as a process of its own (`src/bin/test-upstream.rs`), for tests
+/// that kill it mid-run; killed when dropped.
+pub struct UpstreamProcess {
+    /// Where it listens.
+    pub address: SocketAddr,
+    child: std::process::Child,
+}
+
+impl UpstreamProcess {
+    /// Starts one on a free loopback port and waits until it accepts.
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().expect("test executable path");
+        let bin = exe
+            .parent()
+            .and_then(std::path::Path::parent)
+            .expect("profile dir")
+            .join("test-upstream");
+        let mut child = std::process::Command::new(&bin)
+            .arg("127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("test-upstream says where it listens");
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("test-upstream said {line:?}"));
+        Self { address, child }
+    }
+
+    /// Kills it with SIGKILL (no goodbye to open connections) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for UpstreamProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -121,11 +121,13 @@ name = "logger"
     assert_eq!(entry["answered_by"], "deny");
     assert_eq!(entry["failure"], "");
 
+    // The dead service's endpoint, probed down: 503 at once.
+    gateway.wait_for_log("upstream down");
     let response = send("/down/x", "log-down", false).await.unwrap();
-    assert_eq!(response.status(), 502);
+    assert_eq!(response.status(), 503);
     let entry = log_entry(&gateway, "log-down");
-    assert_eq!(entry["status"], 502);
-    assert_eq!(entry["failure"], "BAD_GATEWAY");
+    assert_eq!(entry["status"], 503);
+    assert_eq!(entry["failure"], "SERVICE_UNAVAILABLE");
     assert_eq!(entry["failure_kind"], "upstream_unreachable");
 }
 
@@ -133,15 +135,19 @@ name = "logger"
 async fn a_plugin_chooses_upstreams_only_inside_its_grant() {
     let home = Upstream::start_with(UpstreamBehaviour {
         response_header: Some(("x-which".into(), "home".into())),
+        ..UpstreamBehaviour::default()
     });
     let granted = Upstream::start_with(UpstreamBehaviour {
         response_header: Some(("x-which".into(), "granted".into())),
+        ..UpstreamBehaviour::default()
     });
     let allowed = Upstream::start_with(UpstreamBehaviour {
         response_header: Some(("x-which".into(), "allowed".into())),
+        ..UpstreamBehaviour::default()
     });
     let forbidden = Upstream::start_with(UpstreamBehaviour {
         response_header: Some(("x-which".into(), "forbidden".into())),
+        ..UpstreamBehaviour::default()
     });
     let gateway = TestGateway::new()
         .service("home", home.address)

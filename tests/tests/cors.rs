@@ -149,6 +149,7 @@ async fn a_preflight_from_a_disallowed_origin_or_for_a_disallowed_method_or_head
 async fn an_allowed_actual_request_passes_untouched_and_its_response_gets_the_headers() {
     let upstream = Upstream::start_with(UpstreamBehaviour {
         response_header: Some(("vary".into(), "Accept-Encoding".into())),
+        ..UpstreamBehaviour::default()
     });
     let gateway = cors_gateway(&upstream, CONFIG);
     for origin in [APP, "https://cdn.example.com"] {
@@ -188,6 +189,7 @@ async fn a_disallowed_origin_reaches_the_upstream_but_gets_no_cors_headers() {
     // The upstream answers with its own CORS header: the plugin owns CORS and drops it.
     let upstream = Upstream::start_with(UpstreamBehaviour {
         response_header: Some(("access-control-allow-origin".into(), "*".into())),
+        ..UpstreamBehaviour::default()
     });
     let gateway = cors_gateway(&upstream, CONFIG);
     for origin in [
@@ -292,8 +294,9 @@ async fn any_origin_without_credentials() {
 }
 
 #[tokio::test]
-async fn the_gateways_own_502_carries_the_headers_too() {
-    // A service on a port nothing listens on: the gateway answers 502 itself.
+async fn the_gateways_own_503_carries_the_headers_too() {
+    // A service on a port nothing listens on: once probed down, the gateway answers
+    // 503 itself.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -314,13 +317,14 @@ config = {CONFIG}
 "#
         ))
         .start();
+    gateway.wait_for_log("upstream down");
     let response = client()
         .get(gateway.url("/x"))
         .header("origin", APP)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 502);
+    assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["access-control-allow-origin"], APP);
     assert_eq!(response.headers()["vary"], "Origin");
 }

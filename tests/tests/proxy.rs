@@ -211,20 +211,23 @@ async fn streams_a_10_mib_body_byte_exact_both_ways() {
 #[tokio::test]
 async fn unreachable_and_slow_upstreams_get_502_and_504() {
     let upstream = Upstream::start();
-    // A port nothing listens on: bind one, note it, close it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // An endpoint that dies after the first probe found it up (the next probe is a
+    // minute away): requests learn that it is gone by trying.
+    let doomed = Upstream::start();
     let gateway = TestGateway::new()
         .service("echo", upstream.address)
-        .service("gone", closed)
+        .service("gone", doomed.address)
         .toml(
             r#"
+[health]
+interval_ms = 60000
+
 [[routes]]
 name = "gone"
 prefix = "/gone"
 service = "gone"
+[routes.retry]
+attempts = 1
 
 [[routes]]
 name = "slow"
@@ -234,6 +237,10 @@ timeout_ms = 300
 "#,
         )
         .start();
+    wasmgate_e2e::wait_for("the first probes", Duration::from_secs(5), || {
+        (gateway.log().matches("upstream up").count() == 2).then_some(())
+    });
+    doomed.stop();
     let http = client();
 
     let response = http.get(gateway.url("/gone")).send().await.unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use wasmgate_e2e::{TestGateway, Upstream, admin_json, assert_envelope, client};
+use wasmgate_e2e::{TestGateway, Upstream, admin_json, assert_envelope, client, metric};
 
 const SECRET: &str = "an HMAC secret for the rate-limit tests, 48 bytes!";
 
@@ -31,26 +31,6 @@ fn token(sub: &str) -> String {
 
 fn number(response: &reqwest::Response, name: &str) -> u64 {
     response.headers()[name].to_str().unwrap().parse().unwrap()
-}
-
-/// The value of the first sample of `/metrics` named `name` whose line holds every
-/// one of `labels` (`key="value"`).
-async fn metric(url: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    let text = client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']))
-        })
-        .find(|line| labels.iter().all(|label| line.contains(label)))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
 }
 
 #[tokio::test]

@@ -339,9 +339,9 @@ impl Default for PluginSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
-    /// `endpoints = ["http://127.0.0.1:9000"]`: one or more `http://host:port` base
-    /// URLs, balanced round-robin.
-    pub endpoints: Vec<Spanned<String>>,
+    /// `endpoints = ["http://127.0.0.1:9000", { url = "http://127.0.0.1:9001", weight = 3 }]`:
+    /// one or more `http://host:port` base URLs, each with a weight (default 1).
+    pub endpoints: Vec<Spanned<EndpointConfig>>,
     /// `connect_timeout_ms = 2000`: time allowed to open a connection to an endpoint.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
@@ -349,6 +349,141 @@ pub struct ServiceConfig {
     /// up); without it, a probe only opens a TCP connection.
     #[serde(default)]
     pub health_path: Option<String>,
+    /// `balance = "round_robin"`: how an endpoint is chosen: `"round_robin"` (by
+    /// weight), `"weighted"` (the same, named for what it does with weights),
+    /// `"least_request"` (the less busy of two picked at random, by weight) or
+    /// `"consistent_hash"` (the same key goes to the same endpoint: see `hash_on`).
+    #[serde(default)]
+    pub balance: Balance,
+    /// `hash_on = "client"`: the key of `consistent_hash`: `"client"` (the client's
+    /// address), `"header:NAME"` or `"cookie:NAME"`; a request without that header or
+    /// cookie is keyed by its client address.
+    #[serde(default)]
+    pub hash_on: Option<Spanned<String>>,
+    /// `[services.NAME.outlier]`: passive outlier detection (on by default).
+    #[serde(default)]
+    pub outlier: OutlierConfig,
+    /// `[services.NAME.breaker]`: a circuit breaker for the service and each of its
+    /// endpoints (off unless the table is given).
+    #[serde(default)]
+    pub breaker: Option<Spanned<BreakerConfig>>,
+}
+
+/// One entry of `endpoints`: a URL, or a table with a weight.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "an endpoint: \"http://host:port\" or { url = \"http://host:port\", weight = N }"
+)]
+pub enum EndpointConfig {
+    /// `"http://127.0.0.1:9000"` (weight 1).
+    Url(String),
+    /// `{ url = "http://127.0.0.1:9000", weight = 3 }`.
+    Weighted(WeightedEndpoint),
+}
+
+/// `{ url = "http://127.0.0.1:9000", weight = 3 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedEndpoint {
+    /// The base URL.
+    pub url: String,
+    /// Its share of the traffic relative to the others, 1 to 1000 (default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl EndpointConfig {
+    /// The base URL.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Url(url) | Self::Weighted(WeightedEndpoint { url, .. }) => url,
+        }
+    }
+
+    /// The weight (1 when not given).
+    pub fn weight(&self) -> u32 {
+        match self {
+            Self::Url(_) => 1,
+            Self::Weighted(endpoint) => endpoint.weight,
+        }
+    }
+}
+
+/// How a service chooses an endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// In turn, each endpoint as often as its weight says.
+    #[default]
+    RoundRobin,
+    /// The same as `round_robin`.
+    Weighted,
+    /// Power of two choices: the fewer requests in flight per unit of weight.
+    LeastRequest,
+    /// Rendezvous hashing of `hash_on`: a key keeps its endpoint while it is up.
+    ConsistentHash,
+}
+
+/// `[services.NAME.outlier]`: endpoints that keep failing are ejected for a while.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutlierConfig {
+    /// `consecutive_failures = 5`: failures in a row (connect errors, timeouts,
+    /// resets, 5xx) that eject an endpoint; 0 turns detection off.
+    pub consecutive_failures: u32,
+    /// `base_ejection_ms = 10000`: the first ejection's length; it doubles with each
+    /// ejection in a row, up to `max_ejection_ms`.
+    pub base_ejection_ms: u64,
+    /// `max_ejection_ms = 300000`: the longest ejection.
+    pub max_ejection_ms: u64,
+    /// `max_ejected_percent = 50`: the most of a service's endpoints ejected at once
+    /// (at least one may always be).
+    pub max_ejected_percent: u32,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection_ms: 10_000,
+            max_ejection_ms: 300_000,
+            max_ejected_percent: 50,
+        }
+    }
+}
+
+/// `[services.NAME.breaker]`: a circuit breaker, judged on the failure ratio.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// `failure_ratio = 0.5`: the share of failed requests in the window that opens it.
+    pub failure_ratio: f64,
+    /// `min_requests = 20`: fewer requests than this in the window never open it.
+    pub min_requests: u32,
+    /// `window_ms = 10000`: the window failures are counted over.
+    pub window_ms: u64,
+    /// `open_ms = 5000`: how long it stays open (503 at once) before half-opening.
+    pub open_ms: u64,
+    /// `half_open_requests = 3`: requests let through to probe when half-open; all
+    /// must succeed to close it, one failure opens it again.
+    pub half_open_requests: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_ratio: 0.5,
+            min_requests: 20,
+            window_ms: 10_000,
+            open_ms: 5_000,
+            half_open_requests: 3,
+        }
+    }
 }
 
 pub fn default_connect_timeout_ms() -> u64 {
@@ -418,6 +553,58 @@ pub struct RouteConfig {
     /// responses.
     #[serde(default)]
     pub plugins: Vec<PluginRef>,
+    /// `[routes.retry]`: when a failed upstream call is tried again. Without the
+    /// table: one more try on another endpoint after a connect failure or a reset, for
+    /// idempotent methods.
+    #[serde(default)]
+    pub retry: Option<Spanned<RetryConfig>>,
+}
+
+/// `[routes.retry]`: retries of failed upstream calls, each on another endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// `attempts = 2`: tries in all, the first included (1 turns retries off).
+    pub attempts: u32,
+    /// `on = ["connect", "reset"]`: what is retried: `"connect"` (no connection was
+    /// made), `"reset"` (the connection failed before a response), `"timeout"` (no
+    /// response within `per_try_timeout_ms`), `"5xx"` (a 5xx response).
+    pub on: Vec<String>,
+    /// `methods = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]`: methods that may be
+    /// retried (the idempotent ones by default; add `"POST"` only for upstreams that
+    /// make it safe).
+    pub methods: Vec<String>,
+    /// `backoff_ms = 25`: the first wait before a retry; it doubles with each, up to
+    /// `max_backoff_ms`, and each wait is drawn at random below it (full jitter).
+    pub backoff_ms: u64,
+    /// `max_backoff_ms = 250`: the longest wait before a retry.
+    pub max_backoff_ms: u64,
+    /// `per_try_timeout_ms = 0`: time allowed for each try's response headers; 0 means
+    /// the route's `timeout_ms`, which always bounds all tries together.
+    pub per_try_timeout_ms: u64,
+    /// `budget_percent = 20`: retries may be at most this share of the route's
+    /// requests over the last 10 seconds, so a failing service is not hammered.
+    pub budget_percent: u32,
+    /// `budget_min = 3`: retries allowed in any 10 seconds whatever the share, so a
+    /// quiet route still retries.
+    pub budget_min: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            attempts: 2,
+            on: vec!["connect".into(), "reset".into()],
+            methods: ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+                .map(String::from)
+                .to_vec(),
+            backoff_ms: 25,
+            max_backoff_ms: 250,
+            per_try_timeout_ms: 0,
+            budget_percent: 20,
+            budget_min: 3,
+        }
+    }
 }
 
 fn default_route_timeout_ms() -> u64 {

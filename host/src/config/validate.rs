@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 
 use serde_spanned::Spanned;
 
-use super::schema::{Config, RouteConfig};
+use super::schema::{Balance, Config, RouteConfig, ServiceConfig};
 use crate::router::{PathPattern, is_valid_host};
+use crate::upstream::HashOn;
+use crate::upstream::retry::TryFailure;
 
 /// A validation failure: the byte offset of the value and what is wrong with it.
 pub type Invalid = (usize, String);
@@ -110,13 +112,21 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
             ));
         }
         for endpoint in &service.get_ref().endpoints {
-            crate::upstream::Endpoint::parse(endpoint.get_ref()).map_err(|why| {
+            let url = endpoint.get_ref().url();
+            crate::upstream::Endpoint::parse(url).map_err(|why| {
                 at(
                     endpoint,
-                    format!("service {name:?}: endpoint {:?}: {why}", endpoint.get_ref()),
+                    format!("service {name:?}: endpoint {url:?}: {why}"),
                 )
             })?;
+            if !(1..=1000).contains(&endpoint.get_ref().weight()) {
+                return Err(at(
+                    endpoint,
+                    format!("service {name:?}: endpoint {url:?}: weight must be 1 to 1000"),
+                ));
+            }
         }
+        check_resilience(name, service)?;
     }
 
     for (name, settings) in &config.plugins {
@@ -314,12 +324,91 @@ fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
             format!("route {name:?}: timeout_ms must be > 0"),
         ));
     }
+    if let Some(retry) = &route.retry {
+        let r = retry.get_ref();
+        let fail = |what: String| Err(at(retry, format!("route {name:?}: [routes.retry] {what}")));
+        if !(1..=10).contains(&r.attempts) {
+            return fail("attempts must be 1 to 10".into());
+        }
+        if let Some(word) = r.on.iter().find(|w| TryFailure::parse(w).is_none()) {
+            return fail(format!(
+                "on: {word:?} is not one of \"connect\", \"reset\", \"timeout\", \"5xx\""
+            ));
+        }
+        if let Some(method) = r
+            .methods
+            .iter()
+            .find(|m| http::Method::from_bytes(m.as_bytes()).is_err())
+        {
+            return fail(format!("methods: {method:?} is not an HTTP method"));
+        }
+        if r.budget_percent > 100 {
+            return fail("budget_percent must be 0 to 100".into());
+        }
+        if r.max_backoff_ms < r.backoff_ms {
+            return fail("max_backoff_ms must be at least backoff_ms".into());
+        }
+        if r.per_try_timeout_ms > route.timeout_ms {
+            return fail(format!(
+                "per_try_timeout_ms must not exceed the route's timeout_ms ({})",
+                route.timeout_ms
+            ));
+        }
+    }
     for plugin in &route.plugins {
         let plugin_name = plugin.name.get_ref();
         // Whether NAME.wasm exists is checked when the snapshot is built, against the
         // plugin files read at the same moment.
         check_plugin_name(plugin_name)
             .map_err(|why| at(&plugin.name, format!("route {name:?}: {why}")))?;
+    }
+    Ok(())
+}
+
+/// A service's balancing, outlier detection and breaker settings.
+fn check_resilience(name: &str, service: &Spanned<ServiceConfig>) -> Result<(), Invalid> {
+    let s = service.get_ref();
+    match (&s.hash_on, s.balance) {
+        (Some(hash_on), Balance::ConsistentHash) => {
+            HashOn::parse(hash_on.get_ref())
+                .map_err(|why| at(hash_on, format!("service {name:?}: {why}")))?;
+        }
+        (Some(hash_on), _) => {
+            return Err(at(
+                hash_on,
+                format!("service {name:?}: hash_on needs balance = \"consistent_hash\""),
+            ));
+        }
+        (None, _) => {}
+    }
+    let outlier = &s.outlier;
+    if outlier.max_ejected_percent > 100
+        || (outlier.consecutive_failures > 0 && outlier.base_ejection_ms == 0)
+    {
+        return Err(at(
+            service,
+            format!(
+                "service {name:?}: [outlier] max_ejected_percent must be 0 to 100 and \
+                 base_ejection_ms above 0"
+            ),
+        ));
+    }
+    if let Some(breaker) = &s.breaker {
+        let b = breaker.get_ref();
+        if !(b.failure_ratio > 0.0 && b.failure_ratio <= 1.0)
+            || b.min_requests == 0
+            || b.window_ms < 10
+            || b.open_ms == 0
+            || b.half_open_requests == 0
+        {
+            return Err(at(
+                breaker,
+                format!(
+                    "service {name:?}: [breaker] failure_ratio must be above 0 and at most 1; \
+                     min_requests, open_ms and half_open_requests above 0; window_ms at least 10"
+                ),
+            ));
+        }
     }
     Ok(())
 }

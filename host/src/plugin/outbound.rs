@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Request};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 
 use super::bindings::http as wit;
 use super::bindings::types;
 use super::exchange::http_method;
 use crate::allowlist::Allowlist;
-use crate::upstream::{Endpoint, Service, UpstreamError, full_body};
+use crate::upstream::{Endpoint, ProxyBody, Service, UpstreamError, full_body};
 
 /// The largest response body a plugin's outbound call may receive.
 const MAX_OUTBOUND_BODY: usize = 8 << 20;
@@ -63,7 +63,7 @@ impl OutboundCalls {
             .body(full_body(request.body))
             .map_err(|e| invalid(e.to_string()))?;
         // The plugin's own call deadline bounds this call.
-        let (response, _) = service
+        let response = service
             .send(outbound, Duration::from_secs(3600))
             .await
             .map_err(|e| match e {
@@ -72,11 +72,9 @@ impl OutboundCalls {
                 other => wit::HttpError::Unreachable(other.to_string()),
             })?;
         let (parts, body) = response.into_parts();
-        let body = Limited::new(body, MAX_OUTBOUND_BODY)
-            .collect()
+        let body = read_capped(body, MAX_OUTBOUND_BODY)
             .await
-            .map_err(|_| wit::HttpError::TooLarge)?
-            .to_bytes();
+            .ok_or(wit::HttpError::TooLarge)?;
         Ok(wit::OutboundResponse {
             status: parts.status.as_u16(),
             headers: parts
@@ -84,7 +82,7 @@ impl OutboundCalls {
                 .iter()
                 .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
                 .collect(),
-            body: body.to_vec(),
+            body,
         })
     }
 }
@@ -150,4 +148,18 @@ impl Targets {
             }
         }
     }
+}
+
+/// The whole of `body`, or `None` when it fails or passes `cap` bytes.
+async fn read_capped(mut body: ProxyBody, cap: usize) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            if bytes.len() + data.len() > cap {
+                return None;
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Some(bytes)
 }
