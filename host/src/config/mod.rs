@@ -10,9 +10,9 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    AdminSettings, Config, GatewaySettings, HealthSettings, LargeResponses, Limits, Listener,
-    LogFormat, LogSettings, MetricsSettings, OnError, PluginRef, PluginSettings, ReloadSettings,
-    RouteConfig, SecretSource, ServiceConfig, default_connect_timeout_ms,
+    AdminSettings, CompressionConfig, Config, GatewaySettings, HealthSettings, LargeResponses,
+    Limits, Listener, LogFormat, LogSettings, MetricsSettings, OnError, PluginRef, PluginSettings,
+    ReloadSettings, RouteConfig, SecretSource, ServiceConfig, default_connect_timeout_ms,
 };
 pub use validate::is_plugin_name;
 
