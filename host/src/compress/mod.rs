@@ -37,6 +37,9 @@ use crate::upstream::{BoxError, ProxyBody};
 /// Size of the chunks an encoder's output is handed on in (at most).
 const CHUNK: usize = 16 * 1024;
 
+/// Brotli's window: 2^18 bytes.
+const BROTLI_WINDOW_BITS: i32 = 18;
+
 /// A content coding the gateway compresses responses with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -70,9 +73,9 @@ impl Encoding {
     /// (`BENCHMARKS.md`, "Compression", has what each costs).
     pub fn default_level(self) -> i32 {
         match self {
-            Self::Brotli => 4,
+            Self::Brotli => 3,
             Self::Zstd => 3,
-            Self::Gzip => 6,
+            Self::Gzip => 4,
         }
     }
 
@@ -336,9 +339,13 @@ fn encode(body: ProxyBody, encoding: Encoding, level: i32, counters: Counters) -
     let encoder: Pin<Box<dyn tokio::io::AsyncRead + Send + Sync>> = match encoding {
         Encoding::Gzip => Box::pin(GzipEncoder::with_quality(input, level)),
         Encoding::Zstd => Box::pin(ZstdEncoder::with_quality(input, level)),
+        // A 256 KiB window: brotli's memory per stream grows with it (and with the
+        // level), and a proxy compresses many streams at once.
         Encoding::Brotli => Box::pin(BrotliEncoder::with_params(
             input,
-            async_compression::brotli::EncoderParams::default().quality(level),
+            async_compression::brotli::EncoderParams::default()
+                .quality(level)
+                .window_size(BROTLI_WINDOW_BITS),
         )),
     };
     let output = ReaderStream::with_capacity(encoder, CHUNK).map(move |chunk| {

@@ -450,7 +450,7 @@ pub struct CompressionConfig {
     /// ignored, any letter case); `type/*` and `*/*` take every subtype but
     /// `text/event-stream`, which must be named to be compressed.
     pub content_types: Vec<Spanned<String>>,
-    /// `levels = { br = 4, zstd = 3, gzip = 6 }`: the level of each coding (gzip 1-9,
+    /// `levels = { br = 3, zstd = 3, gzip = 4 }`: the level of each coding (gzip 1-9,
     /// br 0-11, zstd 1-19); these are the defaults.
     pub levels: BTreeMap<String, Spanned<i32>>,
 }
