@@ -70,7 +70,7 @@ fn json_body() -> Bytes {
             ["free", "pro", "team"][(x % 3) as usize],
             x % 100_000,
             x % 100,
-            x % 2 == 0,
+            x.is_multiple_of(2),
             ["new", "vip", "churn-risk", "trial"][(x % 4) as usize],
         ));
         i += 1;

@@ -25,7 +25,7 @@ fn json(n: usize) -> Bytes {
             format!(
                 r#"{{"id":{i},"name":"user {i}","email":"user{i}@example.com","score":{},"active":{}}}"#,
                 (i * 7919) % 1000,
-                i % 3 == 0
+                i.is_multiple_of(3)
             )
         })
         .collect();

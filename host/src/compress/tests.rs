@@ -23,7 +23,7 @@ fn json(n: usize) -> Bytes {
         .map(|i| {
             format!(
                 r#"{{"id":{i},"name":"user {i}","email":"user{i}@example.com","active":{}}}"#,
-                i % 3 == 0
+                i.is_multiple_of(3)
             )
         })
         .collect();
@@ -125,7 +125,8 @@ async fn each_coding_round_trips_with_the_headers_changed() {
 async fn responses_that_do_not_qualify_pass_as_they_are() {
     let (policy, _) = policy(|_| {});
     let body = json(100);
-    let cases: [(&str, Method, u16, Vec<(&str, &str)>); 11] = [
+    type Case<'a> = (&'a str, Method, u16, Vec<(&'a str, &'a str)>);
+    let cases: [Case; 11] = [
         ("HEAD", Method::HEAD, 200, vec![JSON]),
         ("204", Method::GET, 204, vec![JSON]),
         ("206", Method::GET, 206, vec![JSON]),
