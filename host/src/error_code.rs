@@ -25,6 +25,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 414 `URI_TOO_LONG`: the request target is too long.
     UriTooLong,
+    /// 415 `UNSUPPORTED_MEDIA_TYPE`: the request body comes in a form (a content
+    /// coding) that cannot be read.
+    UnsupportedMediaType,
     /// 422 `RELOAD_REJECTED`: a reload was refused (admin API); the previous snapshot
     /// keeps serving.
     ReloadRejected,
@@ -47,7 +50,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in status order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::ValidationError,
         Self::Unauthorized,
         Self::Forbidden,
@@ -57,6 +60,7 @@ impl ErrorCode {
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::UriTooLong,
+        Self::UnsupportedMediaType,
         Self::ReloadRejected,
         Self::RateLimited,
         Self::HeadersTooLarge,
@@ -79,6 +83,7 @@ impl ErrorCode {
             Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::UriTooLong => 414,
+            Self::UnsupportedMediaType => 415,
             Self::ReloadRejected => 422,
             Self::RateLimited => 429,
             Self::HeadersTooLarge => 431,
@@ -101,6 +106,7 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UriTooLong => "URI_TOO_LONG",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::ReloadRejected => "RELOAD_REJECTED",
             Self::RateLimited => "RATE_LIMITED",
             Self::HeadersTooLarge => "HEADERS_TOO_LARGE",

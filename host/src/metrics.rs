@@ -109,6 +109,15 @@ pub struct PluginErrorLabels {
     pub kind: &'static str,
 }
 
+/// `route`, `encoding` of a compressed response.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CompressionLabels {
+    /// The route's name.
+    pub route: Arc<str>,
+    /// The content coding: `br`, `zstd` or `gzip`.
+    pub encoding: &'static str,
+}
+
 /// `service`
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabels {
@@ -203,6 +212,12 @@ pub struct Metrics {
     pub plugin_errors: Family<PluginErrorLabels, Counter>,
     /// `plugin_reloads_total{result}`
     pub reloads: Family<ReloadLabels, Counter>,
+    /// `wasmgate_compressed_responses_total{route,encoding}`
+    pub compressed_responses: Family<CompressionLabels, Counter>,
+    /// `wasmgate_compression_in_bytes_total{route,encoding}`: bytes fed to encoders.
+    pub compression_in_bytes: Family<CompressionLabels, Counter>,
+    /// `wasmgate_compression_out_bytes_total{route,encoding}`: bytes they made.
+    pub compression_out_bytes: Family<CompressionLabels, Counter>,
     /// `wasmgate_config_generation`
     pub generation: Gauge,
     /// `wasmgate_connections_open`: client connections on the gateway listener.
@@ -314,6 +329,24 @@ impl Metrics {
             "Reloads of plugins and config, by result",
             reloads.clone(),
         );
+        let compressed_responses = Family::<CompressionLabels, Counter>::default();
+        registry.register(
+            "wasmgate_compressed_responses",
+            "Responses compressed, by route and content coding",
+            compressed_responses.clone(),
+        );
+        let compression_in_bytes = Family::<CompressionLabels, Counter>::default();
+        registry.register(
+            "wasmgate_compression_in_bytes",
+            "Bytes of response bodies fed to the encoders, by route and content coding",
+            compression_in_bytes.clone(),
+        );
+        let compression_out_bytes = Family::<CompressionLabels, Counter>::default();
+        registry.register(
+            "wasmgate_compression_out_bytes",
+            "Bytes the encoders made of them, by route and content coding",
+            compression_out_bytes.clone(),
+        );
         let generation = Gauge::default();
         registry.register(
             "wasmgate_config_generation",
@@ -372,6 +405,9 @@ impl Metrics {
             plugin_call_duration,
             plugin_errors,
             reloads,
+            compressed_responses,
+            compression_in_bytes,
+            compression_out_bytes,
             generation,
             connections_open,
             connections_refused,

@@ -24,6 +24,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::{BodyExt, BodyStream, StreamBody};
 
+use crate::compress::{self, Inflated, RequestCoding};
 use crate::config::{LargeResponses, Listener, OnError};
 use crate::error::{ErrorCode, Reject};
 use crate::message_rules;
@@ -158,6 +159,11 @@ pub async fn handle(
     let index = found.index;
     let route = &snapshot.routes[index];
     *matched = Some(route.name.clone());
+    // Chosen by the client's own `Accept-Encoding`, whatever plugins make of it.
+    let encoding = route
+        .compression
+        .as_ref()
+        .and_then(|policy| policy.negotiate(&parts.headers));
 
     let facts = Arc::new(Facts {
         request_id: meta.request_id.to_string(),
@@ -193,12 +199,13 @@ pub async fn handle(
         headers,
     ));
     let result = serve(route, exchange, body, &forwarded, &mut trail).await;
-    if !route.logs {
+    if !route.logs && route.compression.is_none() {
         return result
             .map(|(response, _)| response)
             .map_err(|(reject, _)| reject);
     }
-    // The log phase runs once the client has the whole response.
+    // Compression and the log phase take the final response, the gateway's own
+    // answers included.
     let (response, vars) = match result {
         Ok(done) => done,
         Err((reject, vars)) => (
@@ -208,6 +215,14 @@ pub async fn handle(
             vars,
         ),
     };
+    let response = match &route.compression {
+        Some(policy) => policy.apply(&parts.method, encoding, response),
+        None => response,
+    };
+    if !route.logs {
+        return Ok(response);
+    }
+    // The log phase runs once the client has the whole response.
     let entry = LogDraft {
         snapshot: snapshot.clone(),
         route: index,
@@ -264,12 +279,21 @@ async fn serve(
     }
     // A body plugins asked for is theirs, in the exchange, until it goes upstream.
     let mut stream = Some(body);
+    let mut encoded = None;
     if route.needs_request_body {
         let body = Body::Stream(stream.take().expect("not taken yet"));
         match body.buffer(route.max_body_bytes).await {
             Ok(bytes) => {
                 trail.bytes_in = Some(bytes.len() as u64);
-                exchange.request_body = Some(bytes);
+                match inflate_request_body(route, &mut exchange, bytes).await {
+                    Ok(kept) => encoded = kept,
+                    Err(reject) => {
+                        if reject.code == ErrorCode::PayloadTooLarge {
+                            trail.fail(LogFailureKind::BodyTooLarge, None);
+                        }
+                        fail!(reject);
+                    }
+                }
             }
             Err(_) => {
                 trail.fail(LogFailureKind::BodyTooLarge, None);
@@ -324,7 +348,13 @@ async fn serve(
         None => {
             let body = match stream {
                 Some(stream) => Body::Stream(stream),
-                None => Body::Buffered(exchange.request_body.take().unwrap_or_default()),
+                None => {
+                    let body = exchange.request_body.take().unwrap_or_default();
+                    Body::Buffered(match encoded {
+                        Some(encoded) => encoded.upstream_body(body, &mut exchange),
+                        None => body,
+                    })
+                }
             };
             forward(route, &mut exchange, target, body, forwarded, trail).await
         }
@@ -378,6 +408,92 @@ async fn serve(
         to_http_response(response.status, response.headers, response_body),
         exchange.vars,
     ))
+}
+
+/// A compressed request body as the client sent it, kept while the plugins read it
+/// inflated.
+struct EncodedBody {
+    /// The bytes as they came.
+    sent: Bytes,
+    /// What the plugins were given.
+    inflated: Bytes,
+    /// The client's `Content-Encoding` lines.
+    content_encoding: Vec<HeaderValue>,
+}
+
+impl EncodedBody {
+    /// What goes upstream when the plugins are done with `body`: the client's bytes,
+    /// `Content-Encoding` back in place, if no plugin changed it; else `body` as it is,
+    /// uncompressed (its length is then its own: `forward` drops `Content-Length`).
+    fn upstream_body(self, body: Bytes, exchange: &mut ExchangeState) -> Bytes {
+        if body != self.inflated {
+            return body;
+        }
+        let headers = &mut exchange.request_headers;
+        headers.remove(header::CONTENT_ENCODING);
+        for value in self.content_encoding {
+            headers.append(header::CONTENT_ENCODING, value);
+        }
+        self.sent
+    }
+}
+
+/// Puts the buffered request body in the exchange for the plugins: inflated, under
+/// the route's cap, when the client compressed it (the plugins then see no
+/// `Content-Encoding` and no `Content-Length`); the original kept for the upstream.
+async fn inflate_request_body(
+    route: &Route,
+    exchange: &mut ExchangeState,
+    bytes: Bytes,
+) -> Result<Option<EncodedBody>, Reject> {
+    let coding = match RequestCoding::of(&exchange.request_headers) {
+        Ok(Some(coding)) => coding,
+        Ok(None) => {
+            exchange.request_body = Some(bytes);
+            return Ok(None);
+        }
+        Err(coding) => {
+            return Err(Reject::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "the request body's content coding {coding:?} is not one the gateway reads"
+                ),
+            )
+            .with_header(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("gzip, deflate, br, zstd"),
+            ));
+        }
+    };
+    let inflated = compress::inflate(&bytes, coding, route.max_body_bytes)
+        .await
+        .map_err(|why| match why {
+            Inflated::TooLarge => Reject::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "the request body inflates to over this route's limit of {} bytes",
+                    route.max_body_bytes
+                ),
+            ),
+            Inflated::Corrupt => Reject::new(
+                ErrorCode::ValidationError,
+                "the request body is not valid in its Content-Encoding",
+            ),
+        })?;
+    let headers = &mut exchange.request_headers;
+    let content_encoding = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .cloned()
+        .collect();
+    headers.remove(header::CONTENT_ENCODING);
+    headers.remove(header::CONTENT_LENGTH);
+    exchange.request_body = Some(inflated.clone());
+    Ok(Some(EncodedBody {
+        sent: bytes,
+        inflated,
+        content_encoding,
+    }))
 }
 
 /// Removes the client's own identity headers (`X-User-*`, `X_User_*`…): only auth

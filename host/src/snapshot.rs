@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::allowlist::{Allowlist, EndpointPattern};
+use crate::compress::CompressionPolicy;
 use crate::config::{ConfigError, Limits, Listener, LoadedConfig, OnError, PluginSettings};
 use crate::plugin::{
     FailureKind, Grants, InstancePool, LoadError, LoadedPlugin, OutboundCalls, PluginFailure,
@@ -297,6 +298,8 @@ pub struct Route {
     pub needs_request_body: bool,
     /// Some plugin in the chain has a log phase.
     pub logs: bool,
+    /// How its responses are compressed, when they are.
+    pub compression: Option<CompressionPolicy>,
 }
 
 /// Everything a request needs, swapped whole on reload.
@@ -452,6 +455,9 @@ impl Snapshot {
                     case_insensitive: route.case_insensitive,
                 },
             ));
+            let compression = route.compression.as_ref().and_then(|table| {
+                CompressionPolicy::new(&name, table.get_ref(), runtime.metrics())
+            });
             routes.push(Route {
                 name,
                 pattern,
@@ -475,6 +481,7 @@ impl Snapshot {
                 needs_request_body: chain.iter().any(|p| p.request_body),
                 logs: chain.iter().any(|p| p.log),
                 chain,
+                compression,
             });
         }
         Ok(Self {

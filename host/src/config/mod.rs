@@ -10,7 +10,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    AdminSettings, Balance, BreakerConfig, Config, EndpointConfig, GatewaySettings, HealthSettings,
+    AdminSettings, Balance, BreakerConfig, CompressionConfig, Config, EndpointConfig, GatewaySettings, HealthSettings,
     LargeResponses, Limits, Listener, LogFormat, LogSettings, MetricsSettings, OnError,
     OutlierConfig, PluginRef, PluginSettings, ReloadSettings, RetryConfig, RouteConfig,
     SecretSource, ServiceConfig, default_connect_timeout_ms,

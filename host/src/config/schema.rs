@@ -558,6 +558,10 @@ pub struct RouteConfig {
     /// idempotent methods.
     #[serde(default)]
     pub retry: Option<Spanned<RetryConfig>>,
+    /// `[routes.compression]`: compress this route's responses for clients that
+    /// accept it (off without the table).
+    #[serde(default)]
+    pub compression: Option<Spanned<CompressionConfig>>,
 }
 
 /// `[routes.retry]`: retries of failed upstream calls, each on another endpoint.
@@ -603,6 +607,61 @@ impl Default for RetryConfig {
             per_try_timeout_ms: 0,
             budget_percent: 20,
             budget_min: 3,
+        }
+    }
+}
+
+/// `[routes.compression]`: the route's responses compressed as the client's
+/// `Accept-Encoding` allows, streamed; the table alone turns it on:
+///
+/// ```toml
+/// [routes.compression]
+/// encodings = ["br", "zstd", "gzip"]
+/// min_bytes = 1024
+/// content_types = ["text/*", "application/json"]
+/// levels = { gzip = 6 }
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionConfig {
+    /// `enabled = true`: `false` turns it off and keeps the table.
+    pub enabled: bool,
+    /// `encodings = ["br", "zstd", "gzip"]`: the codings offered, in the route's order
+    /// of preference (it breaks ties between the client's q-values).
+    pub encodings: Vec<Spanned<String>>,
+    /// `min_bytes = 1024`: a response whose length is known and below this is sent as
+    /// it is (a streamed one of unknown length is compressed).
+    pub min_bytes: u64,
+    /// `content_types = ["text/*", "application/json", "application/javascript",
+    /// "application/xml", "image/svg+xml"]`: the media types compressed (parameters
+    /// ignored, any letter case); `type/*` and `*/*` take every subtype but
+    /// `text/event-stream`, which must be named to be compressed.
+    pub content_types: Vec<Spanned<String>>,
+    /// `levels = { br = 3, zstd = 3, gzip = 4 }`: the level of each coding (gzip 1-9,
+    /// br 0-11, zstd 1-19); these are the defaults.
+    pub levels: BTreeMap<String, Spanned<i32>>,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        let spanned = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| Spanned::new(0..0, n.to_string()))
+                .collect()
+        };
+        Self {
+            enabled: true,
+            encodings: spanned(&["br", "zstd", "gzip"]),
+            min_bytes: 1024,
+            content_types: spanned(&[
+                "text/*",
+                "application/json",
+                "application/javascript",
+                "application/xml",
+                "image/svg+xml",
+            ]),
+            levels: BTreeMap::new(),
         }
     }
 }

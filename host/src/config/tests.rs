@@ -188,3 +188,63 @@ fn route_paths_must_be_normalised() {
         assert!(error.contains("route \"a\": prefix"), "{path}: {error}");
     }
 }
+
+#[test]
+fn compression_tables_are_checked_with_their_lines() {
+    let route = "[services.s]\nendpoints = [\"http://127.0.0.1:1\"]\n\n[[routes]]\nname = \"a\"\nprefix = \"/\"\nservice = \"s\"\n\n[routes.compression]\n";
+    // Lines 1-9 are the route; what follows starts on line 10.
+    let error = |extra: &str| parse(&format!("{route}{extra}")).unwrap_err().to_string();
+    let cases = [
+        (
+            "encodings = [\"gzip\",\n  \"deflate\"]\n",
+            ":11: route \"a\": unknown encoding \"deflate\" (known: br, zstd, gzip)",
+        ),
+        (
+            "encodings = [\"gzip\", \"gzip\"]\n",
+            ":10: route \"a\": encoding \"gzip\" is listed twice",
+        ),
+        ("encodings = []\n", "encodings is empty"),
+        (
+            "content_types = [\"text/*\", \"json\"]\n",
+            ":10: route \"a\": content_types: \"json\" is not a media type",
+        ),
+        ("content_types = [\"*/json\"]\n", "is not a media type"),
+        ("content_types = [\"text/x*\"]\n", "is not a media type"),
+        (
+            "min_bytes = 0\nlevels = { gzip = 10 }\n",
+            ":11: route \"a\": levels: gzip level 10 is outside 1-9",
+        ),
+        ("levels = { zstd = 20 }\n", "zstd level 20 is outside 1-19"),
+        ("levels = { lz4 = 1 }\n", "unknown encoding \"lz4\""),
+        ("level = 3\n", "unknown field `level`"),
+    ];
+    for (extra, want) in cases {
+        let error = error(extra);
+        assert!(error.contains(want), "{extra:?}: {error}");
+    }
+
+    let loaded = parse(route).unwrap();
+    let compression = loaded.config.routes[0]
+        .compression
+        .as_ref()
+        .unwrap()
+        .get_ref();
+    assert!(compression.enabled, "the table alone turns it on");
+    let names: Vec<&str> = compression
+        .encodings
+        .iter()
+        .map(|e| e.get_ref().as_str())
+        .collect();
+    assert_eq!(names, ["br", "zstd", "gzip"]);
+    assert_eq!(compression.min_bytes, 1024);
+    assert_eq!(compression.content_types.len(), 5);
+    let loaded = parse(&format!("{route}enabled = false\ncontent_types = [\"TEXT/*\", \"*/*\", \"Application/Json\"]\nlevels = {{ br = 11, zstd = 19, gzip = 1 }}\n")).unwrap();
+    assert!(
+        !loaded.config.routes[0]
+            .compression
+            .as_ref()
+            .unwrap()
+            .get_ref()
+            .enabled
+    );
+}

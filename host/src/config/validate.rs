@@ -355,12 +355,83 @@ fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
             ));
         }
     }
+    if let Some(compression) = &route.compression {
+        validate_compression(name, compression)?;
+    }
     for plugin in &route.plugins {
         let plugin_name = plugin.name.get_ref();
         // Whether NAME.wasm exists is checked when the snapshot is built, against the
         // plugin files read at the same moment.
         check_plugin_name(plugin_name)
             .map_err(|why| at(&plugin.name, format!("route {name:?}: {why}")))?;
+    }
+    Ok(())
+}
+
+fn validate_compression(
+    route: &str,
+    table: &Spanned<super::schema::CompressionConfig>,
+) -> Result<(), Invalid> {
+    use crate::compress::{Encoding, MediaRange};
+    let compression = table.get_ref();
+    if compression.encodings.is_empty() {
+        return Err(at(
+            table,
+            format!("route {route:?}: [routes.compression] encodings is empty"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for name in &compression.encodings {
+        if Encoding::parse(name.get_ref()).is_none() {
+            return Err(at(
+                name,
+                format!(
+                    "route {route:?}: unknown encoding {:?} (known: br, zstd, gzip)",
+                    name.get_ref()
+                ),
+            ));
+        }
+        if !seen.insert(name.get_ref()) {
+            return Err(at(
+                name,
+                format!(
+                    "route {route:?}: encoding {:?} is listed twice",
+                    name.get_ref()
+                ),
+            ));
+        }
+    }
+    if compression.content_types.is_empty() {
+        return Err(at(
+            table,
+            format!("route {route:?}: [routes.compression] content_types is empty"),
+        ));
+    }
+    for pattern in &compression.content_types {
+        MediaRange::parse(pattern.get_ref())
+            .map_err(|why| at(pattern, format!("route {route:?}: content_types: {why}")))?;
+    }
+    for (name, level) in &compression.levels {
+        let Some(encoding) = Encoding::parse(name) else {
+            return Err(at(
+                level,
+                format!(
+                    "route {route:?}: levels: unknown encoding {name:?} (known: br, zstd, gzip)"
+                ),
+            ));
+        };
+        let range = encoding.levels();
+        if !range.contains(level.get_ref()) {
+            return Err(at(
+                level,
+                format!(
+                    "route {route:?}: levels: {name} level {} is outside {}-{}",
+                    level.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
     }
     Ok(())
 }
