@@ -10,6 +10,8 @@
 #   wasmgate-1    wasmgate, headers only: the same transform as Envoy's wasm filter
 #   wasmgate-3    wasmgate, jwt-auth + rbac + headers
 #   wasmgate-5    wasmgate, jwt-auth + rbac + deny + headers + access-log
+#   wasmgate-rb   wasmgate, a route with no plugins to a service with least-request
+#                 balancing and a circuit breaker (the resilience bookkeeping's cost)
 #   wasmgate-rl   wasmgate, rate-limit alone (sliding window in kv, one hot counter:
 #                 every request counts against the same client; the limit is never hit)
 #
@@ -196,6 +198,19 @@ service = "upstream"
 $auth_plugins
 $headers_plugin
 
+# begin: not for the baseline
+[services.guarded]
+endpoints = ["http://127.0.0.1:$port_upstream"]
+balance = "least_request"
+[services.guarded.breaker]
+min_requests = 20
+
+[[routes]]
+name = "prb"
+prefix = "/prb"
+service = "guarded"
+# end: not for the baseline
+
 [[routes]]
 name = "prl"
 prefix = "/prl"
@@ -225,6 +240,7 @@ if [ -n "${BASELINE:-}" ]; then
     sed -e "s/127.0.0.1:$port_wasmgate\"/127.0.0.1:$port_baseline\"/" \
         -e "s/127.0.0.1:$port_admin\"/127.0.0.1:$port_baseline_admin\"/" \
         -e 's/^data_dir = "data"/data_dir = "data-baseline"/' \
+        -e '/^# begin: not for the baseline/,/^# end: not for the baseline/d' \
         -e "s#^plugin_dir = \"plugins\"#plugin_dir = \"${BASELINE_PLUGINS:-plugins}\"#" \
         "$work/wasmgate.toml" >"$work/baseline.toml"
     BENCH_JWT_SECRET="$jwt_secret" LOG_LEVEL=info \
@@ -247,7 +263,7 @@ PY
 
 targets=(direct nginx)
 [ -n "$envoy_bin" ] && targets+=(envoy envoy-wasm)
-targets+=(wasmgate-0 wasmgate-1 wasmgate-3 wasmgate-5 wasmgate-rl)
+targets+=(wasmgate-0 wasmgate-1 wasmgate-3 wasmgate-5 wasmgate-rb wasmgate-rl)
 [ -n "$baseline_pid" ] && targets+=(baseline-0 baseline-1 baseline-3 baseline-5)
 if [ -n "${TARGETS:-}" ]; then
     for t in $TARGETS; do
@@ -265,6 +281,7 @@ url() {
         wasmgate-3) echo "http://127.0.0.1:$port_wasmgate/p3/items" ;;
         wasmgate-1) echo "http://127.0.0.1:$port_wasmgate/p1/items" ;;
         wasmgate-5) echo "http://127.0.0.1:$port_wasmgate/p5/items" ;;
+        wasmgate-rb) echo "http://127.0.0.1:$port_wasmgate/prb/items" ;;
         wasmgate-rl) echo "http://127.0.0.1:$port_wasmgate/prl/items" ;;
         baseline-[0135]) echo "http://127.0.0.1:$port_baseline/p${1#baseline-}/items" ;;
     esac

@@ -11,6 +11,12 @@ export RUST_BACKTRACE=0
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A fresh clone (CI) builds every crate once: incremental compilation would only add
+# its own bookkeeping to the workspace's crates. Kept on for a tree built before.
+if [ ! -d "${CARGO_TARGET_DIR:-target}/release" ] && [ -z "${CARGO_INCREMENTAL:-}" ]; then
+    export CARGO_INCREMENTAL=0
+fi
+
 step "toolchain: wasm32-wasip2 target"
 if command -v rustup >/dev/null 2>&1; then
     rustup target add wasm32-wasip2

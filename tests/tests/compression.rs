@@ -597,7 +597,8 @@ async fn a_zip_bomb_is_refused_with_bounded_memory_and_the_gateway_stays_up() {
 
 #[tokio::test]
 async fn the_gateway_s_own_error_envelopes_are_compressed_when_they_qualify() {
-    // A route whose upstream is gone: the 502 envelope, compressed (min_bytes = 0).
+    // A route whose upstream is gone, probed down: the 503 envelope, compressed
+    // (min_bytes = 0).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = closed.local_addr().unwrap();
     drop(closed);
@@ -607,6 +608,7 @@ async fn the_gateway_s_own_error_envelopes_are_compressed_when_they_qualify() {
             "[[routes]]\nname = \"gone\"\nprefix = \"/\"\nservice = \"gone\"\n\n[routes.compression]\nmin_bytes = 0\n",
         )
         .start();
+    gateway.wait_for_log("upstream down");
     let (status, headers, sent) = get(&gateway, "/x", Some("gzip")).await;
     assert_eq!(header(&headers, "content-encoding"), Some("gzip"));
     let body = decode("gzip", &sent);
@@ -614,7 +616,7 @@ async fn the_gateway_s_own_error_envelopes_are_compressed_when_they_qualify() {
         status,
         header(&headers, "x-request-id"),
         &body,
-        502,
-        "BAD_GATEWAY",
+        503,
+        "SERVICE_UNAVAILABLE",
     );
 }

@@ -10,10 +10,10 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    AdminSettings, Balance, BreakerConfig, CompressionConfig, Config, EndpointConfig, GatewaySettings, HealthSettings,
-    LargeResponses, Limits, Listener, LogFormat, LogSettings, MetricsSettings, OnError,
-    OutlierConfig, PluginRef, PluginSettings, ReloadSettings, RetryConfig, RouteConfig,
-    SecretSource, ServiceConfig, default_connect_timeout_ms,
+    AdminSettings, Balance, BreakerConfig, CompressionConfig, Config, EndpointConfig,
+    GatewaySettings, HealthSettings, LargeResponses, Limits, Listener, LogFormat, LogSettings,
+    MetricsSettings, OnError, OutlierConfig, PluginRef, PluginSettings, ReloadSettings,
+    RetryConfig, RouteConfig, SecretSource, ServiceConfig, default_connect_timeout_ms,
 };
 pub use validate::is_plugin_name;
 
