@@ -290,7 +290,7 @@ url() {
 step "waiting for every server to answer"
 for t in "${targets[@]}"; do
     ok=""
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 600); do  # up to a minute: a cold start compiles every plugin
         code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
             -H "Authorization: Bearer $token" "$(url "$t")" || true)"
         if [ "$code" = 200 ]; then ok=1; break; fi

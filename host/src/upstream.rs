@@ -205,8 +205,7 @@ impl Service {
             config.health_path.clone(),
             metrics,
         );
-        service.balancer =
-            Balancer::new(config.balance, service.balancer_weights(), &service.urls());
+        service.balancer = service.balancer.with_policy(config.balance);
         service.hash_on = config.hash_on.as_ref().map_or(HashOn::Client, |h| {
             HashOn::parse(h.get_ref()).expect("validated")
         });
@@ -269,16 +268,6 @@ impl Service {
             health_path,
             metrics,
         }
-    }
-
-    fn balancer_weights(&self) -> Vec<u32> {
-        (0..self.members.len())
-            .map(|i| self.balancer.weight(i))
-            .collect()
-    }
-
-    fn urls(&self) -> Vec<&str> {
-        self.members.iter().map(|m| &*m.endpoint.url).collect()
     }
 
     /// The service's endpoints.

@@ -109,6 +109,12 @@ impl Balancer {
         }
     }
 
+    /// The same endpoints, balanced by `policy`.
+    pub fn with_policy(mut self, policy: Balance) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// The policy.
     pub fn policy(&self) -> Balance {
         self.policy
