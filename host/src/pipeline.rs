@@ -527,8 +527,8 @@ fn request_host(uri: &http::Uri, headers: &HeaderMap) -> Option<String> {
     )
 }
 
-/// A valid `Content-Length`, if the request has one.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
+/// A valid `Content-Length`, if the message has one.
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
         .to_str()

@@ -269,15 +269,11 @@ impl CompressionPolicy {
             return false;
         }
         // A buffered body knows its length; a streamed one may have a Content-Length.
-        let length = response.body().size_hint().exact().or_else(|| {
-            headers
-                .get(header::CONTENT_LENGTH)?
-                .to_str()
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        });
+        let length = response
+            .body()
+            .size_hint()
+            .exact()
+            .or_else(|| crate::pipeline::content_length(headers));
         length.is_none_or(|length| length >= self.min_bytes)
     }
 }
