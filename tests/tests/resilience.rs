@@ -23,6 +23,17 @@ async fn answered_by(response: reqwest::Response) -> String {
         .to_string()
 }
 
+/// The statuses of `count` POSTs of a small body to `url`, sorted.
+async fn post_statuses(client: &reqwest::Client, url: &str, count: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..count {
+        let response = client.post(url).body("{}").send().await.unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    statuses.sort_unstable();
+    statuses
+}
+
 /// `/health`'s entry for `service`.
 async fn service_health(gateway: &GatewayProcess, service: &str) -> serde_json::Value {
     admin_json(gateway, "/health").await["services"][service].clone()
@@ -148,22 +159,12 @@ async fn post_is_not_retried_by_default_and_get_is() {
         ))
         .start();
     wait_for("the first probes", Duration::from_secs(5), || {
-        gateway.log().contains("upstream up").then_some(())
+        (gateway.log().matches("upstream up").count() == 2).then_some(())
     });
     doomed.stop();
     let client = client();
     // Round-robin: of four POSTs, two go to the dead endpoint and are not retried.
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        let response = client
-            .post(gateway.url("/orders"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
-    }
-    statuses.sort_unstable();
+    let statuses = post_statuses(&client, &gateway.url("/orders"), 4).await;
     assert_eq!(statuses, [200, 200, 502, 502]);
     assert_eq!(alive.hits(), 2, "each POST went to one endpoint only");
     let metrics = gateway.admin_url("/metrics");
@@ -174,17 +175,7 @@ async fn post_is_not_retried_by_default_and_get_is() {
     );
     // A route that allows retrying POST still cannot when the body streamed to the
     // failed try: it is gone.
-    let mut statuses = Vec::new();
-    for _ in 0..2 {
-        let response = client
-            .post(gateway.url("/streamed"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
-    }
-    statuses.sort_unstable();
+    let statuses = post_statuses(&client, &gateway.url("/streamed"), 2).await;
     assert_eq!(statuses, [200, 502]);
     assert_eq!(alive.hits(), 3);
     // GET: those that meet the dead endpoint are tried again on the live one.
