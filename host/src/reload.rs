@@ -134,7 +134,13 @@ impl Reloader {
         let current = self.shared.snapshot.load_full();
         match self.build(&current).await {
             Ok(None) => {
-                tracing::debug!(?trigger, "reload: nothing changed");
+                // At info like the other outcomes: an operator who sent SIGHUP sees
+                // that it was heard.
+                tracing::info!(
+                    ?trigger,
+                    generation = current.generation,
+                    "reload: nothing changed"
+                );
                 Ok(Outcome::Unchanged {
                     generation: current.generation,
                 })

@@ -335,6 +335,30 @@ impl GatewayProcess {
         }
     }
 
+    /// The log once it holds every line about what happened before the call: the
+    /// gateway is asked to reload (`SIGHUP`), whose outcome it logs whatever it is, and
+    /// lines arrive in order. A check that something was never logged reads this, not
+    /// [`log`](Self::log), which may not yet hold the lines of the latest requests.
+    pub fn settled_log(&self) -> String {
+        let outcomes = |log: &str| {
+            log.matches("trigger=Signal").count() + log.matches(r#""trigger":"Signal""#).count()
+        };
+        let before = outcomes(&self.log());
+        self.signal("HUP");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if outcomes(&log) > before {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway logged no reload outcome after SIGHUP; its log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The gateway's resident set size in KiB, from `/proc`.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

@@ -1,6 +1,8 @@
 //! Bad input gets the right status and the envelope, and nothing reaches the upstream.
 
-use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, assert_envelope, raw_request};
+use wasmgate_e2e::{
+    GatewayProcess, RawConnection, TestGateway, Upstream, assert_envelope, raw_request,
+};
 
 fn start(upstream: &Upstream) -> GatewayProcess {
     TestGateway::new()
@@ -110,14 +112,23 @@ fn ambiguous_framing_is_refused() {
         "VALIDATION_ERROR",
     );
     // A smuggling attempt on a keep-alive connection: the second request is never
-    // forwarded either, because the connection is closed after the refusal.
-    refused(
-        &gateway,
-        &upstream,
+    // forwarded either, because the connection is closed after the refusal. Checked
+    // once the connection is seen closed, when the smuggled request would have gone.
+    let before = upstream.hits();
+    let mut connection = RawConnection::open(gateway.address);
+    connection.send(
         b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let response = connection.response();
+    assert_envelope(
+        response.status,
+        response.header("x-request-id"),
+        &response.body,
         400,
         "VALIDATION_ERROR",
     );
+    assert!(connection.is_closed(), "the connection stays open");
+    assert_eq!(upstream.hits(), before, "{:?}", upstream.paths());
     // Plain chunked and plain Content-Length requests on one connection still work.
     let response = raw_request(
         gateway.address,
@@ -188,16 +199,18 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
     let upstream = Upstream::start();
+    // Two different limits, so that each cut shows which timer made it.
     let gateway = TestGateway::new()
         .service("echo", upstream.address)
         .toml(
-            "[limits]\nheader_read_timeout_ms = 400\nidle_timeout_ms = 400\n\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nservice = \"echo\"\n",
+            "[limits]\nheader_read_timeout_ms = 250\nidle_timeout_ms = 2000\n\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nservice = \"echo\"\n",
         )
         .start();
+    let header_limit = Duration::from_millis(1500); // well under the idle limit
 
     let closed_within = |stream: &mut std::net::TcpStream| {
         stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
+            .set_read_timeout(Some(Duration::from_secs(8)))
             .unwrap();
         let started = Instant::now();
         let mut buffer = [0u8; 4096];
@@ -209,30 +222,46 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
         }
     };
 
-    // A client that never finishes its headers is cut off.
+    // A client that never finishes its headers is cut off at the header limit.
     let mut slow = std::net::TcpStream::connect(gateway.address).unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     let waited = closed_within(&mut slow);
+    assert!(waited < header_limit, "slow headers kept for {waited:?}");
+
+    // So is a connection that never sends a byte.
+    let mut silent = std::net::TcpStream::connect(gateway.address).unwrap();
+    let waited = closed_within(&mut silent);
     assert!(
-        waited < Duration::from_secs(3),
-        "slow headers kept for {waited:?}"
+        waited < header_limit,
+        "a silent connection kept for {waited:?}"
     );
 
-    // A keep-alive connection with nothing in flight is closed once idle.
-    let mut idle = std::net::TcpStream::connect(gateway.address).unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let waited = closed_within(&mut idle);
-    assert!(
-        waited < Duration::from_secs(3),
-        "idle connection kept for {waited:?}"
+    // A kept-alive connection outlives the header limit between requests: the next
+    // request's clock starts at its first byte.
+    let mut idle = RawConnection::open(gateway.address);
+    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(idle.response().status, 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        idle.response().status,
+        200,
+        "a connection idle for 1 s (header limit 250 ms, idle limit 2 s) could not be reused"
     );
-    assert_eq!(upstream.hits(), 1);
+    // And is closed once idle for the idle limit.
+    let started = Instant::now();
+    assert!(idle.is_closed(), "idle connection still open after 10 s");
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_millis(1500),
+        "idle connection closed after {waited:?} (idle limit 2 s)"
+    );
+    assert_eq!(upstream.hits(), 2);
 
     // A request slower than the idle limit still completes: it is in flight.
     let response = raw_request(
         gateway.address,
-        b"GET /?delay_ms=900 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /?delay_ms=2300 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(response.status, 200);
 }

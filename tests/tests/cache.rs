@@ -368,7 +368,8 @@ async fn purge_by_prefix_and_purge_all_on_the_admin_listener() {
     for path in paths {
         assert_eq!(get(&gateway, path).await.x_cache, "MISS", "{path}");
     }
-    let log = gateway.wait_for_log("cache purged");
+    gateway.wait_for_log("cache purged");
+    let log = gateway.settled_log();
     assert!(!log.contains("PLUGIN_ERROR"), "{log}");
 }
 

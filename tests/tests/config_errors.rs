@@ -104,3 +104,61 @@ fn run_refuses_to_start_on_a_bad_config() {
     assert!(text.contains("wasmgate.toml:2:"), "{text}");
     assert!(text.contains("not an address"), "{text}");
 }
+
+/// Runs `wasmgate COMMAND --config FILE` on `toml` written to a fresh directory
+/// (with an empty `plugins/`); returns the exit code and what it printed.
+fn run_on(command: &str, toml: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let config = dir.path().join("wasmgate.toml");
+    std::fs::write(&config, toml).unwrap();
+    let output = std::process::Command::new(wasmgate_e2e::wasmgate_bin())
+        .args([command, "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
+
+#[test]
+fn check_exits_0_on_a_good_config_and_2_on_a_bad_one() {
+    let (code, output) = TestGateway::new()
+        .service("up", "127.0.0.1:1".parse().unwrap())
+        .toml("[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"up\"\n")
+        .check();
+    assert_eq!(code.code(), Some(0), "{output}");
+    let (code, output) = run_on("check", "[gateway]\nlisten = 8080\n");
+    assert_eq!(code, Some(2), "{output}");
+    assert!(output.contains("wasmgate.toml:2:"), "{output}");
+}
+
+#[test]
+fn run_exits_1_when_it_cannot_listen() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let toml = format!("[gateway]\nlisten = \"{address}\"\n\n[admin]\nenabled = false\n");
+    let (code, output) = run_on("run", &toml);
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&format!("cannot listen on {address}")),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_non_loopback_admin_address_needs_allow_remote() {
+    let toml = "[gateway]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"0.0.0.0:9901\"\n";
+    let (code, output) = run_on("check", toml);
+    assert_eq!(code, Some(2), "{output}");
+    assert!(output.contains("wasmgate.toml:5:"), "{output}");
+    assert!(output.contains("allow_remote"), "{output}");
+    // The same address with allow_remote passes the check.
+    let allowed = format!("{toml}allow_remote = true\n");
+    let (code, output) = run_on("check", &allowed);
+    assert_eq!(code, Some(0), "{output}");
+}

@@ -26,11 +26,22 @@ memory_limit_mb = 32
     gateway.start()
 }
 
-async fn plugin_error(gateway: &GatewayProcess, path: &str, trigger: &str) -> Duration {
+/// The header that makes each hostile guest misbehave.
+fn trigger(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "spin" => ("x-spin", "1"),
+        "panic" => ("x-panic", "1"),
+        "oom" => ("x-oom", "1"),
+        "malformed" => ("x-malformed", "status"),
+        other => panic!("no hostile guest {other}"),
+    }
+}
+
+async fn plugin_error(gateway: &GatewayProcess, path: &str, trigger: (&str, &str)) -> Duration {
     let started = Instant::now();
     let response = client()
         .get(gateway.url(path))
-        .header(trigger, "1")
+        .header(trigger.0, trigger.1)
         .send()
         .await
         .unwrap();
@@ -61,17 +72,17 @@ async fn each_hostile_plugin_fails_only_its_request() {
     let mut gateway = hostile_gateway(&upstream);
 
     // Endless loop: stopped near its 200 ms deadline.
-    let took = plugin_error(&gateway, "/spin", "x-spin").await;
+    let took = plugin_error(&gateway, "/spin", trigger("spin")).await;
     assert!(took < Duration::from_secs(2), "the loop ran for {took:?}");
     passes(&gateway, "/spin").await;
 
-    plugin_error(&gateway, "/panic", "x-panic").await;
+    plugin_error(&gateway, "/panic", trigger("panic")).await;
     passes(&gateway, "/panic").await;
 
-    plugin_error(&gateway, "/oom", "x-oom").await;
+    plugin_error(&gateway, "/oom", trigger("oom")).await;
     passes(&gateway, "/oom").await;
 
-    plugin_error(&gateway, "/malformed", "x-malformed").await;
+    plugin_error(&gateway, "/malformed", trigger("malformed")).await;
     passes(&gateway, "/malformed").await;
 
     assert_eq!(
@@ -107,15 +118,11 @@ async fn each_hostile_plugin_fails_only_its_request() {
 async fn skip_makes_a_failing_plugin_fail_open() {
     let upstream = Upstream::start();
     let gateway = hostile_gateway(&upstream);
-    for (name, trigger) in [
-        ("spin", "x-spin"),
-        ("panic", "x-panic"),
-        ("oom", "x-oom"),
-        ("malformed", "x-malformed"),
-    ] {
+    for name in ["spin", "panic", "oom", "malformed"] {
+        let (header, value) = trigger(name);
         let response = client()
             .get(gateway.url(&format!("/skip-{name}")))
-            .header(trigger, "1")
+            .header(header, value)
             .send()
             .await
             .unwrap();
@@ -150,18 +157,14 @@ async fn repeated_failures_keep_memory_bounded_and_others_unaffected() {
     let baseline = gateway.rss_kib();
     // Hostile calls interleaved with normal ones, some of them concurrent.
     for round in 0..10 {
-        let hostile = [
-            ("/oom", "x-oom"),
-            ("/panic", "x-panic"),
-            ("/malformed", "x-malformed"),
-        ];
         let mut calls = Vec::new();
-        for (path, trigger) in hostile {
-            let url = gateway.url(path);
+        for name in ["oom", "panic", "malformed"] {
+            let url = gateway.url(&format!("/{name}"));
+            let (header, value) = trigger(name);
             calls.push(tokio::spawn(async move {
                 client()
                     .get(url)
-                    .header(trigger, "1")
+                    .header(header, value)
                     .send()
                     .await
                     .unwrap()
@@ -183,4 +186,36 @@ async fn repeated_failures_keep_memory_bounded_and_others_unaffected() {
         after < baseline + 150 * 1024,
         "RSS grew from {baseline} KiB to {after} KiB over 30 hostile calls"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_output_rule_is_enforced_on_its_own() {
+    let upstream = Upstream::start();
+    let gateway = hostile_gateway(&upstream);
+    let rules = [
+        "status",
+        "header-name",
+        "header-value",
+        "path",
+        "method",
+        "query",
+    ];
+    for rule in rules {
+        plugin_error(&gateway, "/malformed", ("x-malformed", rule)).await;
+    }
+    passes(&gateway, "/malformed").await;
+    assert_eq!(upstream.hits(), 1, "no broken request reached the upstream");
+    // One failure line per rule, each an invalid output of `malformed`.
+    wasmgate_e2e::wait_for("a failure line per rule", Duration::from_secs(10), || {
+        let log = gateway.log();
+        let failures = log
+            .lines()
+            .filter(|l| {
+                l.contains("plugin failed")
+                    && l.contains("plugin=\"malformed\"")
+                    && l.contains("kind=\"invalid_output\"")
+            })
+            .count();
+        (failures == rules.len()).then_some(())
+    });
 }

@@ -22,22 +22,31 @@ async fn scrape(url: &str) -> prometheus_parse::Scrape {
         .expect("the metrics parse")
 }
 
-/// The value of the one sample `name{labels}` (labels not given may be anything,
-/// but exactly one sample must match), or 0 when none matches.
-fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let matching: Vec<&prometheus_parse::Sample> = scrape
+/// The samples `name{labels}` (labels not given may be anything).
+fn samples<'a>(
+    scrape: &'a prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Vec<&'a prometheus_parse::Sample> {
+    scrape
         .samples
         .iter()
         .filter(|s| s.metric == name)
         .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .collect();
+        .collect()
+}
+
+/// The value of the one sample `name{labels}`: exactly one sample must match, so a
+/// missing series fails the test instead of reading as 0.
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching = samples(scrape, name, labels);
     assert!(
-        matching.len() <= 1,
-        "{name}{labels:?} matches {} samples",
+        matching.len() == 1,
+        "{name}{labels:?} matches {} samples, not one",
         matching.len()
     );
     match matching.first().map(|s| &s.value) {
-        None => 0.0,
+        None => unreachable!("one sample matched"),
         Some(
             prometheus_parse::Value::Counter(v)
             | prometheus_parse::Value::Gauge(v)
@@ -99,6 +108,8 @@ name = "panic"
     for _ in 0..2 {
         assert_eq!(send(&gateway, "POST", "/echo/b", &[]).await, 200);
     }
+    // A method outside the standard set is labelled OTHER (no label per client whim).
+    assert_eq!(send(&gateway, "PURGE", "/echo/c", &[]).await, 200);
     assert_eq!(send(&gateway, "GET", "/denied", &[]).await, 403);
     assert_eq!(send(&gateway, "GET", "/nowhere", &[]).await, 404);
     assert_eq!(send(&gateway, "DELETE", "/nowhere", &[]).await, 404);
@@ -122,6 +133,8 @@ name = "panic"
         .unwrap_or_default();
     assert!(refusal.contains("http_"), "{echo}");
 
+    // Scraped twice: were scrapes counted, the second would see the first.
+    let _ = scrape(&gateway.url("/metrics")).await;
     let m = scrape(&gateway.url("/metrics")).await;
     let requests = |route, method, status| {
         value(
@@ -132,6 +145,8 @@ name = "panic"
     };
     assert_eq!(requests("echo", "GET", "200"), 4.0);
     assert_eq!(requests("echo", "POST", "200"), 2.0);
+    assert_eq!(requests("echo", "OTHER", "200"), 1.0);
+    assert!(samples(&m, "http_requests_total", &[("method", "PURGE")]).is_empty());
     assert_eq!(requests("denied", "GET", "403"), 1.0);
     assert_eq!(requests("unmatched", "GET", "404"), 1.0);
     assert_eq!(requests("unmatched", "DELETE", "404"), 1.0);
@@ -146,7 +161,7 @@ name = "panic"
             _ => 0.0,
         })
         .sum();
-    assert_eq!(total, 11.0, "scrapes of /metrics are not counted");
+    assert_eq!(total, 12.0, "scrapes of /metrics are not counted");
     assert_eq!(
         value(
             &m,
@@ -531,7 +546,15 @@ config = { response = { set = { "x-out" = "1" } } }
         )
     };
     assert_eq!(calls("deny", "request"), 2.0);
-    assert_eq!(calls("deny", "response"), 0.0);
+    assert!(
+        samples(
+            &m,
+            "plugin_call_duration_seconds_count",
+            &[("plugin", "deny"), ("phase", "response")]
+        )
+        .is_empty(),
+        "deny has no response phase"
+    );
     assert_eq!(calls("headers", "request"), 5.0);
     assert_eq!(
         calls("headers", "response"),

@@ -43,6 +43,12 @@ service = "echo"
 name = "raw"
 prefix = "/raw"
 service = "echo"
+
+[[routes]]
+name = "kept-host"
+prefix = "/kept-host"
+preserve_host = true
+service = "echo"
 "#,
     )
 }
@@ -98,6 +104,27 @@ async fn routes_by_exact_path_params_prefix_method_and_host() {
     assert_eq!(echo["path"], "/anything");
     let response = http.get(gateway.url("/anything")).send().await.unwrap();
     assert_eq!(response.status(), 404);
+    // A route's host matches whatever port the client named, in any letter case.
+    for host in ["special.example:8080", "Special.Example:443"] {
+        let echo = echo_of(
+            http.get(gateway.url("/anything"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(echo["path"], "/anything", "Host: {host}");
+    }
+    for host in ["special.example.evil", "xspecial.example:80"] {
+        let response = http
+            .get(gateway.url("/anything"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "Host: {host}");
+    }
 
     // Methods: POST /submit passes, GET /submit is 405 with Allow.
     let echo = echo_of(
@@ -158,6 +185,18 @@ async fn forwards_headers_and_sets_forwarded_headers_and_request_ids() {
         "hop-by-hop header passed: {headers}"
     );
     assert_eq!(headers["host"][0], upstream.address.to_string().as_str());
+
+    // `preserve_host = true`: the upstream gets the client's Host as it was sent.
+    let echo = echo_of(
+        http.get(gateway.url("/kept-host"))
+            .header("host", "Public.Example:8443")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echo["headers"]["host"][0], "Public.Example:8443");
+    assert_eq!(echo["headers"]["host"].as_array().unwrap().len(), 1);
 
     // An insane request id is replaced by a generated one, which the upstream sees too.
     let response = http

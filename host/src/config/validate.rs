@@ -10,7 +10,7 @@ use serde_spanned::Spanned;
 use super::schema::{Balance, Config, RouteConfig, ServiceConfig};
 use crate::router::{PathPattern, is_valid_host};
 use crate::upstream::HashOn;
-use crate::upstream::retry::TryFailure;
+use crate::upstream::retry::{MAX_ATTEMPTS, TryFailure};
 
 /// A validation failure: the byte offset of the value and what is wrong with it.
 pub type Invalid = (usize, String);
@@ -327,8 +327,8 @@ fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
     if let Some(retry) = &route.retry {
         let r = retry.get_ref();
         let fail = |what: String| Err(at(retry, format!("route {name:?}: [routes.retry] {what}")));
-        if !(1..=10).contains(&r.attempts) {
-            return fail("attempts must be 1 to 10".into());
+        if !(1..=MAX_ATTEMPTS).contains(&r.attempts) {
+            return fail(format!("attempts must be 1 to {MAX_ATTEMPTS}"));
         }
         if let Some(word) = r.on.iter().find(|w| TryFailure::parse(w).is_none()) {
             return fail(format!(

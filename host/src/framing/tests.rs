@@ -73,7 +73,7 @@ fn http2_is_not_followed() {
 
 #[test]
 fn every_request_is_checked_whatever_came_before_it() {
-    let before: [(&str, Vec<u8>); 5] = [
+    let before: [(&str, Vec<u8>); 6] = [
         (
             "an upgrade that was not performed",
             b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n".to_vec(),
@@ -85,6 +85,10 @@ fn every_request_is_checked_whatever_came_before_it() {
         (
             "trailers",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-T: 1\r\nX-U: 2\r\n\r\n".to_vec(),
+        ),
+        (
+            "trailers that look like framing headers",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
         ),
         (
             "a long header line",
@@ -150,4 +154,69 @@ fn an_over_long_target_is_cut_short_and_marked() {
         );
         assert_eq!(String::from_utf8(shown).unwrap(), cut, "reads of {chunk}");
     }
+}
+
+#[test]
+fn the_head_clock_runs_from_the_start_and_from_each_new_head_until_its_blank_line() {
+    let facts = FramingFacts::default();
+    let mut tracker = Tracker::new(facts.clone(), LIMITS);
+    let pending = || facts.head_pending_for(Duration::ZERO);
+    let mut feed = |bytes: &[u8]| {
+        let mut bytes = bytes.to_vec();
+        tracker.feed(&mut bytes);
+    };
+    assert!(pending(), "a new connection owes its first head");
+    assert!(!facts.head_pending_for(Duration::from_secs(3600)));
+    feed(b"GET / HTTP/1.1\r\nHost: a");
+    assert!(pending(), "half a head");
+    feed(b"\r\n\r\n");
+    assert!(
+        !pending(),
+        "the head is complete: the connection is idle, not slow"
+    );
+    feed(b"\r\n");
+    assert!(pending(), "a stray CRLF starts the clock too");
+    feed(b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel");
+    assert!(!pending(), "a body is not a head");
+    feed(b"lo");
+    assert!(!pending(), "the next head has not begun");
+    feed(b"G");
+    assert!(pending(), "the next head's first byte");
+    feed(b"ET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    assert!(!pending(), "after a chunked body");
+
+    let facts = FramingFacts::default();
+    let mut tracker = Tracker::new(facts.clone(), LIMITS);
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    tracker.feed(&mut preface);
+    assert!(
+        !facts.head_pending_for(Duration::ZERO),
+        "HTTP/2 is not clocked here"
+    );
+}
+
+#[test]
+fn the_tracker_follows_lines_and_pending_heads_up_to_hyper_s_limits_exactly() {
+    // A header line of exactly `max_buf` bytes (with its CRLF) is followed; one more
+    // byte and the stream is lost.
+    let line = |length: usize| format!("X: {}\r\n", "x".repeat(length - 5));
+    let stream = |length: usize| {
+        format!(
+            "GET / HTTP/1.1\r\n{}\r\nGET / HTTP/1.1\r\n\r\n",
+            line(length)
+        )
+    };
+    assert_eq!(line(LIMITS.max_buf).len(), LIMITS.max_buf);
+    assert_eq!(
+        verdicts(stream(LIMITS.max_buf).as_bytes(), 2),
+        [Clean, Clean]
+    );
+    assert_eq!(
+        verdicts(stream(LIMITS.max_buf + 1).as_bytes(), 2),
+        [Unknown, Unknown]
+    );
+    // As many pending heads as hyper's buffer could hold are each vouched for.
+    let most = LIMITS.max_buf / 8 + 64;
+    let heads = "GET / HTTP/1.1\r\n\r\n".repeat(most);
+    assert!(verdicts(heads.as_bytes(), most).iter().all(|&v| v == Clean));
 }

@@ -216,3 +216,23 @@ fn normalised_paths_are_fixed_points_that_every_reader_reads_alike() {
         "only {accepted} generated paths were accepted"
     );
 }
+
+#[test]
+fn refuses_every_control_character_and_del_raw_or_escaped() {
+    for byte in (0u8..0x20).chain([0x7f]) {
+        let raw = format!("/a{}b", byte as char);
+        let escaped = format!("/a%{byte:02X}b");
+        let escaped_lower = format!("/a%{byte:02x}b");
+        for path in [&raw, &escaped, &escaped_lower] {
+            let refused = normalize_path(path);
+            assert!(refused.is_err(), "{path:?} accepted as {refused:?}");
+        }
+        assert_eq!(
+            normalize_path(&raw).unwrap_err().0,
+            "control characters in the path are not allowed",
+            "{raw:?}"
+        );
+    }
+    // The neighbours pass: a space is escaped, `!` and `~` stay as they are.
+    accepted(&[("/a b", "/a%20b"), ("/a!b", "/a!b"), ("/a~b", "/a~b")]);
+}

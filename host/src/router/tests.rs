@@ -257,3 +257,130 @@ fn an_exact_route_takes_its_path_with_one_trailing_slash() {
     assert_eq!(find("/admin/x").index, 0);
     assert_eq!(find("/admin//").index, 0);
 }
+
+/// Looks `path` up in tables built from `patterns` in every rotation of their config
+/// order; all must agree. Returns the pattern (by its position in `patterns`) chosen.
+fn chosen_in_every_order(patterns: &[PathPattern], path: &str) -> Option<usize> {
+    let mut answers = Vec::new();
+    for rotation in 0..patterns.len() {
+        let order: Vec<usize> = (0..patterns.len())
+            .map(|i| (i + rotation) % patterns.len())
+            .collect();
+        for order in [order.clone(), order.into_iter().rev().collect()] {
+            let table = RouteTable::new(
+                order
+                    .iter()
+                    .map(|&i| matcher(None, None, patterns[i].clone()))
+                    .collect(),
+            );
+            let found = table
+                .lookup(None, &Method::GET, path)
+                .ok()
+                .map(|found| order[found.index]);
+            answers.push(found);
+        }
+    }
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "{path}: the answer depends on the config order: {answers:?}"
+    );
+    answers[0]
+}
+
+#[test]
+fn the_longest_of_nested_prefixes_wins_in_any_config_order() {
+    let patterns = [
+        prefix("/"),
+        prefix("/api"),
+        prefix("/api/admin"),
+        prefix("/api/admin/keys"),
+    ];
+    assert_eq!(chosen_in_every_order(&patterns, "/x"), Some(0));
+    assert_eq!(chosen_in_every_order(&patterns, "/api"), Some(1));
+    assert_eq!(chosen_in_every_order(&patterns, "/api/users"), Some(1));
+    assert_eq!(chosen_in_every_order(&patterns, "/api/admin"), Some(2));
+    assert_eq!(chosen_in_every_order(&patterns, "/api/admin/x"), Some(2));
+    assert_eq!(
+        chosen_in_every_order(&patterns, "/api/admin/keys/1"),
+        Some(3)
+    );
+    assert_eq!(chosen_in_every_order(&patterns, "/api/adminx"), Some(1));
+}
+
+#[test]
+fn among_patterns_more_literal_segments_win_then_literal_paths_then_prefixes() {
+    let patterns = [
+        exact("/{a}/{b}/{c}"),
+        exact("/api/{b}/{c}"),
+        exact("/api/{b}/items"),
+        exact("/api/v1/items"),
+        prefix("/api/v1"),
+        exact("/{a}"),
+    ];
+    assert_eq!(chosen_in_every_order(&patterns, "/api/v1/items"), Some(3));
+    assert_eq!(chosen_in_every_order(&patterns, "/api/v2/items"), Some(2));
+    assert_eq!(chosen_in_every_order(&patterns, "/api/v2/orders"), Some(1));
+    assert_eq!(chosen_in_every_order(&patterns, "/web/v2/items"), Some(0));
+    // A pattern with params still beats a prefix that also matches.
+    assert_eq!(chosen_in_every_order(&patterns, "/api/v1/orders"), Some(1));
+    assert_eq!(chosen_in_every_order(&patterns, "/api/v1/a/b"), Some(4));
+    assert_eq!(chosen_in_every_order(&patterns, "/solo"), Some(5));
+    assert_eq!(chosen_in_every_order(&patterns, "/a/b"), None);
+}
+
+#[test]
+fn a_route_with_a_host_beats_any_route_without_and_ties_go_to_config_order() {
+    let table = RouteTable::new(vec![
+        matcher(None, None, exact("/api/v1/items")),
+        matcher(Some("a.example"), None, prefix("/")),
+        matcher(None, None, prefix("/api")),
+        matcher(None, None, prefix("/api")),
+    ]);
+    let find = |host, path| table.lookup(host, &Method::GET, path).unwrap().index;
+    assert_eq!(find(Some("a.example"), "/api/v1/items"), 1);
+    assert_eq!(find(Some("b.example"), "/api/v1/items"), 0);
+    assert_eq!(find(None, "/api/x"), 2, "the first of two equal routes");
+}
+
+#[test]
+fn every_character_a_request_path_cannot_hold_raw_is_refused_in_patterns() {
+    let mut refused: Vec<String> = (0u8..=0x20)
+        .chain([0x7f])
+        .map(|b| format!("/a{}b", b as char))
+        .collect();
+    refused.extend(["?", "#", "\\", ";", "<", ">", "`"].map(|c| format!("/a{c}b")));
+    refused.extend(["/é", "/a\u{80}", "/日本"].map(str::to_string));
+    for bad in &refused {
+        let exact = PathPattern::parse_exact(bad);
+        let prefix = PathPattern::parse_prefix(bad);
+        assert!(exact.is_err(), "path {bad:?} accepted");
+        assert!(prefix.is_err(), "prefix {bad:?} accepted");
+        assert!(
+            exact.unwrap_err().contains("not allowed in a path"),
+            "{bad:?}: the message names the class"
+        );
+    }
+    // The characters a path may hold raw (RFC 3986 pchar, less ';') are accepted.
+    for good in ["/a-b_c.d~e", "/a!$&'()*+,=:@b", "/A/Z/0/9"] {
+        assert!(PathPattern::parse_exact(good).is_ok(), "{good:?} refused");
+        assert!(PathPattern::parse_prefix(good).is_ok(), "{good:?} refused");
+    }
+}
+
+#[test]
+fn parameter_names_are_letters_digits_and_underscores() {
+    for good in ["/{id}", "/{user_id}", "/{ID2}", "/{_}"] {
+        assert!(PathPattern::parse_exact(good).is_ok(), "{good} refused");
+    }
+    for bad in [
+        "/{a-b}", "/{a.b}", "/{a b}", "/{é}", "/{a}b}", "/{{a}}", "/{a:int}",
+    ] {
+        let refused = PathPattern::parse_exact(bad);
+        assert!(refused.is_err(), "{bad} accepted");
+    }
+    assert!(
+        PathPattern::parse_exact("/{a-b}")
+            .unwrap_err()
+            .contains("letters, digits, _")
+    );
+}

@@ -42,6 +42,9 @@ impl TryFailure {
     }
 }
 
+/// The most tries a route may make for one request (`[routes.retry] attempts`).
+pub const MAX_ATTEMPTS: u32 = 10;
+
 /// The window the budget is counted over.
 const BUDGET_WINDOW_MS: u64 = 10_000;
 
@@ -64,7 +67,7 @@ impl RetryPolicy {
     /// The policy of `[routes.retry]` (validated: known words and methods).
     pub fn new(config: &RetryConfig) -> Self {
         Self {
-            attempts: config.attempts.max(1),
+            attempts: config.attempts.clamp(1, MAX_ATTEMPTS),
             on: config
                 .on
                 .iter()

@@ -1,8 +1,28 @@
-//! Test guest: when the request has `x-malformed: 1`, answers (`Action::Respond`) with
-//! the status 1000 and the header name `"bad header\n"`, both of which the gateway
-//! refuses.
+//! Test guest: breaks exactly one of the gateway's output rules, the one the request's
+//! `x-malformed` header names, so that each rule is seen refused on its own:
+//!
+//! - `status`: answers (`Action::Respond`) with the status 1000;
+//! - `header-name`: sets a request header whose name is no HTTP token;
+//! - `header-value`: sets a request header whose value holds CR LF;
+//! - `path`: rewrites the path to one that does not start with `/`;
+//! - `method`: rewrites the method to one that is no HTTP token;
+//! - `query`: rewrites the query to one holding `#`.
+//!
+//! Any other value (or none) passes the request on untouched.
 
-use wasmgate_plugin_sdk::{Action, Context, NoConfig, Plugin, Request, Response, export_plugin};
+use wasmgate_plugin_sdk::{
+    Action, Context, Method, NoConfig, Plugin, Request, Response, export_plugin,
+};
+
+/// Every rule this guest can break, as `x-malformed` names it.
+pub const RULES: [&str; 6] = [
+    "status",
+    "header-name",
+    "header-value",
+    "path",
+    "method",
+    "query",
+];
 
 struct Malformed;
 
@@ -14,17 +34,18 @@ impl Plugin for Malformed {
     }
 
     fn on_request(&self, request: &mut Request, _: &mut Context) -> Action {
-        if request.headers.get("x-malformed").as_deref() == Some("1") {
-            return Action::Respond(malformed_answer());
+        let rule = request.headers.get("x-malformed").unwrap_or_default();
+        match rule.as_str() {
+            "status" => return Action::Respond(Response::new(1000)),
+            "header-name" => request.headers.set("bad header\n", "x"),
+            "header-value" => request.headers.set("x-injected", "a\r\nx-evil: 1"),
+            "path" => request.set_path("no-leading-slash"),
+            "method" => request.set_method(Method::Other("GE T".into())),
+            "query" => request.set_query(Some("a=1#fragment")),
+            _ => {}
         }
         Action::Continue
     }
-}
-
-/// A status out of range and a header name that is no HTTP token (it holds a space and
-/// a newline).
-fn malformed_answer() -> Response {
-    Response::new(1000).with_header("bad header\n", "x")
 }
 
 export_plugin!(Malformed);
@@ -38,30 +59,28 @@ mod tests {
     #[test]
     fn passes_normal_requests() {
         let mut harness = Harness::<Malformed>::new("{}").unwrap();
-        let request = TestRequest::get("/").header("x-malformed", "0");
+        let request = TestRequest::get("/").header("x-malformed", "none");
         let outcome = harness.on_request(request.clone());
         assert_eq!(outcome.request(), Some(&request.into()));
     }
 
     #[test]
-    #[should_panic(expected = "status 1000 is out of range 200..=599")]
-    fn the_harness_refuses_what_the_gateway_refuses() {
-        let mut harness = Harness::<Malformed>::new("{}").unwrap();
-        harness.on_request(TestRequest::get("/").header("x-malformed", "1"));
-    }
-
-    #[test]
-    fn the_answer_is_malformed_in_status_and_header_name() {
-        let mut harness = Harness::<Malformed>::new("{}").unwrap();
-        let error = harness
-            .try_on_request(TestRequest::get("/").header("x-malformed", "1"))
-            .unwrap_err();
-        assert!(error.contains("status 1000"), "{error}");
-        let answer = malformed_answer();
-        assert_eq!(answer.status, 1000);
-        assert_eq!(
-            answer.headers.entries(),
-            [("bad header\n".to_string(), b"x".to_vec())]
-        );
+    fn the_harness_refuses_each_rule_alone_as_the_gateway_would() {
+        let expected = [
+            ("status", "status 1000"),
+            ("header-name", "bad header"),
+            ("header-value", "x-injected"),
+            ("path", "no-leading-slash"),
+            ("method", "GE T"),
+            ("query", "'#'"),
+        ];
+        assert_eq!(expected.map(|(rule, _)| rule), RULES);
+        for (rule, says) in expected {
+            let mut harness = Harness::<Malformed>::new("{}").unwrap();
+            let error = harness
+                .try_on_request(TestRequest::get("/").header("x-malformed", rule))
+                .unwrap_err();
+            assert!(error.contains(says), "{rule}: {error}");
+        }
     }
 }

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Instructions the gateway executes per request, counted by callgrind (valgrind): a
+# figure that this shared machine's noise does not move, for A/Bs of a few per cent
+# that the wall-clock benchmarks (bench/run.sh) cannot resolve. perf's hardware
+# counters are not available on these virtual machines; callgrind counts in software.
+#
+#   bench/instructions.sh REV [REV ...]      e.g. bench/instructions.sh 60669be HEAD
+#   REQUESTS=4000 ROUNDS=3 CONNECTIONS=8 ROUTE=p0 bench/instructions.sh 60669be HEAD
+#   DUMPS=/tmp/dumps bench/instructions.sh 60669be HEAD
+#       also keeps each revision's last callgrind dump (DIR/REV.callgrind), for
+#       `callgrind_annotate --inclusive=yes DIR/REV.callgrind` to say where they differ
+#
+# Each revision's tree (`git archive`, kept under the target dir so that a rerun
+# builds nothing) is built in release, in one target dir for all of them
+# (`INSTRUCTIONS_TARGET`, default target/instructions: a full build the first time;
+# `cp -a target/release target/instructions/` first saves most of it), with one change
+# made to every tree alike: wasmtime's pooling allocator replaced by on-demand allocation,
+# because valgrind cannot map the pool's terabytes of address space. The routes
+# measured run no plugin, so no instance is ever allocated; what is counted is the
+# gateway's own path: accept, parse, route, forward, answer.
+#
+# The gateways run side by side under callgrind with instrumentation off until their
+# load window; an upstream (nginx answering from memory) serves them all. In each of
+# ROUNDS rounds, in an order that rotates, each gateway gets REQUESTS requests from
+# h2load (HTTP/1.1, CONNECTIONS keep-alive connections) with its counters zeroed
+# before and dumped after: instructions per request, the medians over the rounds,
+# and each revision's ratio to the first. Routes (ROUTE):
+#   p0   a route with no plugins to a one-endpoint service, defaults everywhere
+#   prb  (revisions that have it) a service with least-request balancing and a
+#        circuit breaker
+# Loopback only; every step is bounded in time.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$PWD"
+
+[ "$#" -ge 1 ] || { sed -n 2,26p "$0" >&2; exit 2; }
+revs=("$@")
+requests="${REQUESTS:-4000}"
+rounds="${ROUNDS:-3}"
+connections="${CONNECTIONS:-8}"
+route="${ROUTE:-p0}"
+target="${INSTRUCTIONS_TARGET:-$repo/target/instructions}"
+base_port="${BASE_PORT:-19180}"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "tools: valgrind, h2load, nginx"
+if ! command -v valgrind >/dev/null || ! command -v h2load >/dev/null || ! command -v nginx >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nghttp2-client nginx-light >/dev/null
+fi
+
+work="$(mktemp -d /tmp/wasmgate-instructions.XXXXXX)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+binaries=()
+for rev in "$@"; do
+    commit="$(git -C "$repo" rev-parse --verify "$rev^{commit}")"
+    # One source tree per commit, kept beside its build so that a rerun builds nothing.
+    tree="$target/sources/$commit"
+    if [ ! -d "$tree" ]; then
+        step "sources: $rev ($commit), on-demand instance allocation"
+        mkdir -p "$tree.partial"
+        git -C "$repo" archive "$commit" | tar -x -C "$tree.partial"
+        sed -i 's/InstanceAllocationStrategy::Pooling(pool)/InstanceAllocationStrategy::OnDemand/' \
+            "$tree.partial/host/src/plugin/mod.rs"
+        grep -q 'InstanceAllocationStrategy::OnDemand' "$tree.partial/host/src/plugin/mod.rs" ||
+            { echo "$rev: no pooling allocator to replace in host/src/plugin/mod.rs" >&2; exit 1; }
+        mv "$tree.partial" "$tree"
+    fi
+    step "build: $rev"
+    (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked -p wasmgate >&2)
+    cp "$target/release/wasmgate" "$work/wasmgate-${#binaries[@]}"
+    binaries+=("$work/wasmgate-${#binaries[@]}")
+done
+
+port_upstream=$base_port
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx;
+    proxy_temp_path $work/nginx;
+    fastcgi_temp_path $work/nginx;
+    uwsgi_temp_path $work/nginx;
+    scgi_temp_path $work/nginx;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$port_upstream;
+        location / { default_type text/plain; return 200 'hello from the upstream\n'; }
+    }
+}
+CONF
+nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+pids+=($!)
+
+gateway_pids=()
+ports=()
+for i in "${!binaries[@]}"; do
+    port=$((base_port + 1 + i))
+    mkdir -p "$work/gw-$i/plugins"
+    cat >"$work/gw-$i/wasmgate.toml" <<TOML
+[gateway]
+listen = "127.0.0.1:$port"
+plugin_dir = "plugins"
+data_dir = "data"
+
+[admin]
+enabled = false
+
+[services.upstream]
+endpoints = ["http://127.0.0.1:$port_upstream"]
+
+[[routes]]
+name = "p0"
+prefix = "/p0"
+service = "upstream"
+TOML
+    if [ "$route" = prb ]; then
+        cat >>"$work/gw-$i/wasmgate.toml" <<TOML
+
+[services.guarded]
+endpoints = ["http://127.0.0.1:$port_upstream"]
+balance = "least_request"
+[services.guarded.breaker]
+min_requests = 20
+
+[[routes]]
+name = "prb"
+prefix = "/prb"
+service = "guarded"
+TOML
+    fi
+    (cd "$work/gw-$i" && LOG_LEVEL=warn exec valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$work/gw-$i/callgrind.out" \
+        "${binaries[$i]}" run --config wasmgate.toml >"$work/gw-$i/out.log" 2>&1) &
+    gateway_pids+=($!)
+    pids+=($!)
+    ports+=("$port")
+done
+
+step "waiting for every gateway to answer (slow under valgrind)"
+for i in "${!binaries[@]}"; do
+    ok=""
+    for _ in $(seq 1 240); do # up to two minutes
+        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+            "http://127.0.0.1:${ports[$i]}/$route/items" || true)"
+        if [ "$code" = 200 ]; then ok=1; break; fi
+        sleep 0.5
+    done
+    [ -n "$ok" ] || { echo "${revs[$i]} (gateway $i) does not answer 200 (last: $code)" >&2; cat "$work/gw-$i/out.log" >&2; exit 1; }
+done
+
+load() { # INDEX COUNT OUT
+    timeout 600 h2load --h1 -t1 -c"$connections" -n "$2" \
+        "http://127.0.0.1:${ports[$1]}/$route/items" >"$3"
+    local ok
+    ok="$(awk '/^status codes:/ {print $3}' "$3")"
+    [ "$ok" = "$2" ] || { echo "gateway $1: $ok of $2 requests answered 2xx" >&2; cat "$3" >&2; exit 1; }
+}
+
+step "warm-up: 500 requests each, uncounted"
+for i in "${!binaries[@]}"; do load "$i" 500 "$work/warm-up-$i.txt"; done
+
+step "count: $rounds rounds x ${#binaries[@]} gateways x $requests requests, $connections connections, route $route"
+count=${#binaries[@]}
+for round in $(seq 1 "$rounds"); do
+    for k in $(seq 0 $((count - 1))); do
+        i=$(((k + round - 1) % count))
+        pid="${gateway_pids[$i]}"
+        callgrind_control -z "$pid" >/dev/null
+        callgrind_control -i on "$pid" >/dev/null
+        load "$i" "$requests" "$work/h2load-$i-$round.txt"
+        callgrind_control -i off "$pid" >/dev/null
+        callgrind_control -d "round-$round" "$pid" >/dev/null
+        dump="$(ls -t "$work/gw-$i"/callgrind.out.* | head -n 1)"
+        total="$(awk '/^totals:/ {print $2; exit}' "$dump")"
+        echo "$i $round $total" >>"$work/counts.txt"
+        printf '  round %d  %-12s %d instructions/request\n' "$round" "${revs[$i]}" \
+            $((total / requests)) >&2
+        if [ -n "${DUMPS:-}" ]; then
+            mkdir -p "$DUMPS"
+            mv "$dump" "$DUMPS/${revs[$i]}.callgrind"
+        else
+            rm -f "$dump"
+        fi
+    done
+done
+
+python3 - "$work/counts.txt" "$requests" "$@" <<'PY'
+import statistics, sys
+from collections import defaultdict
+path, n, revs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+per = defaultdict(dict)
+for line in open(path):
+    i, r, total = line.split()
+    per[int(i)][r] = int(total) / n
+print(f"| revision | instructions/request (median of {len(per[0])}) | min–max | ratio to {revs[0]} (median of rounds) |")
+print("|---|---|---|---|")
+for i, rev in enumerate(revs):
+    counts = list(per[i].values())
+    ratios = [per[i][r] / per[0][r] for r in per[i] if r in per[0]]
+    print(f"| {rev} | {statistics.median(counts):,.0f} | {min(counts):,.0f}–{max(counts):,.0f} "
+          f"| {statistics.median(ratios):.4f} ({min(ratios):.4f}–{max(ratios):.4f}) |")
+PY
