@@ -7,38 +7,52 @@
 #   bench/instructions.sh REV [REV ...]      e.g. bench/instructions.sh 60669be HEAD
 #   REQUESTS=4000 ROUNDS=3 CONNECTIONS=8 ROUTE=p0 bench/instructions.sh 60669be HEAD
 #   DUMPS=/tmp/dumps bench/instructions.sh 60669be HEAD
-#       also keeps each revision's last callgrind dump (DIR/REV.callgrind), for
+#       also keeps each revision's dump of the last round (DIR/REV.callgrind), for
 #       `callgrind_annotate --inclusive=yes DIR/REV.callgrind` to say where they differ
 #
-# Each revision's tree (`git archive`, kept under the target dir so that a rerun
-# builds nothing) is built in release, in one target dir for all of them
-# (`INSTRUCTIONS_TARGET`, default target/instructions: a full build the first time;
-# `cp -a target/release target/instructions/` first saves most of it), with one change
-# made to every tree alike: wasmtime's pooling allocator replaced by on-demand allocation,
-# because valgrind cannot map the pool's terabytes of address space. The routes
-# measured run no plugin, so no instance is ever allocated; what is counted is the
+# Each revision's tree (`git archive`, kept under the target dir) is built in release,
+# in one target dir for all of them (`INSTRUCTIONS_TARGET`, default
+# target/instructions: a full build the first time; `cp -a target/release
+# target/instructions/` first saves most of it), with one change made to every tree
+# alike: wasmtime's pooling allocator replaced by on-demand allocation, because
+# valgrind cannot map the pool's terabytes of address space. The routes measured run
+# no plugin, so no instance is ever allocated; what is counted is the
 # gateway's own path: accept, parse, route, forward, answer.
 #
 # The gateways run side by side under callgrind with instrumentation off until their
 # load window; an upstream (nginx answering from memory) serves them all. In each of
-# ROUNDS rounds, in an order that rotates, each gateway gets REQUESTS requests from
-# h2load (HTTP/1.1, CONNECTIONS keep-alive connections) with its counters zeroed
-# before and dumped after: instructions per request, the medians over the rounds,
-# and each revision's ratio to the first. Routes (ROUTE):
-#   p0   a route with no plugins to a one-endpoint service, defaults everywhere
-#   prb  (revisions that have it) a service with least-request balancing and a
-#        circuit breaker
+# ROUNDS rounds every gateway is started afresh and warmed up (500 requests), then, in
+# an order that rotates, gets REQUESTS requests from h2load (HTTP/1.1, CONNECTIONS
+# keep-alive connections) with its counters zeroed before and dumped after:
+# instructions per request, the medians over the rounds, and each revision's ratio to
+# the first within each round.
+#
+# The first revision is the baseline: it serves route p0 with its own defaults. The
+# others serve ROUTE, with RETRIES:
+#   ROUTE=p0    (default) a route with no plugins to a one-endpoint service: round-robin
+#               balancing and outlier detection, as configured by default
+#   ROUTE=prb   the same upstream as a service with least-request balancing and a
+#               circuit breaker
+#   RETRIES=on  (default) the route's retries as configured by default (two attempts
+#               for idempotent methods: a copy of each request's head is kept for a
+#               second try); RETRIES=off gives the route `[routes.retry] attempts = 1`,
+#               to count balancing and breaker bookkeeping alone
 # Loopback only; every step is bounded in time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$PWD"
 
-[ "$#" -ge 1 ] || { sed -n 2,26p "$0" >&2; exit 2; }
+[ "$#" -ge 1 ] || { sed -n 2,41p "$0" >&2; exit 2; }
 revs=("$@")
 requests="${REQUESTS:-4000}"
 rounds="${ROUNDS:-3}"
 connections="${CONNECTIONS:-8}"
 route="${ROUTE:-p0}"
+retries="${RETRIES:-on}"
+case "$route/$retries" in
+    p0/on | p0/off | prb/on | prb/off) ;;
+    *) echo "ROUTE must be p0 or prb, RETRIES on or off" >&2; exit 2 ;;
+esac
 target="${INSTRUCTIONS_TARGET:-$repo/target/instructions}"
 base_port="${BASE_PORT:-19180}"
 
@@ -62,7 +76,7 @@ trap cleanup EXIT
 binaries=()
 for rev in "$@"; do
     commit="$(git -C "$repo" rev-parse --verify "$rev^{commit}")"
-    # One source tree per commit, kept beside its build so that a rerun builds nothing.
+    # One source tree per commit, kept beside the builds.
     tree="$target/sources/$commit"
     if [ ! -d "$tree" ]; then
         step "sources: $rev ($commit), on-demand instance allocation"
@@ -75,8 +89,15 @@ for rev in "$@"; do
         mv "$tree.partial" "$tree"
     fi
     step "build: $rev"
+    # The trees of all revisions build to one artifact, and cargo would take the last
+    # one built as fresh for another tree: the sources are made newer than it.
+    find "$tree/host" -name '*.rs' -exec touch {} +
     (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked -p wasmgate >&2)
     cp "$target/release/wasmgate" "$work/wasmgate-${#binaries[@]}"
+    for other in "${binaries[@]}"; do
+        cmp -s "$other" "$work/wasmgate-${#binaries[@]}" &&
+            { echo "$rev: the same binary as an earlier revision" >&2; exit 1; }
+    done
     binaries+=("$work/wasmgate-${#binaries[@]}")
 done
 
@@ -105,11 +126,21 @@ CONF
 nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
 pids+=($!)
 
-gateway_pids=()
 ports=()
+paths=()
 for i in "${!binaries[@]}"; do
     port=$((base_port + 1 + i))
     mkdir -p "$work/gw-$i/plugins"
+    # The baseline (the first revision) serves p0 as it is; the others what is asked.
+    served="$route"
+    retry=""
+    if [ "$i" -gt 0 ] && [ "$retries" = off ]; then
+        retry=$'[routes.retry]\nattempts = 1'
+    fi
+    if [ "$i" -eq 0 ]; then
+        served=p0
+        retry=""
+    fi
     cat >"$work/gw-$i/wasmgate.toml" <<TOML
 [gateway]
 listen = "127.0.0.1:$port"
@@ -122,60 +153,71 @@ enabled = false
 [services.upstream]
 endpoints = ["http://127.0.0.1:$port_upstream"]
 
-[[routes]]
-name = "p0"
-prefix = "/p0"
-service = "upstream"
-TOML
-    if [ "$route" = prb ]; then
-        cat >>"$work/gw-$i/wasmgate.toml" <<TOML
-
 [services.guarded]
 endpoints = ["http://127.0.0.1:$port_upstream"]
+TOML
+    if [ "$served" = prb ]; then
+        cat >>"$work/gw-$i/wasmgate.toml" <<TOML
 balance = "least_request"
 [services.guarded.breaker]
 min_requests = 20
-
-[[routes]]
-name = "prb"
-prefix = "/prb"
-service = "guarded"
 TOML
     fi
-    (cd "$work/gw-$i" && LOG_LEVEL=warn exec valgrind --tool=callgrind --instr-atstart=no \
-        --callgrind-out-file="$work/gw-$i/callgrind.out" \
-        "${binaries[$i]}" run --config wasmgate.toml >"$work/gw-$i/out.log" 2>&1) &
-    gateway_pids+=($!)
-    pids+=($!)
-    ports+=("$port")
-done
+    cat >>"$work/gw-$i/wasmgate.toml" <<TOML
 
-step "waiting for every gateway to answer (slow under valgrind)"
-for i in "${!binaries[@]}"; do
-    ok=""
-    for _ in $(seq 1 240); do # up to two minutes
-        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
-            "http://127.0.0.1:${ports[$i]}/$route/items" || true)"
-        if [ "$code" = 200 ]; then ok=1; break; fi
-        sleep 0.5
-    done
-    [ -n "$ok" ] || { echo "${revs[$i]} (gateway $i) does not answer 200 (last: $code)" >&2; cat "$work/gw-$i/out.log" >&2; exit 1; }
+[[routes]]
+name = "served"
+prefix = "/$served"
+service = "$([ "$served" = prb ] && echo guarded || echo upstream)"
+$retry
+TOML
+    paths+=("$served")
+    ports+=("$port")
 done
 
 load() { # INDEX COUNT OUT
     timeout 600 h2load --h1 -t1 -c"$connections" -n "$2" \
-        "http://127.0.0.1:${ports[$1]}/$route/items" >"$3"
+        "http://127.0.0.1:${ports[$1]}/${paths[$1]}/items" >"$3"
     local ok
     ok="$(awk '/^status codes:/ {print $3}' "$3")"
     [ "$ok" = "$2" ] || { echo "gateway $1: $ok of $2 requests answered 2xx" >&2; cat "$3" >&2; exit 1; }
 }
 
-step "warm-up: 500 requests each, uncounted"
-for i in "${!binaries[@]}"; do load "$i" 500 "$work/warm-up-$i.txt"; done
+# Every round starts each gateway afresh: how a process's allocator and connections
+# happen to settle moves its count by a per cent or two, so one process per revision
+# would measure its luck.
+gateway_pids=()
+start_gateways() {
+    gateway_pids=()
+    for i in "${!binaries[@]}"; do
+        rm -f "$work/gw-$i"/callgrind.out*
+        (cd "$work/gw-$i" && LOG_LEVEL=warn exec valgrind --tool=callgrind --instr-atstart=no \
+            --callgrind-out-file="$work/gw-$i/callgrind.out" \
+            "${binaries[$i]}" run --config wasmgate.toml >"$work/gw-$i/out.log" 2>&1) &
+        gateway_pids+=($!)
+        pids+=($!)
+    done
+    for i in "${!binaries[@]}"; do
+        ok=""
+        for _ in $(seq 1 240); do # up to two minutes
+            code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+                "http://127.0.0.1:${ports[$i]}/${paths[$i]}/items" || true)"
+            if [ "$code" = 200 ]; then ok=1; break; fi
+            sleep 0.5
+        done
+        [ -n "$ok" ] || { echo "${revs[$i]} (gateway $i) does not answer 200 (last: $code)" >&2; cat "$work/gw-$i/out.log" >&2; exit 1; }
+        load "$i" 500 "$work/warm-up-$i.txt"
+    done
+}
+stop_gateways() {
+    for pid in "${gateway_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${gateway_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
 
-step "count: $rounds rounds x ${#binaries[@]} gateways x $requests requests, $connections connections, route $route"
+step "count: $rounds rounds x ${#binaries[@]} gateways x $requests requests, $connections connections, route $route, retries $retries"
 count=${#binaries[@]}
 for round in $(seq 1 "$rounds"); do
+    start_gateways
     for k in $(seq 0 $((count - 1))); do
         i=$(((k + round - 1) % count))
         pid="${gateway_pids[$i]}"
@@ -192,10 +234,9 @@ for round in $(seq 1 "$rounds"); do
         if [ -n "${DUMPS:-}" ]; then
             mkdir -p "$DUMPS"
             mv "$dump" "$DUMPS/${revs[$i]}.callgrind"
-        else
-            rm -f "$dump"
         fi
     done
+    stop_gateways
 done
 
 python3 - "$work/counts.txt" "$requests" "$@" <<'PY'
