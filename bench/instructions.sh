@@ -89,9 +89,9 @@ for rev in "$@"; do
         mv "$tree.partial" "$tree"
     fi
     step "build: $rev"
-    # The trees of all revisions build to one artifact, and cargo would take the last
-    # one built as fresh for another tree: the sources are made newer than it.
-    find "$tree/host" -name '*.rs' -exec touch {} +
+    # The trees of all revisions build to the same artifacts, and cargo would take the
+    # last one built as fresh for another tree: the gateway's fingerprints are dropped.
+    rm -rf "$target"/release/.fingerprint/wasmgate-*
     (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked -p wasmgate >&2)
     cp "$target/release/wasmgate" "$work/wasmgate-${#binaries[@]}"
     for other in "${binaries[@]}"; do

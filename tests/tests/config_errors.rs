@@ -29,7 +29,7 @@ fn assert_line(output: &str, line: usize, what: &str) {
 fn bad_toml_names_its_line() {
     let output =
         refused(TestGateway::new().toml("[services.a]\nendpoints = [\"http://127.0.0.1:1\"\n"));
-    assert_line(&output, 9, "");
+    assert_line(&output, 9, "unclosed array, expected `]`");
 }
 
 #[test]

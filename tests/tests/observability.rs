@@ -186,7 +186,7 @@ name = "panic"
             "plugin_call_duration_seconds_count",
             &[("plugin", "metered"), ("phase", "request")]
         ),
-        6.0
+        7.0
     );
     assert_eq!(
         value(
@@ -194,11 +194,11 @@ name = "panic"
             "guest_requests_total",
             &[("plugin", "metered"), ("route", "echo")]
         ),
-        6.0
+        7.0
     );
     assert_eq!(
         value(&m, "guest_value_seconds_count", &[("plugin", "metered")]),
-        6.0
+        7.0
     );
     let endpoint = format!("http://{}", upstream.address);
     assert_eq!(
@@ -207,8 +207,8 @@ name = "panic"
             "upstream_request_duration_seconds_count",
             &[("service", "echo"), ("endpoint", &endpoint)]
         ),
-        // 6 on /echo and the good /fragile; deny and the panic answered themselves.
-        7.0
+        // 7 on /echo and the good /fragile; deny and the panic answered themselves.
+        8.0
     );
     assert_eq!(value(&m, "wasmgate_config_generation", &[]), 1.0);
 
