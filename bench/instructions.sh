@@ -76,7 +76,7 @@ trap cleanup EXIT
 binaries=()
 for rev in "$@"; do
     commit="$(git -C "$repo" rev-parse --verify "$rev^{commit}")"
-    # One source tree per commit, kept beside the builds.
+    # One source tree per commit, and its build, kept for the next run.
     tree="$target/sources/$commit"
     if [ ! -d "$tree" ]; then
         step "sources: $rev ($commit), on-demand instance allocation"
@@ -88,12 +88,16 @@ for rev in "$@"; do
             { echo "$rev: no pooling allocator to replace in host/src/plugin/mod.rs" >&2; exit 1; }
         mv "$tree.partial" "$tree"
     fi
-    step "build: $rev"
-    # The trees of all revisions build to the same artifacts, and cargo would take the
-    # last one built as fresh for another tree: the gateway's fingerprints are dropped.
-    rm -rf "$target"/release/.fingerprint/wasmgate-*
-    (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked -p wasmgate >&2)
-    cp "$target/release/wasmgate" "$work/wasmgate-${#binaries[@]}"
+    if [ ! -x "$tree.wasmgate" ]; then
+        step "build: $rev"
+        # The trees of all revisions build to the same artifacts, and cargo would take
+        # the last one built as fresh for another tree: the gateway's fingerprints go.
+        rm -rf "$target"/release/.fingerprint/wasmgate-*
+        (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked -p wasmgate >&2)
+        cp "$target/release/wasmgate" "$tree.wasmgate.partial"
+        mv "$tree.wasmgate.partial" "$tree.wasmgate"
+    fi
+    cp "$tree.wasmgate" "$work/wasmgate-${#binaries[@]}"
     for other in "${binaries[@]}"; do
         cmp -s "$other" "$work/wasmgate-${#binaries[@]}" &&
             { echo "$rev: the same binary as an earlier revision" >&2; exit 1; }

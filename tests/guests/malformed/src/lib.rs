@@ -70,7 +70,7 @@ mod tests {
             ("status", "status 1000"),
             ("header-name", "bad header"),
             ("header-value", "x-injected"),
-            ("path", "no-leading-slash"),
+            ("path", "starting with '/'"),
             ("method", "GE T"),
             ("query", "'#'"),
         ];
