@@ -78,6 +78,11 @@ impl Activity {
         InFlight(self.clone())
     }
 
+    /// Whether a request is being served.
+    pub fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
+    }
+
     /// Whether nothing happened on the connection for `limit`.
     pub fn idle_for(&self, limit: Duration) -> bool {
         let now = self.born.elapsed().as_millis() as u64;

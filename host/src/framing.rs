@@ -20,12 +20,22 @@
 //! unreadable chunk size, a line longer than any head hyper accepts, too many pending
 //! heads) every later request on the connection is [`Verdict::Unknown`] and refused.
 //! Only HTTP/2 connections (prior knowledge) are not followed.
+//!
+//! The tracker also clocks request heads for the server's header read timeout: a head
+//! is pending from the connection's start, and again from the first byte after a
+//! message ends (a stray CRLF counts), until its blank line; once the framing is lost,
+//! the clock runs until the connection closes. hyper's own header timer cannot serve:
+//! it also runs while a kept-alive connection waits for its next request (cutting idle
+//! connections at the header timeout instead of the idle one), and not while a new
+//! connection has sent nothing (its protocol is not yet known).
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -63,14 +73,34 @@ struct Queue {
     http2: bool,
 }
 
-/// Per-request verdicts of one connection, oldest first.
+struct Facts {
+    queue: Mutex<Queue>,
+    born: Instant,
+    /// Since when a request head has been pending (milliseconds since `born`, plus
+    /// one; 0: none is).
+    head_since_ms: AtomicU64,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Self {
+            queue: Mutex::default(),
+            born: Instant::now(),
+            // A new connection owes its first head from the start.
+            head_since_ms: AtomicU64::new(1),
+        }
+    }
+}
+
+/// Per-request verdicts of one connection, oldest first, and the clock of the request
+/// head it is sending.
 #[derive(Clone, Default)]
-pub struct FramingFacts(Arc<Mutex<Queue>>);
+pub struct FramingFacts(Arc<Facts>);
 
 impl FramingFacts {
     /// The verdict on the next request hyper hands over.
     pub fn take(&self) -> Verdict {
-        let mut queue = self.0.lock().expect("facts lock");
+        let mut queue = self.0.queue.lock().expect("facts lock");
         match queue.verdicts.pop_front() {
             Some(verdict) => verdict,
             None if queue.http2 => Verdict::Clean,
@@ -80,8 +110,33 @@ impl FramingFacts {
         }
     }
 
+    /// Whether the client has been sending one request head for `limit` or longer
+    /// (or, on a new connection, not yet sent its first).
+    pub fn head_pending_for(&self, limit: Duration) -> bool {
+        let since = self.0.head_since_ms.load(Ordering::Relaxed);
+        since != 0 && self.now_ms() + 1 >= since + limit.as_millis() as u64
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.0.born.elapsed().as_millis() as u64
+    }
+
+    /// A byte of a new head arrived: its clock starts, unless one already runs.
+    fn head_started(&self) {
+        let now = self.now_ms() + 1;
+        let _ = self
+            .0
+            .head_since_ms
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The head is complete, or no longer followed: nothing is pending.
+    fn head_ended(&self) {
+        self.0.head_since_ms.store(0, Ordering::Relaxed);
+    }
+
     fn push(&self, verdict: Verdict, max_pending: usize) {
-        let mut queue = self.0.lock().expect("facts lock");
+        let mut queue = self.0.queue.lock().expect("facts lock");
         if queue.lost {
             return;
         }
@@ -98,11 +153,15 @@ impl FramingFacts {
     /// are for heads before the point where it was lost), nothing more is pushed, and
     /// every later request is `Unknown`.
     fn lose(&self) {
-        self.0.lock().expect("facts lock").lost = true;
+        self.0.queue.lock().expect("facts lock").lost = true;
+        // Whatever comes now is no request the gateway will serve: the clock runs (if
+        // it does not already), so a client trickling bytes is cut off in time.
+        self.head_started();
     }
 
     fn http2(&self) {
-        self.0.lock().expect("facts lock").http2 = true;
+        self.0.queue.lock().expect("facts lock").http2 = true;
+        self.head_ended();
     }
 }
 
@@ -236,6 +295,9 @@ impl Tracker {
 
     /// Follows one byte of a request line; whether hyper should see it.
     fn keep_request_line_byte(&mut self, byte: u8) -> bool {
+        if self.request_line == RequestLine::Before {
+            self.facts.head_started();
+        }
         match (&self.request_line, byte) {
             (RequestLine::Before, b'\r' | b'\n') => return true,
             (_, b'\n') => {
@@ -317,6 +379,7 @@ impl Tracker {
             Verdict::Clean
         };
         self.facts.push(verdict, self.max_pending());
+        self.facts.head_ended();
         let chunked = self
             .transfer_encoding
             .as_deref()

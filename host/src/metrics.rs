@@ -225,7 +225,7 @@ pub struct Metrics {
     /// `wasmgate_connections_refused_total{reason}`: over `[limits]`'s caps.
     pub connections_refused: Family<RefusedLabels, Counter>,
     /// `wasmgate_connections_cut_total{reason}`: clients cut off for being too slow
-    /// (`body_stalled`, `stopped_reading`).
+    /// (`slow_headers`, `body_stalled`, `stopped_reading`).
     pub connections_cut: Family<RefusedLabels, Counter>,
     /// `wasmgate_state_entries{namespace}`: live `kv` entries at the latest sweep.
     pub state_entries: Family<NamespaceLabels, Gauge>,

@@ -71,7 +71,9 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        // The header read timeout is ours (below): hyper's also runs between
+        // requests, and would close kept-alive connections before `idle_timeout_ms`.
+        .header_read_timeout(None)
         .max_buf_size(track.max_buf)
         .max_headers(256)
         .keep_alive(true);
@@ -81,6 +83,7 @@ pub async fn serve(
         .max_header_list_size((limits.max_header_bytes * 2) as u32);
     let builder = Arc::new(builder);
     let timeouts = Timeouts {
+        header: Duration::from_millis(limits.header_read_timeout_ms),
         idle: Duration::from_millis(limits.idle_timeout_ms),
         send: Duration::from_millis(limits.send_timeout_ms),
     };
@@ -172,18 +175,21 @@ fn refuse_connection(stream: &tokio::net::TcpStream, refusal: Refusal) {
     let _ = stream.try_write(&[head.as_bytes(), &body].concat());
 }
 
-/// The connection timeouts the server enforces itself (hyper enforces the header
-/// read timeout, the pipeline the body's).
+/// The connection timeouts the server enforces itself (the pipeline enforces the
+/// body's).
 #[derive(Debug, Clone, Copy)]
 struct Timeouts {
+    /// A request head (or a new connection's first) unfinished for this long: cut off.
+    header: Duration,
     /// No request in flight and no bytes moving for this long: closed gracefully.
     idle: Duration,
     /// The client took none of its response for this long: cut off.
     send: Duration,
 }
 
-/// Serves one connection until it ends, is idle for `idle`, its client stops reading
-/// for `send`, or the gateway stops (then in-flight requests finish first).
+/// Serves one connection until it ends, is idle for `idle`, its client takes longer
+/// than `header` over a request head or stops reading for `send`, or the gateway stops
+/// (then in-flight requests finish first).
 #[allow(clippy::too_many_arguments)]
 async fn serve_connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -200,6 +206,7 @@ async fn serve_connection(
     let activity = Arc::new(Activity::default());
     let (io, facts) = SniffedIo::new(ActivityIo::new(stream, activity.clone()), track);
     let requests = activity.clone();
+    let heads = facts.clone();
     let service = service_fn(move |request| {
         let shared = shared.clone();
         let facts = facts.clone();
@@ -214,7 +221,7 @@ async fn serve_connection(
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     let mut ticks = tokio::time::interval(
-        (timeouts.idle.min(timeouts.send) / 4)
+        (timeouts.idle.min(timeouts.send).min(timeouts.header) / 4)
             .clamp(Duration::from_millis(10), Duration::from_secs(1)),
     );
     let mut draining = *stopping.borrow();
@@ -244,6 +251,19 @@ async fn serve_connection(
                     metrics
                         .connections_cut
                         .get_or_create(&RefusedLabels { reason: "stopped_reading" })
+                        .inc();
+                    break;
+                }
+                // While a request is served, a head pipelined behind it waits its turn.
+                if !activity.busy() && heads.head_pending_for(timeouts.header) {
+                    tracing::debug!(
+                        %peer,
+                        header_read_timeout_ms = timeouts.header.as_millis() as u64,
+                        "cutting off a client that did not finish its request head"
+                    );
+                    metrics
+                        .connections_cut
+                        .get_or_create(&RefusedLabels { reason: "slow_headers" })
                         .inc();
                     break;
                 }

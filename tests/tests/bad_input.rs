@@ -228,7 +228,7 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     let waited = closed_within(&mut slow);
     assert!(waited < header_limit, "slow headers kept for {waited:?}");
 
-    // So is a connection that never sends a byte.
+    // So is a new connection that never sends a byte: it owes its first head.
     let mut silent = std::net::TcpStream::connect(gateway.address).unwrap();
     let waited = closed_within(&mut silent);
     assert!(
@@ -237,7 +237,7 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     );
 
     // A kept-alive connection outlives the header limit between requests: the next
-    // request's clock starts at its first byte.
+    // head's clock starts at its first byte.
     let mut idle = RawConnection::open(gateway.address);
     idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(idle.response().status, 200);

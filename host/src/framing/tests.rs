@@ -157,6 +157,54 @@ fn an_over_long_target_is_cut_short_and_marked() {
 }
 
 #[test]
+fn the_head_clock_runs_from_the_start_and_from_each_new_head_until_its_blank_line() {
+    let facts = FramingFacts::default();
+    let mut tracker = Tracker::new(facts.clone(), LIMITS);
+    let pending = || facts.head_pending_for(Duration::ZERO);
+    let mut feed = |bytes: &[u8]| {
+        let mut bytes = bytes.to_vec();
+        tracker.feed(&mut bytes);
+    };
+    assert!(pending(), "a new connection owes its first head");
+    assert!(!facts.head_pending_for(Duration::from_secs(3600)));
+    feed(b"GET / HTTP/1.1\r\nHost: a");
+    assert!(pending(), "half a head");
+    feed(b"\r\n\r\n");
+    assert!(
+        !pending(),
+        "the head is complete: the connection is idle, not slow"
+    );
+    feed(b"\r\n");
+    assert!(pending(), "a stray CRLF starts the clock too");
+    feed(b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel");
+    assert!(!pending(), "a body is not a head");
+    feed(b"lo");
+    assert!(!pending(), "the next head has not begun");
+    feed(b"G");
+    assert!(pending(), "the next head's first byte");
+    feed(b"ET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    assert!(!pending(), "after a chunked body");
+
+    // Lost framing: the clock runs from then on, even between what looked like heads.
+    let facts = FramingFacts::default();
+    let mut tracker = Tracker::new(facts.clone(), LIMITS);
+    let mut lost =
+        b"GET / HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+            .to_vec();
+    tracker.feed(&mut lost);
+    assert!(facts.head_pending_for(Duration::ZERO), "lost framing");
+
+    let facts = FramingFacts::default();
+    let mut tracker = Tracker::new(facts.clone(), LIMITS);
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    tracker.feed(&mut preface);
+    assert!(
+        !facts.head_pending_for(Duration::ZERO),
+        "HTTP/2 is not clocked here"
+    );
+}
+
+#[test]
 fn the_tracker_follows_lines_and_pending_heads_up_to_hyper_s_limits_exactly() {
     // A header line of exactly `max_buf` bytes (with its CRLF) is followed; one more
     // byte and the stream is lost.
