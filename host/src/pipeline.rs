@@ -723,7 +723,6 @@ async fn forward(
             );
         }
     };
-    let mut headers = headers;
     let mut body = Some(body);
     // The endpoints tried so far: one per try.
     let mut tried = [0usize; MAX_ATTEMPTS as usize];

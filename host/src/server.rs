@@ -241,29 +241,20 @@ async fn serve_connection(
                 connection.as_mut().graceful_shutdown();
             }
             _ = ticks.tick() => {
-                if activity.write_blocked_for(timeouts.send) {
-                    // Graceful shutdown would wait for the response to be written.
-                    tracing::info!(
-                        %peer,
-                        send_timeout_ms = timeouts.send.as_millis() as u64,
-                        "cutting off a client that stopped reading its response"
-                    );
+                // Graceful shutdown would wait for the response to be written; a head
+                // pipelined behind a request being served waits its turn.
+                let cut = if activity.write_blocked_for(timeouts.send) {
+                    Some(("stopped_reading", timeouts.send, "a client stopped reading its response"))
+                } else if !activity.busy() && heads.head_pending_for(timeouts.header) {
+                    Some(("slow_headers", timeouts.header, "a client did not finish its request head"))
+                } else {
+                    None
+                };
+                if let Some((reason, limit, what)) = cut {
+                    tracing::info!(%peer, reason, limit_ms = limit.as_millis() as u64, "cutting off: {what}");
                     metrics
                         .connections_cut
-                        .get_or_create(&RefusedLabels { reason: "stopped_reading" })
-                        .inc();
-                    break;
-                }
-                // While a request is served, a head pipelined behind it waits its turn.
-                if !activity.busy() && heads.head_pending_for(timeouts.header) {
-                    tracing::debug!(
-                        %peer,
-                        header_read_timeout_ms = timeouts.header.as_millis() as u64,
-                        "cutting off a client that did not finish its request head"
-                    );
-                    metrics
-                        .connections_cut
-                        .get_or_create(&RefusedLabels { reason: "slow_headers" })
+                        .get_or_create(&RefusedLabels { reason })
                         .inc();
                     break;
                 }
