@@ -154,23 +154,33 @@ impl Balancer {
                 .max_by(|a, b| a.0.total_cmp(&b.0))
                 .map(|(_, i)| i),
             (Balance::LeastRequest, _) => {
-                let candidates: Vec<usize> = (0..n).filter(|&i| usable(i)).collect();
-                match candidates.len() {
-                    0 => None,
-                    1 => Some(candidates[0]),
-                    len => {
-                        // Two different candidates at random.
-                        let first = fastrand::usize(..len);
-                        let mut second = fastrand::usize(..len - 1);
-                        if second >= first {
-                            second += 1;
+                // Two different usable endpoints at random, drawn in one pass without
+                // a list (a reservoir of two: the k-th usable one takes a place with
+                // probability 2/k), so no request allocates for its choice.
+                let mut pair: [Option<usize>; 2] = [None, None];
+                let mut seen = 0usize;
+                for i in (0..n).filter(|&i| usable(i)) {
+                    seen += 1;
+                    match seen {
+                        1 | 2 => pair[seen - 1] = Some(i),
+                        _ => {
+                            let place = fastrand::usize(..seen);
+                            if place < 2 {
+                                pair[place] = Some(i);
+                            }
                         }
-                        let (a, b) = (candidates[first], candidates[second]);
+                    }
+                }
+                match pair {
+                    [Some(a), Some(b)] => {
+                        // Ties go either way, at random.
+                        let (a, b) = if fastrand::bool() { (a, b) } else { (b, a) };
                         // Fewer in flight per unit of weight wins: active(b)/w(b) < active(a)/w(a).
                         let (wa, wb) = (u64::from(self.weights[a]), u64::from(self.weights[b]));
                         let b_is_less_busy = u64::from(active(b)) * wa < u64::from(active(a)) * wb;
                         Some(if b_is_less_busy { b } else { a })
                     }
+                    [only, _] => only,
                 }
             }
             _ => {
@@ -272,6 +282,26 @@ mod tests {
         }
         let b = balancer(Balance::LeastRequest, &[1, 1, 1]);
         assert_eq!(b.pick(None, &[], |i| i == 2, |_| 0), Some(2));
+    }
+
+    #[test]
+    fn least_request_draws_each_pair_of_usable_endpoints_alike() {
+        // Endpoint i has i requests in flight; 1 is not usable. Of the usable pairs
+        // {0,2}, {0,3}, {2,3}, drawn alike, 0 wins two and 2 one; 3 never wins.
+        let b = balancer(Balance::LeastRequest, &[1, 1, 1, 1]);
+        let mut wins = [0usize; 4];
+        for _ in 0..3_000 {
+            let chosen = b.pick(None, &[], |i| i != 1, |i| i as u32).unwrap();
+            wins[chosen] += 1;
+        }
+        assert_eq!((wins[1], wins[3]), (0, 0), "{wins:?}");
+        assert!((1_800..=2_200).contains(&wins[0]), "{wins:?}");
+        // Ties go either way.
+        let b = balancer(Balance::LeastRequest, &[1, 1]);
+        let firsts = (0..1_000)
+            .filter(|_| b.pick(None, &[], |_| true, |_| 0) == Some(0))
+            .count();
+        assert!((350..=650).contains(&firsts), "{firsts} of 1000");
     }
 
     #[test]
