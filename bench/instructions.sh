@@ -37,12 +37,17 @@
 #               for idempotent methods: a copy of each request's head is kept for a
 #               second try); RETRIES=off gives the route `[routes.retry] attempts = 1`,
 #               to count balancing and breaker bookkeeping alone
+#   HYPER_HEADER_TIMER=off  builds every revision that still arms hyper's header read
+#               timer (before 2eae803, which clocks request heads in the gateway's own
+#               framing tracker) with that timer off, so that such a baseline and a
+#               later build differ in what is being measured, not in that timer (a
+#               timer-wheel entry per request head: ~1,500 instructions)
 # Loopback only; every step is bounded in time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$PWD"
 
-[ "$#" -ge 1 ] || { sed -n 2,41p "$0" >&2; exit 2; }
+[ "$#" -ge 1 ] || { sed -n 2,46p "$0" >&2; exit 2; }
 revs=("$@")
 requests="${REQUESTS:-4000}"
 rounds="${ROUNDS:-3}"
@@ -54,6 +59,11 @@ case "$route/$retries" in
     *) echo "ROUTE must be p0 or prb, RETRIES on or off" >&2; exit 2 ;;
 esac
 target="${INSTRUCTIONS_TARGET:-$repo/target/instructions}"
+hyper_header_timer="${HYPER_HEADER_TIMER:-on}"
+case "$hyper_header_timer" in
+    on | off) ;;
+    *) echo "HYPER_HEADER_TIMER must be on or off" >&2; exit 2 ;;
+esac
 base_port="${BASE_PORT:-19180}"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -78,14 +88,27 @@ for rev in "$@"; do
     commit="$(git -C "$repo" rev-parse --verify "$rev^{commit}")"
     # One source tree per commit, and its build, kept for the next run.
     tree="$target/sources/$commit"
+    timer_armed=""
+    if [ "$hyper_header_timer" = off ] &&
+        git -C "$repo" show "$commit:host/src/server.rs" |
+        grep -q '\.header_read_timeout(Duration::from_millis(limits\.header_read_timeout_ms))'; then
+        tree="$tree-no-hyper-header-timer"
+        timer_armed=yes
+    fi
     if [ ! -d "$tree" ]; then
-        step "sources: $rev ($commit), on-demand instance allocation"
+        step "sources: $rev ($commit), on-demand instance allocation${timer_armed:+, with the header timer of hyper off}"
         mkdir -p "$tree.partial"
         git -C "$repo" archive "$commit" | tar -x -C "$tree.partial"
         sed -i 's/InstanceAllocationStrategy::Pooling(pool)/InstanceAllocationStrategy::OnDemand/' \
             "$tree.partial/host/src/plugin/mod.rs"
         grep -q 'InstanceAllocationStrategy::OnDemand' "$tree.partial/host/src/plugin/mod.rs" ||
             { echo "$rev: no pooling allocator to replace in host/src/plugin/mod.rs" >&2; exit 1; }
+        if [ -n "$timer_armed" ]; then
+            sed -i 's/\.header_read_timeout(Duration::from_millis(limits\.header_read_timeout_ms))/.header_read_timeout(None)/' \
+                "$tree.partial/host/src/server.rs"
+            grep -q '\.header_read_timeout(None)' "$tree.partial/host/src/server.rs" ||
+                { echo "$rev: hyper's header timer not turned off" >&2; exit 1; }
+        fi
         mv "$tree.partial" "$tree"
     fi
     if [ ! -x "$tree.wasmgate" ]; then

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod allowlist;
 pub mod cli;
 pub mod client_body;
+pub mod clock;
 pub mod compress;
 pub mod config;
 pub mod connection;

@@ -708,11 +708,8 @@ async fn forward(
         Body::Stream(stream) if stream.is_end_stream() => Some(Bytes::new()),
         Body::Stream(_) => None,
     };
-    // The one clock read for the bookkeeping of the first try (the budget, the
-    // breakers' windows) and the route's deadline.
-    let started = Instant::now();
     let attempts = match (&replayable, &endpoint) {
-        (Some(_), None) => route.retry.attempts_for(&exchange.method, started),
+        (Some(_), None) => route.retry.attempts_for(&exchange.method),
         _ => 1,
     };
     let key = service.hash_key(&headers, forwarded.client.ip());
@@ -730,6 +727,7 @@ async fn forward(
     // The endpoints tried so far: one per try.
     let mut tried = [0usize; MAX_ATTEMPTS as usize];
     let mut tries = 0;
+    let started = Instant::now();
     let deadline = started + route.timeout;
     let mut attempt = 1;
     let (sent, called) = loop {
@@ -752,12 +750,11 @@ async fn forward(
         *outbound.uri_mut() = std::mem::take(&mut uri);
         *outbound.headers_mut() = std::mem::take(&mut headers);
         // The first try has the whole of the route's time, unread from the clock.
-        let now = if attempt == 1 {
-            started
+        let remaining = if attempt == 1 {
+            route.timeout
         } else {
-            Instant::now()
+            deadline.saturating_duration_since(Instant::now())
         };
-        let remaining = deadline.saturating_duration_since(now);
         let timeout = route
             .retry
             .per_try()
@@ -767,7 +764,7 @@ async fn forward(
                 service.send_to(endpoint, outbound, timeout).await,
                 endpoint.url.clone(),
             ),
-            None => match service.claim(key, &tried[..tries], now) {
+            None => match service.claim(key, &tried[..tries]) {
                 Ok(claim) => {
                     let index = claim.index();
                     if tries < tried.len() {

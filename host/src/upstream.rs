@@ -13,7 +13,7 @@ pub mod retry;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -30,7 +30,7 @@ use crate::metrics::{EndpointLabels, Metrics, ServiceLabels, UpstreamErrorLabels
 use balance::Balancer;
 pub use balance::HashOn;
 pub use resilience::Phase;
-use resilience::{Admission, Breaker, Ejection, EndpointState, Transition, ms_at, now_ms};
+use resilience::{Admission, Breaker, Ejection, EndpointState, Transition, now_ms};
 use retry::TryFailure;
 
 /// Errors of boxed bodies.
@@ -337,14 +337,8 @@ impl Service {
     /// Chooses an endpoint for one try: the service's breaker must let the request
     /// through, and the endpoint must be up (probes), not ejected, and let through by
     /// its own breaker; endpoints in `tried` are chosen only when no other can be.
-    /// `at` is the time now, which the caller has read already.
-    pub fn claim(
-        &self,
-        key: Option<u64>,
-        tried: &[usize],
-        at: Instant,
-    ) -> Result<Claim<'_>, Unavailable> {
-        let now = ms_at(at);
+    pub fn claim(&self, key: Option<u64>, tried: &[usize]) -> Result<Claim<'_>, Unavailable> {
+        let now = now_ms();
         let service_admission = match &self.breaker {
             Some(policy) => {
                 let (admission, transition) = self.state.breaker.admit(policy, now);
@@ -417,12 +411,12 @@ impl Service {
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         let member = &self.members[claim.index];
         let in_flight = InFlight::new(member.state.clone());
-        let (result, answered) = self.call(&member.endpoint, request, timeout).await;
+        let result = self.call(&member.endpoint, request, timeout).await;
         let failed = match &result {
             Ok(response) => response.status().is_server_error(),
             Err(_) => true,
         };
-        claim.finish(ms_at(answered), failed);
+        claim.finish(failed);
         result.map(|response| {
             // The request counts as in flight until its body is read or dropped.
             response.map(|body| {
@@ -441,12 +435,12 @@ impl Service {
         request: Request<ProxyBody>,
         timeout: Duration,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
-        let claim =
-            self.claim(None, &[], Instant::now())
-                .map_err(|reason| UpstreamError::Unavailable {
-                    service: self.name.to_string(),
-                    reason,
-                })?;
+        let claim = self
+            .claim(None, &[])
+            .map_err(|reason| UpstreamError::Unavailable {
+                service: self.name.to_string(),
+                reason,
+            })?;
         self.send_claimed(claim, request, timeout).await
     }
 
@@ -460,30 +454,25 @@ impl Service {
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         self.call(endpoint, request, timeout)
             .await
-            .0
             .map(|response| response.map(stream_body))
     }
 
-    /// The call itself, timed and counted by endpoint; with the time it ended.
+    /// The call itself, timed and counted by endpoint.
     async fn call(
         &self,
         endpoint: &Endpoint,
         mut request: Request<ProxyBody>,
         timeout: Duration,
-    ) -> (Result<Response<Incoming>, UpstreamError>, Instant) {
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let path_and_query = request
             .uri()
             .path_and_query()
             .map_or("/", PathAndQuery::as_str)
             .to_string();
-        *request.uri_mut() = match endpoint.uri(&path_and_query) {
-            Ok(uri) => uri,
-            Err(error) => return (Err(error.into()), Instant::now()),
-        };
+        *request.uri_mut() = endpoint.uri(&path_and_query)?;
         let name = || format!("{}/{}", self.name, endpoint.authority);
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let result = tokio::time::timeout(timeout, self.client.request(request)).await;
-        let answered = Instant::now();
         let error_kind = match &result {
             Ok(Ok(_)) => {
                 self.metrics
@@ -492,7 +481,7 @@ impl Service {
                         service: self.name.clone(),
                         endpoint: endpoint.url.clone(),
                     })
-                    .observe((answered - started).as_secs_f64());
+                    .observe(started.elapsed().as_secs_f64());
                 None
             }
             Ok(Err(error)) if error.is_connect() => Some("connect"),
@@ -509,7 +498,7 @@ impl Service {
                 })
                 .inc();
         }
-        let result = match result {
+        match result {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(source)) => Err(UpstreamError::Failed {
                 endpoint: name(),
@@ -519,13 +508,12 @@ impl Service {
                 endpoint: name(),
                 timeout,
             }),
-        };
-        (result, answered)
+        }
     }
 
-    /// Counts one try's outcome, known at `now`, on endpoint `index` and the breakers
-    /// it passed.
-    fn record(&self, claim: &Claim<'_>, now: u64, failed: bool) {
+    /// Counts one try's outcome on endpoint `index` and the breakers it passed.
+    fn record(&self, claim: &Claim<'_>, failed: bool) {
+        let now = now_ms();
         let index = claim.index;
         let state = &self.members[index].state;
         let may_eject = || {
@@ -683,9 +671,9 @@ impl Claim<'_> {
         self.index
     }
 
-    fn finish(&mut self, now: u64, failed: bool) {
+    fn finish(&mut self, failed: bool) {
         self.done = true;
-        self.service.record(self, now, failed);
+        self.service.record(self, failed);
     }
 }
 
@@ -776,7 +764,7 @@ mod tests {
         );
         let picks: Vec<String> = (0..4)
             .map(|_| {
-                let index = service.claim(None, &[], Instant::now()).unwrap().index();
+                let index = service.claim(None, &[]).unwrap().index();
                 service.endpoint(index).authority.to_string()
             })
             .collect();

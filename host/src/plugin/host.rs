@@ -157,15 +157,8 @@ impl log::Host for HostState {
 
 /// The `clock.monotonic-ns` clock: nanoseconds since a fixed point in this process.
 pub fn monotonic_ns() -> u64 {
-    monotonic_ns_at(Instant::now())
-}
-
-/// Where `at` falls on the `clock.monotonic-ns` clock, for a caller that has read the
-/// time already.
-pub fn monotonic_ns_at(at: Instant) -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    at.saturating_duration_since(*START.get_or_init(Instant::now))
-        .as_nanos() as u64
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 impl clock::Host for HostState {

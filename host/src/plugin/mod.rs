@@ -45,7 +45,7 @@ pub use bindings::types::{
 };
 pub use cache::{CacheOutcome, DiskCache};
 pub use exchange::{BodyAccess, ExchangeState, Facts, ResponseState, wit_method};
-pub use host::{Grants, HostState, Secrets, monotonic_ns, monotonic_ns_at};
+pub use host::{Grants, HostState, Secrets, monotonic_ns};
 pub use outbound::{OutboundCalls, Targets, Upstream};
 pub use pool::InstancePool;
 

@@ -14,13 +14,7 @@ use crate::config::{BreakerConfig, OutlierConfig};
 
 /// Milliseconds on the gateway's monotonic clock.
 pub fn now_ms() -> u64 {
-    crate::plugin::monotonic_ns() / 1_000_000
-}
-
-/// Where `at` falls on [`now_ms`]'s clock, for a caller that has read the time already
-/// (the clock is a good share of the per-request bookkeeping).
-pub fn ms_at(at: std::time::Instant) -> u64 {
-    crate::plugin::monotonic_ns_at(at) / 1_000_000
+    crate::clock::monotonic_ms()
 }
 
 /// Counts of events, and of those marked (failed, retried), over a sliding window kept

@@ -3,11 +3,11 @@
 //! requests. The loop that uses it is `pipeline::forward`.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::Method;
 
-use super::resilience::{Window, ms_at, now_ms};
+use super::resilience::{Window, now_ms};
 use crate::config::RetryConfig;
 
 /// How a try failed.
@@ -88,16 +88,13 @@ impl RetryPolicy {
         }
     }
 
-    /// Tries in all for a request with `method` (1: no retries), and counts the request,
-    /// made at `at`, into the budget.
-    pub fn attempts_for(&self, method: &Method, at: Instant) -> u32 {
+    /// Tries in all for a request with `method` (1: no retries), and counts the request
+    /// into the budget.
+    pub fn attempts_for(&self, method: &Method) -> u32 {
         if self.attempts == 1 {
             return 1;
         }
-        self.budget
-            .lock()
-            .expect("budget lock")
-            .add(ms_at(at), 1, 0);
+        self.budget.lock().expect("budget lock").add(now_ms(), 1, 0);
         if self.methods.contains(method) {
             self.attempts
         } else {
@@ -153,26 +150,23 @@ mod tests {
     #[test]
     fn only_listed_methods_and_failures_are_retried() {
         let p = policy(|_| {});
-        assert_eq!(p.attempts_for(&Method::GET, Instant::now()), 2);
-        assert_eq!(p.attempts_for(&Method::PUT, Instant::now()), 2);
+        assert_eq!(p.attempts_for(&Method::GET), 2);
+        assert_eq!(p.attempts_for(&Method::PUT), 2);
         assert_eq!(
-            p.attempts_for(&Method::POST, Instant::now()),
+            p.attempts_for(&Method::POST),
             1,
             "POST is not retried by default"
         );
-        assert_eq!(p.attempts_for(&Method::PATCH, Instant::now()), 1);
+        assert_eq!(p.attempts_for(&Method::PATCH), 1);
         assert!(p.retries(TryFailure::Connect) && p.retries(TryFailure::Reset));
         assert!(!p.retries(TryFailure::Timeout) && !p.retries(TryFailure::Status5xx));
         let p = policy(|c| {
             c.methods.push("POST".into());
             c.on = vec!["5xx".into()];
         });
-        assert_eq!(p.attempts_for(&Method::POST, Instant::now()), 2);
+        assert_eq!(p.attempts_for(&Method::POST), 2);
         assert!(p.retries(TryFailure::Status5xx) && !p.retries(TryFailure::Connect));
-        assert_eq!(
-            policy(|c| c.attempts = 1).attempts_for(&Method::GET, Instant::now()),
-            1
-        );
+        assert_eq!(policy(|c| c.attempts = 1).attempts_for(&Method::GET), 1);
     }
 
     #[test]
@@ -182,7 +176,7 @@ mod tests {
             c.budget_min = 2;
         });
         for _ in 0..50 {
-            p.attempts_for(&Method::GET, Instant::now());
+            p.attempts_for(&Method::GET);
         }
         // 10% of 50 is 5.
         let granted = (0..20).filter(|_| p.take_budget()).count();
@@ -191,7 +185,7 @@ mod tests {
             c.budget_percent = 10;
             c.budget_min = 2;
         });
-        quiet.attempts_for(&Method::GET, Instant::now());
+        quiet.attempts_for(&Method::GET);
         assert_eq!(
             (0..5).filter(|_| quiet.take_budget()).count(),
             2,
