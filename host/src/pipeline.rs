@@ -356,7 +356,15 @@ async fn serve(
                     })
                 }
             };
-            forward(route, &mut exchange, target, body, forwarded, trail).await
+            Box::pin(forward(
+                route,
+                &mut exchange,
+                target,
+                body,
+                forwarded,
+                trail,
+            ))
+            .await
         }
     };
 

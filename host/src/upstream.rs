@@ -566,11 +566,16 @@ impl Service {
     }
 
     /// Logs a breaker's change of phase (the service's when `index` is `None`) and
-    /// publishes the service's.
+    /// publishes the service's. Inlined for the common case, no change.
+    #[inline]
     fn breaker_moved(&self, index: Option<usize>, transition: Option<Transition>) {
-        let Some(Transition { from, to }) = transition else {
-            return;
-        };
+        if let Some(transition) = transition {
+            self.breaker_changed(index, transition);
+        }
+    }
+
+    #[cold]
+    fn breaker_changed(&self, index: Option<usize>, Transition { from, to }: Transition) {
         let endpoint = index.map_or("", |i| &*self.members[i].endpoint.url);
         if to == Phase::Open {
             tracing::warn!(event = "circuit_open", service = %self.name, endpoint, from = from.as_str(), "circuit breaker opened");
