@@ -22,6 +22,12 @@ if command -v rustup >/dev/null 2>&1; then
     rustup target add wasm32-wasip2
 fi
 
+step "tools: curl (a real client in the TLS tests)"
+if ! command -v curl >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+fi
+
 step "format check"
 cargo fmt --all -- --check
 

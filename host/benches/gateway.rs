@@ -251,7 +251,7 @@ fn pipeline(c: &mut Criterion) {
     let file = pipeline_config(dir.path(), upstream);
     let state = StateStore::open(&dir.path().join("data")).expect("state");
     let plugins = PluginRuntime::new(None, Default::default()).expect("engine");
-    let sources = Sources::read(&file).expect("config");
+    let sources = Sources::read(&file, |_| {}).expect("config");
     let snapshot = Arc::new(
         rt.block_on(Snapshot::build(sources, &plugins, &state, 1, None))
             .expect("snapshot"),

@@ -76,7 +76,7 @@ async fn prepare(
     file: &std::path::Path,
     state_dir: Option<&std::path::Path>,
 ) -> Result<(StateStore, PluginRuntime, Snapshot), Fatal> {
-    let sources = Sources::read(file).map_err(|e| Fatal::Config(e.to_string()))?;
+    let sources = Sources::read(file, |_| {}).map_err(|e| Fatal::Config(e.to_string()))?;
     logging::init(&sources.config.config.log)
         .map_err(|e| Fatal::Config(format!("{}: [log]: {e}", file.display())))?;
     let gateway = &sources.config.config.gateway;
@@ -195,6 +195,7 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                         reloader.clone(),
                         &settings.gateway.plugin_dir,
                         &config,
+                        &settings.gateway.tls_files(),
                         Duration::from_millis(settings.reload.debounce_ms),
                     )
                     .map_err(|e| Fatal::Other(e.context("cannot watch for changes")))?,
@@ -202,7 +203,11 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                 false => None,
             };
             watch::reload_on_sighup(reloader.clone());
-            println!("wasmgate listening on http://{address}");
+            let scheme = match settings.gateway.tls {
+                Some(_) => "https",
+                None => "http",
+            };
+            println!("wasmgate listening on {scheme}://{address}");
             let stopping = stop.clone();
             server::serve(
                 listener,

@@ -35,6 +35,7 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod tls;
 pub mod trace;
 pub mod upstream;
 pub mod watch;

@@ -199,8 +199,7 @@ impl Reloader {
 
     /// The new snapshot, or `None` when nothing changed since `current`.
     async fn build(&self, current: &Snapshot) -> Result<Option<Snapshot>, SnapshotError> {
-        let mut sources = Sources::read(&self.config_file)?;
-        self.keep_restart_only(&mut sources.config.config);
+        let sources = Sources::read(&self.config_file, |config| self.keep_restart_only(config))?;
         if sources.fingerprint() == current.fingerprint {
             return Ok(None);
         }

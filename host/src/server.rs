@@ -120,6 +120,9 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        // The listener is TLS when the gateway started with `[gateway.tls]` (a reload
+        // cannot change that); each connection takes the certificates in force.
+        let tls = shared.snapshot.load().tls.clone();
         connections.spawn(serve_connection(
             builder.clone(),
             stream,
@@ -129,6 +132,7 @@ pub async fn serve(
             stopping.clone(),
             timeouts,
             track,
+            tls,
         ));
     }
 
@@ -162,14 +166,21 @@ fn refuse_connection(stream: &tokio::net::TcpStream, refusal: Refusal) {
             "the gateway is at its connection limit",
         ),
     };
+    write_refusal(stream, code, message, true);
+}
+
+/// Writes a short HTTP/1.1 error envelope (with `Retry-After: 1` when `retry`) and
+/// `Connection: close` in one non-blocking write, which a fresh socket's buffer takes.
+fn write_refusal(stream: &tokio::net::TcpStream, code: ErrorCode, message: &str, retry: bool) {
     let request_id = request_id::generate();
     let body = crate::error::envelope(code, message, &request_id);
     let status = crate::error::status_of(code);
     let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n{}: {request_id}\r\n\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{}{}: {request_id}\r\n\r\n",
         status.as_str(),
         status.canonical_reason().unwrap_or(""),
         body.len(),
+        if retry { "retry-after: 1\r\n" } else { "" },
         request_id::HEADER,
     );
     let _ = stream.try_write(&[head.as_bytes(), &body].concat());
@@ -197,14 +208,99 @@ async fn serve_connection(
     peer: SocketAddr,
     admitted: Admitted,
     shared: Arc<Shared>,
+    stopping: watch::Receiver<bool>,
+    timeouts: Timeouts,
+    track: TrackLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let _open = OpenConnection::start(&shared.metrics.connections_open, admitted);
+    let activity = Arc::new(Activity::default());
+    let Some(tls) = tls else {
+        let io = ActivityIo::new(stream, activity.clone());
+        serve_http(
+            builder, io, activity, peer, shared, stopping, timeouts, track,
+        )
+        .await;
+        return;
+    };
+    // The handshake counts as the first request head: it must be over within the
+    // header timeout. A client speaking plain HTTP to this port is told so.
+    let deadline = tokio::time::Instant::now() + timeouts.header;
+    let cut = |reason: &'static str| {
+        shared
+            .metrics
+            .connections_cut
+            .get_or_create(&RefusedLabels { reason })
+            .inc();
+    };
+    let slow = || {
+        tracing::info!(%peer, limit_ms = timeouts.header.as_millis() as u64, "cutting off: a client did not finish its TLS handshake");
+        cut("slow_handshake");
+    };
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => {}
+        Ok(Ok(1)) => {
+            refuse_plain_http(&stream);
+            cut("tls_required");
+            return;
+        }
+        Ok(_) => return,
+        Err(_) => return slow(),
+    }
+    let io = ActivityIo::new(stream, activity.clone());
+    let accept = tokio_rustls::TlsAcceptor::from(tls).accept(io);
+    match tokio::time::timeout_at(deadline, accept).await {
+        Ok(Ok(io)) => {
+            serve_http(
+                builder, io, activity, peer, shared, stopping, timeouts, track,
+            )
+            .await;
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            cut("tls_handshake");
+        }
+        Err(_) => slow(),
+    }
+}
+
+/// Answers a plain-HTTP request sent to a TLS listener with a 400 envelope saying so,
+/// and closes (as `refuse_connection`, one non-blocking write).
+fn refuse_plain_http(stream: &tokio::net::TcpStream) {
+    // What already came is read first, so that closing sends FIN, not RST (which
+    // could discard the answer before the client reads it).
+    let mut sink = [0u8; 8192];
+    let _ = stream.try_read(&mut sink);
+    write_refusal(
+        stream,
+        ErrorCode::ValidationError,
+        "this port serves HTTPS: send the request over TLS (https://)",
+        false,
+    );
+}
+
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Serves HTTP/1.1 or HTTP/2 over `io` (plain TCP, or TLS after its handshake) until
+/// the connection ends, is idle for too long, its client is too slow, or the gateway
+/// stops.
+#[allow(clippy::too_many_arguments)]
+async fn serve_http<I>(
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    io: I,
+    activity: Arc<Activity>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
     timeouts: Timeouts,
     track: TrackLimits,
-) {
-    let _open = OpenConnection::start(&shared.metrics.connections_open, admitted);
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let metrics = shared.metrics.clone();
-    let activity = Arc::new(Activity::default());
-    let (io, facts) = SniffedIo::new(ActivityIo::new(stream, activity.clone()), track);
+    let (io, facts) = SniffedIo::new(io, track);
     let requests = activity.clone();
     let heads = facts.clone();
     let service = service_fn(move |request| {

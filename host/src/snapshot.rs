@@ -16,13 +16,17 @@ use sha2::{Digest, Sha256};
 
 use crate::allowlist::{Allowlist, EndpointPattern};
 use crate::compress::CompressionPolicy;
-use crate::config::{ConfigError, Limits, Listener, LoadedConfig, OnError, PluginSettings};
+use crate::config::{
+    CertificateSettings, Config, ConfigError, Limits, Listener, LoadedConfig, OnError,
+    PluginSettings,
+};
 use crate::plugin::{
     FailureKind, Grants, InstancePool, LoadError, LoadedPlugin, OutboundCalls, PluginFailure,
     PluginRuntime, Secrets, Targets, content_hash,
 };
 use crate::router::{PathPattern, RouteMatcher, RouteTable};
 use crate::state::{StateError, StateStore};
+use crate::tls::{CertificateFiles, TlsError};
 use crate::upstream::Service;
 use crate::upstream::retry::RetryPolicy;
 use serde_spanned::Spanned;
@@ -94,6 +98,9 @@ pub enum SnapshotError {
     /// The state store failed.
     #[error("state store: {0}")]
     State(#[from] StateError),
+    /// A `[gateway.tls]` certificate or key could not be read or used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl SnapshotError {
@@ -104,7 +111,7 @@ impl SnapshotError {
             | Self::Configure { plugin, .. }
             | Self::Missing { plugin, .. }
             | Self::Secret { plugin, .. } => Some(plugin),
-            Self::Config(_) | Self::PluginDir { .. } | Self::State(_) => None,
+            Self::Config(_) | Self::PluginDir { .. } | Self::State(_) | Self::Tls(_) => None,
         }
     }
 }
@@ -142,22 +149,29 @@ pub struct Sources {
     pub plugins: BTreeMap<String, PluginFile>,
     /// The secrets granted to each plugin (`[plugins.NAME] secrets`), read now.
     pub secrets: BTreeMap<String, Arc<Secrets>>,
+    /// The `[gateway.tls]` certificates and keys, read now.
+    pub tls: Option<Vec<CertificateFiles>>,
 }
 
 impl Sources {
-    /// Reads and validates the config at `file`, then reads every plugin file in its
-    /// plugin directory. Names that are not `NAME.wasm` with a valid plugin name are
+    /// Reads and validates the config at `file`, lets `settle` adjust it (a reload
+    /// puts back the sections that only a restart changes), then reads what it names:
+    /// every plugin file in its plugin directory, the granted secrets and the TLS
+    /// certificates. Names that are not `NAME.wasm` with a valid plugin name are
     /// ignored (so `.x.wasm.tmp` while an upload is in progress is never loaded).
-    pub fn read(file: &Path) -> Result<Self, SnapshotError> {
-        let config = LoadedConfig::load(file)?;
+    pub fn read(file: &Path, settle: impl FnOnce(&mut Config)) -> Result<Self, SnapshotError> {
+        let mut config = LoadedConfig::load(file)?;
+        settle(&mut config.config);
         let dir = config.config.gateway.plugin_dir.clone();
         let plugins =
             read_plugin_dir(&dir).map_err(|source| SnapshotError::PluginDir { dir, source })?;
         let secrets = read_secrets(&config)?;
+        let tls = read_tls(&config)?;
         Ok(Self {
             config,
             plugins,
             secrets,
+            tls,
         })
     }
 
@@ -181,6 +195,11 @@ impl Sources {
                 digest.update([0]);
                 digest.update(Sha256::digest(value));
             }
+        }
+        for files in self.tls.iter().flatten() {
+            digest.update([2]);
+            digest.update(Sha256::digest(&files.cert_pem));
+            digest.update(Sha256::digest(&files.key_pem));
         }
         hex::encode(digest.finalize())
     }
@@ -215,6 +234,34 @@ fn read_secrets(loaded: &LoadedConfig) -> Result<BTreeMap<String, Arc<Secrets>>,
         all.insert(plugin.clone(), Arc::new(secrets));
     }
     Ok(all)
+}
+
+/// Reads the certificate and key files of `[gateway.tls]`; an unreadable one is an
+/// error at its entry's line.
+fn read_tls(loaded: &LoadedConfig) -> Result<Option<Vec<CertificateFiles>>, SnapshotError> {
+    let Some(tls) = &loaded.config.gateway.tls else {
+        return Ok(None);
+    };
+    let mut all = Vec::new();
+    for entry in &tls.get_ref().certificates {
+        let place = loaded.place(entry.span().start);
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| TlsError {
+                place: place.clone(),
+                path: path.display().to_string(),
+                reason: format!("cannot read it: {e}"),
+            })
+        };
+        let CertificateSettings { cert, key } = entry.get_ref();
+        all.push(CertificateFiles {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            place: place.clone(),
+            cert_path: cert.clone(),
+            key_path: key.clone(),
+        });
+    }
+    Ok(Some(all))
 }
 
 /// Whether `name` is a file the plugin directory loads, and the plugin name if so.
@@ -324,6 +371,8 @@ pub struct Snapshot {
     pub plugins: BTreeMap<String, LoadedPlugin>,
     /// The upstream services, by name.
     pub services: BTreeMap<String, Arc<Service>>,
+    /// The gateway listener's TLS config, when `[gateway.tls]` is set.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Snapshot {
@@ -342,7 +391,10 @@ impl Snapshot {
             config: loaded,
             plugins: files,
             secrets,
+            tls,
         } = sources;
+        // Before the plugins: a bad certificate refuses the build at once.
+        let tls = tls.as_deref().map(crate::tls::server_config).transpose()?;
         let plugins = load_plugins(files, runtime, previous).await?;
         let config = &loaded.config;
         // The pooled client for endpoints that plugins choose (`continue-to`).
@@ -494,6 +546,7 @@ impl Snapshot {
             limits: config.limits.clone(),
             plugins,
             services,
+            tls,
             config: loaded,
         })
     }

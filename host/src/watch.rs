@@ -1,11 +1,12 @@
-//! Watching the plugin directory and the config file, and `SIGHUP`: both end in
+//! Watching the plugin directory, the config file and the files it names that are
+//! read again on reload (TLS certificates and keys), and `SIGHUP`: both end in
 //! [`Reloader::reload`].
 //!
 //! File events are debounced: a reload starts once no relevant event has arrived for
 //! the debounce period, so copying a file (many writes) or an editor's save (write a
 //! temporary file, rename it) makes one reload. Only `NAME.wasm` files in the plugin
-//! directory and the config file itself count; an upload to a temporary name is
-//! ignored until it is renamed into place.
+//! directory, the config file itself and the named files count; an upload to a
+//! temporary name is ignored until it is renamed into place.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,11 +23,13 @@ pub struct WatchGuard {
     _watcher: notify::RecommendedWatcher,
 }
 
-/// Watches `plugin_dir` and `config_file` and reloads after each burst of changes.
+/// Watches `plugin_dir`, `config_file` and `files` and reloads after each burst of
+/// changes.
 pub fn watch_files(
     reloader: Arc<Reloader>,
     plugin_dir: &Path,
     config_file: &Path,
+    files: &[PathBuf],
     debounce: Duration,
 ) -> anyhow::Result<WatchGuard> {
     let plugin_dir = plugin_dir
@@ -43,6 +46,25 @@ pub fn watch_files(
         .ok_or_else(|| anyhow::anyhow!("config file {} has no name", config_file.display()))?
         .to_os_string();
     let config_path = config_dir.join(&config_name);
+    // Each named file by its directory's canonical path (the watcher reports those),
+    // and the directories to watch besides the two above.
+    let mut named = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for file in files {
+        let dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .canonicalize()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let name = file
+            .file_name()
+            .ok_or_else(|| anyhow::anyhow!("{} has no file name", file.display()))?;
+        named.push(dir.join(name));
+        if dir != plugin_dir && dir != config_dir && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
 
     let (changed, mut changes) = mpsc::unbounded_channel::<PathBuf>();
     let watched_plugin_dir = plugin_dir.clone();
@@ -59,7 +81,7 @@ pub fn watch_files(
                             .and_then(|n| n.to_str())
                             .and_then(plugin_file_name)
                             .is_some();
-                    if is_plugin || path == config_path {
+                    if is_plugin || path == config_path || named.contains(&path) {
                         let _ = changed.send(path);
                     }
                 }
@@ -69,6 +91,9 @@ pub fn watch_files(
     watcher.watch(&plugin_dir, RecursiveMode::NonRecursive)?;
     if config_dir != plugin_dir {
         watcher.watch(&config_dir, RecursiveMode::NonRecursive)?;
+    }
+    for dir in &dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
     tracing::info!(
         plugin_dir = %plugin_dir.display(),

@@ -208,6 +208,7 @@ impl TestGateway {
             } else {
                 break text
                     .strip_prefix("wasmgate listening on http://")
+                    .or_else(|| text.strip_prefix("wasmgate listening on https://"))
                     .and_then(|a| a.parse().ok());
             }
         };

@@ -10,10 +10,11 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    AdminSettings, Balance, BreakerConfig, CompressionConfig, Config, EndpointConfig,
-    GatewaySettings, HealthSettings, LargeResponses, Limits, Listener, LogFormat, LogSettings,
-    MetricsSettings, OnError, OutlierConfig, PluginRef, PluginSettings, ReloadSettings,
-    RetryConfig, RouteConfig, SecretSource, ServiceConfig, default_connect_timeout_ms,
+    AdminSettings, Balance, BreakerConfig, CertificateSettings, CompressionConfig, Config,
+    EndpointConfig, GatewaySettings, HealthSettings, LargeResponses, Limits, Listener, LogFormat,
+    LogSettings, MetricsSettings, OnError, OutlierConfig, PluginRef, PluginSettings,
+    ReloadSettings, RetryConfig, RouteConfig, SecretSource, ServiceConfig, TlsSettings,
+    default_connect_timeout_ms,
 };
 pub use validate::is_plugin_name;
 
@@ -92,6 +93,13 @@ impl LoadedConfig {
         })?;
         config.gateway.plugin_dir = base.join(&config.gateway.plugin_dir);
         config.gateway.data_dir = base.join(&config.gateway.data_dir);
+        if let Some(tls) = &mut config.gateway.tls {
+            for entry in &mut tls.get_mut().certificates {
+                let entry = entry.get_mut();
+                entry.cert = base.join(&entry.cert);
+                entry.key = base.join(&entry.key);
+            }
+        }
         if let Some(file) = &config.log.file {
             config.log.file = Some(base.join(file));
         }

@@ -65,6 +65,41 @@ pub struct GatewaySettings {
     /// `plugin_cache = true`: keep compiled plugins in `data_dir/plugin-cache` so a
     /// restart does not compile them again.
     pub plugin_cache: bool,
+    /// `[gateway.tls]`: serve clients over TLS; absent, the listener is plain TCP.
+    pub tls: Option<Spanned<TlsSettings>>,
+}
+
+/// `[gateway.tls]`: TLS termination on the gateway listener (TLS 1.2 and 1.3, ALPN
+/// `h2` and `http/1.1`). Whether the listener is TLS is fixed at start; the files are
+/// read again on every reload, and a reload with a bad one is refused.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// `certificates = [{ cert = "site.pem", key = "site.key" }, …]`: certificate
+    /// chains and their keys (PEM), relative to the config file. A client gets the
+    /// first whose certificate covers the name it asks for (SNI), else the first.
+    pub certificates: Vec<Spanned<CertificateSettings>>,
+}
+
+/// One entry of `[gateway.tls] certificates`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSettings {
+    /// `cert = "site.pem"`: the certificate, then any intermediates.
+    pub cert: PathBuf,
+    /// `key = "site.key"`: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl GatewaySettings {
+    /// The certificate and key files of `[gateway.tls]`, if any.
+    pub fn tls_files(&self) -> Vec<PathBuf> {
+        self.tls
+            .iter()
+            .flat_map(|tls| &tls.get_ref().certificates)
+            .flat_map(|entry| [entry.get_ref().cert.clone(), entry.get_ref().key.clone()])
+            .collect()
+    }
 }
 
 impl Default for GatewaySettings {
@@ -75,6 +110,7 @@ impl Default for GatewaySettings {
             data_dir: PathBuf::from("data"),
             shutdown_grace_ms: 10_000,
             plugin_cache: true,
+            tls: None,
         }
     }
 }

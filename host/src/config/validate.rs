@@ -31,6 +31,16 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
             ),
         )
     })?;
+    if let Some(tls) = &config.gateway.tls
+        && tls.get_ref().certificates.is_empty()
+    {
+        return Err(at(
+            tls,
+            "[gateway.tls] needs at least one entry in certificates = [{ cert = \"…\", \
+             key = \"…\" }]"
+                .into(),
+        ));
+    }
     let admin = &config.admin;
     if admin.enabled {
         let address = admin.listen.get_ref().parse::<SocketAddr>().map_err(|_| {

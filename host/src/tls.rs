@@ -1,0 +1,132 @@
+//! TLS termination for the gateway listener (`[gateway.tls]`): the certificates and
+//! keys, read with the rest of a snapshot's sources (so a reload with a bad one is
+//! refused and those in force stay), one chosen per connection by the name the client
+//! asks for (SNI), TLS 1.2 and 1.3 only, and ALPN `h2` then `http/1.1`.
+//!
+//! What runs over the TLS stream is the listener's usual HTTP/1.1 or HTTP/2
+//! (`server`); this module only makes the `rustls` server config.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// One certificate chain and its key, as read from their files.
+#[derive(Debug, Clone)]
+pub struct CertificateFiles {
+    /// `file:line` of its entry in the config, for errors.
+    pub place: String,
+    /// The chain's file (PEM: the server's certificate first, then intermediates).
+    pub cert_path: PathBuf,
+    /// The key's file (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// The chain file's bytes.
+    pub cert_pem: Vec<u8>,
+    /// The key file's bytes.
+    pub key_pem: Vec<u8>,
+}
+
+/// Why a certificate could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{place}: [gateway.tls] certificate {path}: {reason}")]
+pub struct TlsError {
+    /// `file:line` of its entry in the config.
+    pub place: String,
+    /// The file at fault.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The crypto provider: ring's (no C toolchain beyond what `ring` builds itself).
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The server config for `certificates` (the first is the default, for clients that
+/// send no name or one no certificate covers).
+pub fn server_config(certificates: &[CertificateFiles]) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let keys = certificates
+        .iter()
+        .map(|files| certified_key(files, &provider).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring's provider supports TLS 1.2 and 1.3")
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(BySni { keys }));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Parses one chain and key and checks that they belong together and that the
+/// certificate is one a client could verify a name against.
+fn certified_key(
+    files: &CertificateFiles,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let fail = |path: &PathBuf, reason: String| TlsError {
+        place: files.place.clone(),
+        path: path.display().to_string(),
+        reason,
+    };
+    let chain = CertificateDer::pem_slice_iter(&files.cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(&files.cert_path, format!("not PEM certificates: {e}")))?;
+    let Some(first) = chain.first() else {
+        return Err(fail(
+            &files.cert_path,
+            "holds no certificate (expected PEM `BEGIN CERTIFICATE` blocks)".into(),
+        ));
+    };
+    webpki::EndEntityCert::try_from(first)
+        .map_err(|e| fail(&files.cert_path, format!("not a usable certificate: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(&files.key_pem).map_err(|e| {
+        fail(
+            &files.key_path,
+            format!("no private key (expected PEM PKCS#8, PKCS#1 or SEC1): {e}"),
+        )
+    })?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => fail(
+            &files.key_path,
+            format!(
+                "is not the key of the certificate in {}",
+                files.cert_path.display()
+            ),
+        ),
+        other => fail(&files.key_path, format!("unusable key: {other}")),
+    })
+}
+
+/// Chooses the first certificate valid for the client's SNI name, else the first.
+#[derive(Debug)]
+struct BySni {
+    keys: Vec<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let asked = hello
+            .server_name()
+            .and_then(|name| ServerName::try_from(name).ok());
+        if let Some(name) = asked {
+            let covering = self.keys.iter().find(|key| {
+                key.end_entity_cert()
+                    .ok()
+                    .and_then(|der| webpki::EndEntityCert::try_from(der).ok())
+                    .is_some_and(|cert| cert.verify_is_valid_for_subject_name(&name).is_ok())
+            });
+            if let Some(key) = covering {
+                return Some(key.clone());
+            }
+        }
+        self.keys.first().cloned()
+    }
+}

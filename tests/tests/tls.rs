@@ -1,0 +1,281 @@
+//! TLS termination on the gateway listener: HTTP/2 and HTTP/1.1 chosen by ALPN, the
+//! certificate chosen by SNI, certificates rotated on disk under traffic, a bad one
+//! refused with the old one kept, and plain HTTP to the TLS port answered with an
+//! envelope. Clients: curl, and a Rust client (tokio-rustls under hyper) that shows
+//! what was negotiated.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use wasmgate_e2e::{
+    GatewayProcess, TestCa, TestGateway, Upstream, raw_request, tls_get, wait_for, write_by_rename,
+};
+
+/// A gateway with `[gateway.tls]` serving `certificates` (name → files written in
+/// `dir`, in order), routing `/` to `upstream`.
+fn tls_gateway(dir: &Path, certificates: &[&str], upstream: &Upstream) -> GatewayProcess {
+    let entries: Vec<String> = certificates
+        .iter()
+        .map(|name| {
+            let cert = dir.join(format!("{name}.pem"));
+            let key = dir.join(format!("{name}.key"));
+            format!(
+                "{{ cert = {:?}, key = {:?} }}",
+                cert.display().to_string(),
+                key.display().to_string()
+            )
+        })
+        .collect();
+    TestGateway::new()
+        .toml(&format!(
+            "[gateway.tls]\ncertificates = [{}]\n",
+            entries.join(", ")
+        ))
+        .service("echo", upstream.address)
+        .toml("[[routes]]\nname = \"all\"\nprefix = \"/\"\nservice = \"echo\"\n")
+        .start()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alpn_picks_http2_or_http1_and_sni_picks_the_certificate() {
+    let upstream = Upstream::start();
+    let certs = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    // The first certificate is the default: for a client that sends no SNI name (an
+    // IP address) or one that no certificate covers.
+    let site_a = ca.issue(&["a.test", "127.0.0.1"]);
+    let site_b = ca.issue(&["b.test", "*.b.test"]);
+    site_a.write(certs.path(), "a");
+    site_b.write(certs.path(), "b");
+    let gateway = tls_gateway(certs.path(), &["a", "b"], &upstream);
+    let address = gateway.address;
+
+    let h2 = tls_get(address, "a.test", "/hello", &[b"h2", b"http/1.1"], &ca)
+        .await
+        .expect("HTTP/2 over TLS");
+    assert_eq!(h2.alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(h2.version, http::Version::HTTP_2);
+    assert_eq!(h2.status, 200, "{:?}", h2.body);
+    assert_eq!(h2.served, site_a.der);
+
+    let h1 = tls_get(address, "b.test", "/hello", &[b"http/1.1"], &ca)
+        .await
+        .expect("HTTP/1.1 over TLS");
+    assert_eq!(h1.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(h1.version, http::Version::HTTP_11);
+    assert_eq!(h1.status, 200);
+    assert_eq!(h1.served, site_b.der, "SNI b.test gets b's certificate");
+
+    let wildcard = tls_get(address, "api.b.test", "/", &[], &ca)
+        .await
+        .expect("a name under b's wildcard");
+    assert_eq!(wildcard.served, site_b.der);
+    assert_eq!(wildcard.alpn, None, "no ALPN offered: HTTP/1.1");
+    assert_eq!(wildcard.version, http::Version::HTTP_11);
+
+    let no_sni = tls_get(address, "127.0.0.1", "/", &[b"h2"], &ca)
+        .await
+        .expect("no SNI: the default certificate");
+    assert_eq!(no_sni.served, site_a.der);
+
+    // A name no certificate covers gets the default, which the client rejects.
+    let error = tls_get(address, "c.test", "/", &[b"h2"], &ca)
+        .await
+        .expect_err("a.test's certificate does not cover c.test");
+    assert!(error.contains("handshake"), "{error}");
+    assert!(upstream.hits() >= 4);
+
+    // curl, by ALPN both ways, with SNI through --resolve.
+    let ca_file = certs.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let url = format!("https://b.test:{}/curl", address.port());
+        let output = Command::new("curl")
+            .args(["-sS", "--max-time", "10", flag, "--cacert"])
+            .arg(&ca_file)
+            .args(["--resolve", &format!("b.test:{}:127.0.0.1", address.port())])
+            .args(["-o", "/dev/null", "-w", "%{http_code} %{http_version}"])
+            .arg(&url)
+            .output()
+            .expect("run curl");
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            out,
+            format!("200 {version}"),
+            "curl {flag}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_the_tls_port_gets_an_envelope_saying_so() {
+    let upstream = Upstream::start();
+    let certs = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    ca.issue(&["a.test"]).write(certs.path(), "a");
+    let gateway = tls_gateway(certs.path(), &["a"], &upstream);
+    let address = gateway.address;
+    let response = tokio::task::spawn_blocking(move || {
+        raw_request(address, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(response.status, 400, "{response:?}");
+    let envelope: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(envelope["code"], "VALIDATION_ERROR", "{envelope}");
+    assert!(
+        envelope["error"].as_str().unwrap().contains("https://"),
+        "{envelope}"
+    );
+    assert!(envelope["request_id"].is_string(), "{envelope}");
+    assert_eq!(upstream.hits(), 0);
+    // The gateway still serves TLS.
+    assert_eq!(
+        tls_get(address, "a.test", "/", &[b"h2"], &ca)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn certificates_rotate_under_traffic_and_a_bad_one_is_refused() {
+    let upstream = Upstream::start();
+    let certs = tempfile::tempdir().unwrap();
+    let ca = Arc::new(TestCa::new());
+    let first = ca.issue(&["a.test"]);
+    first.write(certs.path(), "a");
+    let gateway = tls_gateway(certs.path(), &["a"], &upstream);
+    let address = gateway.address;
+
+    // Clients on fresh connections (each handshake sees the certificate in force)
+    // until told to stop, bounded in count.
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (ca, stop, done) = (ca.clone(), stop.clone(), done.clone());
+        clients.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for _ in 0..2_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match tls_get(address, "a.test", "/", &[b"h2", b"http/1.1"], &ca).await {
+                    Ok(answer) if answer.status == 200 => {}
+                    Ok(answer) => failures.push(format!("status {}", answer.status)),
+                    Err(error) => failures.push(error),
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            failures
+        }));
+    }
+    let served = |ca: Arc<TestCa>| async move {
+        tls_get(address, "a.test", "/", &[b"h2"], &ca)
+            .await
+            .map(|answer| answer.served)
+    };
+    wait_for(
+        "requests before the rotation",
+        Duration::from_secs(10),
+        || (done.load(Ordering::Relaxed) >= 20).then_some(()),
+    );
+
+    // A new certificate and key for the same name, written as a deploy tool would.
+    let second = ca.issue(&["a.test"]);
+    second.write(certs.path(), "a");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if served(ca.clone()).await.unwrap() == second.der {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rotated certificate was not served; log:\n{}",
+            gateway.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after_rotation = done.load(Ordering::Relaxed);
+    wait_for(
+        "requests after the rotation",
+        Duration::from_secs(10),
+        || (done.load(Ordering::Relaxed) >= after_rotation + 20).then_some(()),
+    );
+
+    // A broken certificate file: the reload is refused, the second one stays.
+    write_by_rename(
+        &certs.path().join("a.pem"),
+        b"-----BEGIN CERTIFICATE-----\nbroken\n",
+    );
+    let log = gateway.settled_log();
+    assert!(
+        log.contains("a.pem") && log.contains("reload"),
+        "the refusal names the file; log:\n{log}"
+    );
+    assert_eq!(served(ca.clone()).await.unwrap(), second.der);
+    // A key that is not the certificate's: refused too.
+    let stranger = ca.issue(&["a.test"]);
+    second.write(certs.path(), "a");
+    write_by_rename(&certs.path().join("a.key"), stranger.key_pem.as_bytes());
+    let log = gateway.settled_log();
+    assert!(
+        log.contains("is not the key of the certificate"),
+        "log:\n{log}"
+    );
+    assert_eq!(served(ca.clone()).await.unwrap(), second.der);
+
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let failures = client.await.unwrap();
+        assert!(failures.is_empty(), "failed requests: {failures:?}");
+    }
+    assert!(done.load(Ordering::Relaxed) >= after_rotation + 20);
+}
+
+#[test]
+fn a_missing_or_unusable_certificate_is_a_config_error_with_its_line() {
+    let certs = tempfile::tempdir().unwrap();
+    let missing = certs.path().join("missing.pem");
+    let (status, output) = TestGateway::new()
+        .toml(&format!(
+            "[gateway.tls]\ncertificates = [{{ cert = {:?}, key = {:?} }}]\n",
+            missing.display().to_string(),
+            missing.display().to_string()
+        ))
+        .check();
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("wasmgate.toml:9"), "{output}");
+    assert!(
+        output.contains("missing.pem") && output.contains("cannot read it"),
+        "{output}"
+    );
+
+    std::fs::write(certs.path().join("empty.pem"), "").unwrap();
+    let key = TestCa::new().issue(&["a.test"]).key_pem;
+    std::fs::write(certs.path().join("k.key"), key).unwrap();
+    let (status, output) = TestGateway::new()
+        .toml(&format!(
+            "[gateway.tls]\ncertificates = [{{ cert = {:?}, key = {:?} }}]\n",
+            certs.path().join("empty.pem").display().to_string(),
+            certs.path().join("k.key").display().to_string()
+        ))
+        .check();
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("holds no certificate"), "{output}");
+
+    let (status, output) = TestGateway::new()
+        .toml("[gateway.tls]\ncertificates = []\n")
+        .check();
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(
+        output.contains("wasmgate.toml:8") && output.contains("at least one"),
+        "{output}"
+    );
+}
