@@ -94,6 +94,11 @@ impl EndpointPattern {
 
     /// Whether `endpoint` is inside this pattern.
     pub fn allows(&self, endpoint: &Endpoint) -> bool {
+        // Patterns are http:// only: an https:// endpoint is reached through a
+        // granted service, never through a pattern.
+        if endpoint.is_https() {
+            return false;
+        }
         let port = endpoint.authority.port_u16().unwrap_or(80);
         if self.port.is_some_and(|p| p != port) {
             return false;
@@ -175,6 +180,10 @@ mod tests {
     fn a_name_never_matches_a_network() {
         assert!(!allows("http://127.0.0.0/8:*", "http://localhost:9000"));
         assert!(!allows("http://localhost:*", "http://127.0.0.1:9000"));
+        assert!(
+            !allows("http://127.0.0.1:*", "https://127.0.0.1:9000"),
+            "https:// endpoints only through a granted service"
+        );
     }
 
     #[test]

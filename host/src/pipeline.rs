@@ -40,6 +40,7 @@ use crate::trace::{TRACEPARENT, TraceContext};
 use crate::upstream::retry::{MAX_ATTEMPTS, TryFailure};
 use crate::upstream::{
     BoxError, ProxyBody, Unavailable, UpstreamError, full_body, strip_hop_by_hop,
+    strip_request_hop_by_hop,
 };
 
 /// A body as the pipeline holds it: still streaming, or buffered.
@@ -176,7 +177,7 @@ pub async fn handle(
         params: found.params,
     });
     let mut headers = parts.headers;
-    strip_hop_by_hop(&mut headers);
+    strip_request_hop_by_hop(&mut headers);
     strip_identity(&mut headers);
     // `X-Forwarded-Host` names what the client asked for, whatever plugins change.
     let forwarded = Forwarded {

@@ -101,6 +101,18 @@ pub enum SnapshotError {
     /// A `[gateway.tls]` certificate or key could not be read or used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// A service's `ca_file` could not be read or used.
+    #[error("{place}: [services.{service}] ca_file {path}: {reason}")]
+    CaFile {
+        /// `file:line` of the `ca_file` setting.
+        place: String,
+        /// The service.
+        service: String,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl SnapshotError {
@@ -111,7 +123,11 @@ impl SnapshotError {
             | Self::Configure { plugin, .. }
             | Self::Missing { plugin, .. }
             | Self::Secret { plugin, .. } => Some(plugin),
-            Self::Config(_) | Self::PluginDir { .. } | Self::State(_) | Self::Tls(_) => None,
+            Self::Config(_)
+            | Self::PluginDir { .. }
+            | Self::State(_)
+            | Self::Tls(_)
+            | Self::CaFile { .. } => None,
         }
     }
 }
@@ -151,6 +167,8 @@ pub struct Sources {
     pub secrets: BTreeMap<String, Arc<Secrets>>,
     /// The `[gateway.tls]` certificates and keys, read now.
     pub tls: Option<Vec<CertificateFiles>>,
+    /// Each service's `ca_file`, read now (PEM), by service name.
+    pub service_cas: BTreeMap<String, Vec<u8>>,
 }
 
 impl Sources {
@@ -167,11 +185,13 @@ impl Sources {
             read_plugin_dir(&dir).map_err(|source| SnapshotError::PluginDir { dir, source })?;
         let secrets = read_secrets(&config)?;
         let tls = read_tls(&config)?;
+        let service_cas = read_service_cas(&config)?;
         Ok(Self {
             config,
             plugins,
             secrets,
             tls,
+            service_cas,
         })
     }
 
@@ -200,6 +220,12 @@ impl Sources {
             digest.update([2]);
             digest.update(Sha256::digest(&files.cert_pem));
             digest.update(Sha256::digest(&files.key_pem));
+        }
+        for (service, pem) in &self.service_cas {
+            digest.update([3]);
+            digest.update(service.as_bytes());
+            digest.update([0]);
+            digest.update(Sha256::digest(pem));
         }
         hex::encode(digest.finalize())
     }
@@ -262,6 +288,34 @@ fn read_tls(loaded: &LoadedConfig) -> Result<Option<Vec<CertificateFiles>>, Snap
         });
     }
     Ok(Some(all))
+}
+
+/// The error at a service's `ca_file` setting.
+fn ca_file_error(loaded: &LoadedConfig, service: &str, reason: String) -> SnapshotError {
+    let setting = loaded.config.services[service]
+        .get_ref()
+        .ca_file
+        .as_ref()
+        .expect("only services with a ca_file are read");
+    SnapshotError::CaFile {
+        place: loaded.place(setting.span().start),
+        service: service.to_string(),
+        path: setting.get_ref().display().to_string(),
+        reason,
+    }
+}
+
+/// Reads each service's `ca_file`; an unreadable one is an error at its line.
+fn read_service_cas(loaded: &LoadedConfig) -> Result<BTreeMap<String, Vec<u8>>, SnapshotError> {
+    let mut all = BTreeMap::new();
+    for (name, service) in &loaded.config.services {
+        if let Some(file) = &service.get_ref().ca_file {
+            let pem = std::fs::read(file.get_ref())
+                .map_err(|e| ca_file_error(loaded, name, format!("cannot read it: {e}")))?;
+            all.insert(name.clone(), pem);
+        }
+    }
+    Ok(all)
 }
 
 /// Whether `name` is a file the plugin directory loads, and the plugin name if so.
@@ -392,6 +446,7 @@ impl Snapshot {
             plugins: files,
             secrets,
             tls,
+            service_cas,
         } = sources;
         // Before the plugins: a bad certificate refuses the build at once.
         let tls = tls.as_deref().map(crate::tls::server_config).transpose()?;
@@ -405,20 +460,23 @@ impl Snapshot {
             None,
             runtime.metrics().clone(),
         ));
-        let services: BTreeMap<String, Arc<Service>> = config
-            .services
-            .iter()
-            .map(|(name, service)| {
-                let before = previous.and_then(|p| p.services.get(name)).map(|s| &**s);
-                let service = Service::from_config(
-                    name,
-                    service.get_ref(),
-                    runtime.metrics().clone(),
-                    before,
-                );
-                (name.clone(), Arc::new(service))
-            })
-            .collect();
+        let mut services: BTreeMap<String, Arc<Service>> = BTreeMap::new();
+        for (name, service) in &config.services {
+            let roots = service_cas
+                .get(name)
+                .map(|pem| crate::tls::ca_roots(pem))
+                .transpose()
+                .map_err(|reason| ca_file_error(&loaded, name, reason))?;
+            let before = previous.and_then(|p| p.services.get(name)).map(|s| &**s);
+            let service = Service::from_config(
+                name,
+                service.get_ref(),
+                runtime.metrics().clone(),
+                before,
+                roots,
+            );
+            services.insert(name.clone(), Arc::new(service));
+        }
 
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut matchers = Vec::with_capacity(config.routes.len());

@@ -1,20 +1,24 @@
-//! TLS termination for the gateway listener (`[gateway.tls]`): the certificates and
-//! keys, read with the rest of a snapshot's sources (so a reload with a bad one is
-//! refused and those in force stay), one chosen per connection by the name the client
-//! asks for (SNI), TLS 1.2 and 1.3 only, and ALPN `h2` then `http/1.1`.
+//! TLS, with rustls and ring's cryptography, both ways:
 //!
-//! What runs over the TLS stream is the listener's usual HTTP/1.1 or HTTP/2
-//! (`server`); this module only makes the `rustls` server config.
+//! - termination on the gateway listener (`[gateway.tls]`): the certificates and keys,
+//!   read with the rest of a snapshot's sources (so a reload with a bad one is refused
+//!   and those in force stay), one chosen per connection by the name the client asks
+//!   for (SNI), TLS 1.2 and 1.3 only, and ALPN `h2` then `http/1.1`;
+//! - `https://` upstream endpoints: the roots they are verified against (a service's
+//!   `ca_file`, else the system's).
+//!
+//! What runs over the TLS streams is the usual HTTP/1.1 or HTTP/2 (`server`,
+//! `upstream`); this module only makes the `rustls` configs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// One certificate chain and its key, as read from their files.
 #[derive(Debug, Clone)]
@@ -129,4 +133,50 @@ impl ResolvesServerCert for BySni {
         }
         self.keys.first().cloned()
     }
+}
+
+/// The client config for `https://` upstream endpoints verified against `roots` (the
+/// connector adds ALPN `h2` and `http/1.1`).
+pub fn upstream_config(roots: Arc<RootCertStore>) -> ClientConfig {
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring's provider supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// The CA certificates of a PEM file (a service's `ca_file`) as roots.
+pub fn ca_roots(pem: &[u8]) -> Result<Arc<RootCertStore>, String> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    if certificates.is_empty() {
+        return Err("holds no certificate (expected PEM `BEGIN CERTIFICATE` blocks)".into());
+    }
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// The system's CA certificates (read once per process; what cannot be read is
+/// logged, and an empty set makes every `https://` endpoint without a `ca_file` fail
+/// its handshake, which the upstream errors then say).
+pub fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            for error in &found.errors {
+                tracing::warn!(%error, "reading the system's CA certificates");
+            }
+            let mut roots = RootCertStore::empty();
+            let (added, ignored) = roots.add_parsable_certificates(found.certs);
+            tracing::debug!(added, ignored, "the system's CA certificates");
+            Arc::new(roots)
+        })
+        .clone()
 }

@@ -21,6 +21,7 @@ use http::{HeaderMap, HeaderName, Request, Response, Uri, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -51,22 +52,25 @@ pub fn stream_body(body: Incoming) -> ProxyBody {
         .boxed()
 }
 
-/// One upstream base URL, `http://host:port`.
+/// One upstream base URL, `http://host:port` or `https://host:port`.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// `host:port`.
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// `host:port` (or `host`, for the scheme's default port).
     pub authority: Authority,
     /// `http://host:port`, for logs, metrics and plugins.
     pub url: Arc<str>,
 }
 
 impl Endpoint {
-    /// Parses `http://host[:port][/]`.
+    /// Parses `http://host[:port][/]` or `https://host[:port][/]`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let uri: Uri = text.parse().map_err(|e| format!("not a URL: {e}"))?;
-        if uri.scheme() != Some(&Scheme::HTTP) {
-            return Err("only http:// endpoints are supported".into());
-        }
+        let scheme = match uri.scheme() {
+            Some(scheme) if *scheme == Scheme::HTTP || *scheme == Scheme::HTTPS => scheme.clone(),
+            _ => return Err("only http:// and https:// endpoints are supported".into()),
+        };
         let authority = uri
             .authority()
             .cloned()
@@ -77,22 +81,69 @@ impl Endpoint {
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return Err("give only scheme, host and port (no path or query)".into());
         }
-        let url = format!("http://{authority}").into();
-        Ok(Self { authority, url })
+        let url = format!("{scheme}://{authority}").into();
+        Ok(Self {
+            scheme,
+            authority,
+            url,
+        })
+    }
+
+    /// Whether requests to it go over TLS.
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+
+    /// `host:port` to connect to: the URL's port, else the scheme's (80 or 443).
+    pub fn address(&self) -> String {
+        match self.authority.port_u16() {
+            Some(_) => self.authority.to_string(),
+            None => format!(
+                "{}:{}",
+                self.authority.host(),
+                if self.is_https() { 443 } else { 80 }
+            ),
+        }
     }
 
     /// The absolute URI of `path_and_query` on this endpoint.
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
         Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(PathAndQuery::try_from(path_and_query)?)
             .build()
     }
 }
 
-/// Most bytes read ahead from one upstream connection (see `Service::new`).
+/// Most bytes read ahead from one upstream connection (see [`client`]).
 const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+
+/// A service's pooled client: `http://` endpoints over TCP (HTTP/1.1), `https://`
+/// ones over TLS verified against `roots`, HTTP/2 when the endpoint chooses `h2` by
+/// ALPN, else HTTP/1.1.
+fn client(
+    connect_timeout: Duration,
+    roots: Arc<rustls::RootCertStore>,
+) -> Client<HttpsConnector<HttpConnector>, ProxyBody> {
+    let mut tcp = HttpConnector::new();
+    tcp.set_connect_timeout(Some(connect_timeout));
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(crate::tls::upstream_config(roots))
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(tcp);
+    Client::builder(TokioExecutor::new())
+        // What one upstream connection may read ahead of a slow client: hyper's
+        // default (~400 KiB) let 1,000 slow readers hold 500 MiB of RSS.
+        .http1_max_buf_size(UPSTREAM_READ_BUFFER)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
 
 /// Why an upstream call failed.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +223,7 @@ pub struct Service {
     outlier: OutlierConfig,
     breaker: Option<BreakerConfig>,
     state: Arc<ServiceState>,
-    client: Client<HttpConnector, ProxyBody>,
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     health_path: Option<String>,
     metrics: Arc<Metrics>,
 }
@@ -180,12 +231,14 @@ pub struct Service {
 impl Service {
     /// The service `[services.NAME]` describes (validated), taking over the health
     /// state of `previous` (the same service in the snapshot being replaced) by
-    /// endpoint URL.
+    /// endpoint URL; `https://` endpoints are verified against `ca_roots` (its
+    /// `ca_file`) when given, else the system's roots.
     pub fn from_config(
         name: &str,
         config: &ServiceConfig,
         metrics: Arc<Metrics>,
         previous: Option<&Service>,
+        ca_roots: Option<Arc<rustls::RootCertStore>>,
     ) -> Self {
         let endpoints = config
             .endpoints
@@ -205,6 +258,9 @@ impl Service {
             config.health_path.clone(),
             metrics,
         );
+        if let Some(roots) = ca_roots {
+            service.client = client(Duration::from_millis(config.connect_timeout_ms), roots);
+        }
         service.balancer = service.balancer.with_policy(config.balance);
         service.hash_on = config.hash_on.as_ref().map_or(HashOn::Client, |h| {
             HashOn::parse(h.get_ref()).expect("validated")
@@ -228,7 +284,8 @@ impl Service {
 
     /// A service over weighted `endpoints`, balanced round-robin, with default outlier
     /// detection and no breaker; probed with `GET health_path` when given, else by
-    /// connecting. Without endpoints it only serves [`Service::send_to`].
+    /// connecting; `https://` endpoints verified against the system's roots. Without
+    /// endpoints it only serves [`Service::send_to`].
     pub fn new(
         name: &str,
         endpoints: Vec<(Endpoint, u32)>,
@@ -236,16 +293,7 @@ impl Service {
         health_path: Option<String>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            // What one upstream connection may read ahead of a slow client: hyper's
-            // default (~400 KiB) let 1,000 slow readers hold 500 MiB of RSS.
-            .http1_max_buf_size(UPSTREAM_READ_BUFFER)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        let client = client(connect_timeout, crate::tls::system_roots());
         let weights: Vec<u32> = endpoints.iter().map(|(_, w)| (*w).max(1)).collect();
         let members: Vec<Member> = endpoints
             .into_iter()
@@ -303,7 +351,7 @@ impl Service {
     /// `timeout`; without a health path, a TCP connection must open.
     pub async fn probe(&self, endpoint: &Endpoint, timeout: Duration) -> Result<(), String> {
         let Some(path) = &self.health_path else {
-            let address = endpoint.authority.as_str();
+            let address = endpoint.address();
             return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address))
                 .await
             {
@@ -710,6 +758,27 @@ impl Drop for InFlight {
     }
 }
 
+/// [`strip_hop_by_hop`] for a request going upstream, except that `TE: trailers`
+/// stays: the one `TE` a proxy passes on (gRPC servers may require it), saying the
+/// client takes trailers.
+pub fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
+    let takes_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            coding
+                .split(';')
+                .next()
+                .is_some_and(|c| c.trim().eq_ignore_ascii_case("trailers"))
+        });
+    strip_hop_by_hop(headers);
+    if takes_trailers {
+        headers.insert(header::TE, http::HeaderValue::from_static("trailers"));
+    }
+}
+
 /// Removes hop-by-hop headers: those named in `Connection`, then the standard ones
 /// (`message_rules::HOP_BY_HOP`, which plugins may not set either).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -736,7 +805,19 @@ mod tests {
     fn endpoints_take_scheme_host_and_port_only() {
         assert!(Endpoint::parse("http://127.0.0.1:9000").is_ok());
         assert!(Endpoint::parse("http://localhost:9000/").is_ok());
-        assert!(Endpoint::parse("https://127.0.0.1:9000").is_err());
+        let https = Endpoint::parse("https://keystone.local").unwrap();
+        assert!(https.is_https());
+        assert_eq!(https.address(), "keystone.local:443");
+        assert_eq!(&*https.url, "https://keystone.local");
+        assert_eq!(
+            https.uri("/v3/auth?x=1").unwrap().to_string(),
+            "https://keystone.local/v3/auth?x=1"
+        );
+        assert_eq!(
+            Endpoint::parse("http://a.local").unwrap().address(),
+            "a.local:80"
+        );
+        assert!(Endpoint::parse("ftp://127.0.0.1:9000").is_err());
         assert!(Endpoint::parse("http://127.0.0.1:9000/api").is_err());
         assert!(Endpoint::parse("127.0.0.1:9000").is_err());
         assert!(Endpoint::parse("http://user:pw@127.0.0.1:9000").is_err());
@@ -753,6 +834,22 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn te_trailers_alone_survives_on_requests() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TE, "gzip, trailers;q=1".parse().unwrap());
+        strip_request_hop_by_hop(&mut headers);
+        assert_eq!(headers[header::TE], "trailers");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TE, "gzip".parse().unwrap());
+        strip_request_hop_by_hop(&mut headers);
+        assert!(!headers.contains_key(header::TE));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TE, "trailers".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        assert!(!headers.contains_key(header::TE), "responses keep no TE");
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod upstream;
 
 pub use gateway::{GatewayProcess, TestGateway, plugin_wasm, wasmgate_bin};
 pub use raw::{RawConnection, RawResponse, raw_request};
-pub use tls::{Issued, TestCa, TlsAnswer, tls_get, write_by_rename};
+pub use tls::{Issued, TestCa, TlsAnswer, TlsUpstream, tls_get, write_by_rename};
 pub use upstream::{Upstream, UpstreamBehaviour, UpstreamProcess};
 
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! TLS for the end-to-end tests: a test CA that issues server certificates (rcgen),
-//! written as PEM files for `[gateway.tls]`, and a client (tokio-rustls under hyper)
-//! that reports what was negotiated: the ALPN protocol, the HTTP version and the
-//! certificate the gateway served.
+//! written as PEM files for `[gateway.tls]`; a client (tokio-rustls under hyper) that
+//! reports what was negotiated: the ALPN protocol, the HTTP version and the
+//! certificate the gateway served; and an HTTPS upstream (HTTP/2 or HTTP/1.1 by ALPN)
+//! that answers gRPC-style with trailers.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -186,4 +187,128 @@ pub async fn tls_get(
         body,
         served,
     })
+}
+
+/// The server config for `issued`, offering ALPN `h2` and `http/1.1`.
+fn server_config(issued: &Issued) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = vec![CertificateDer::from(issued.der.clone())];
+    let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).expect("key");
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// An HTTPS upstream on a loopback port, serving `issued`: `POST …/grpc` answers a
+/// gRPC-style message with trailers (`grpc-status: 0`, and `grpc-message: te=VALUE`
+/// with the request's `TE`); anything else answers
+/// `VERSION PATH` (`HTTP/2.0 /x`), saying which protocol the gateway spoke.
+pub struct TlsUpstream {
+    /// Where it listens.
+    pub address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsUpstream {
+    /// Starts it on its own thread and runtime.
+    pub fn start(issued: &Issued) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let address = listener.local_addr().expect("address");
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config(issued));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    let tcp = tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((tcp, _)) => tcp,
+                            Err(_) => continue,
+                        },
+                        _ = &mut stopped => break,
+                    };
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(
+                                TokioIo::new(stream),
+                                hyper::service::service_fn(answer),
+                            )
+                            .await;
+                    });
+                }
+            });
+        });
+        Self {
+            address,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+async fn answer(
+    request: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<UpstreamBody>, std::convert::Infallible> {
+    let version = format!("{:?}", request.version());
+    let path = request.uri().path().to_string();
+    if path.ends_with("/grpc") {
+        // The message says which `TE` arrived (gRPC needs `trailers`).
+        let te = request
+            .headers()
+            .get(http::header::TE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        let _ = request.into_body().collect().await;
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        trailers.insert(
+            "grpc-message",
+            http::HeaderValue::from_str(&format!("te={te}")).expect("header value"),
+        );
+        let frames = vec![
+            Ok(hyper::body::Frame::data(Bytes::from_static(
+                b"\0\0\0\0\x05hello",
+            ))),
+            Ok(hyper::body::Frame::trailers(trailers)),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let response = http::Response::builder()
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .body(body.boxed())
+            .expect("response");
+        return Ok(response);
+    }
+    let body = http_body_util::Full::new(Bytes::from(format!("{version} {path}")));
+    Ok(http::Response::new(body.boxed()))
 }

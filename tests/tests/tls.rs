@@ -1,8 +1,10 @@
-//! TLS termination on the gateway listener: HTTP/2 and HTTP/1.1 chosen by ALPN, the
+//! TLS both ways. On the gateway listener: HTTP/2 and HTTP/1.1 chosen by ALPN, the
 //! certificate chosen by SNI, certificates rotated on disk under traffic, a bad one
 //! refused with the old one kept, and plain HTTP to the TLS port answered with an
-//! envelope. Clients: curl, and a Rust client (tokio-rustls under hyper) that shows
-//! what was negotiated.
+//! envelope; clients: curl, and a Rust client (tokio-rustls under hyper) that shows
+//! what was negotiated. To upstreams: `https://` endpoints verified against a
+//! service's `ca_file` (and refused when unverifiable), HTTP/2 by ALPN, gRPC-style
+//! trailers passed through.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmgate_e2e::{
-    GatewayProcess, TestCa, TestGateway, Upstream, raw_request, tls_get, wait_for, write_by_rename,
+    GatewayProcess, TestCa, TestGateway, TlsUpstream, Upstream, raw_request, tls_get, wait_for,
+    write_by_rename,
 };
 
 /// A gateway with `[gateway.tls]` serving `certificates` (name → files written in
@@ -278,4 +281,95 @@ fn a_missing_or_unusable_certificate_is_a_config_error_with_its_line() {
         output.contains("wasmgate.toml:8") && output.contains("at least one"),
         "{output}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstreams_are_verified_and_h2_carries_grpc_trailers() {
+    let ca = TestCa::new();
+    let upstream = TlsUpstream::start(&ca.issue(&["127.0.0.1"]));
+    let certs = tempfile::tempdir().unwrap();
+    let ca_file = certs.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let url = format!("https://127.0.0.1:{}", upstream.address.port());
+    let gateway = TestGateway::new()
+        .toml(&format!(
+            "[services.secure]\nendpoints = [{url:?}]\nca_file = {:?}\n\n\
+             [services.unverified]\nendpoints = [{url:?}]\n\n\
+             [[routes]]\nname = \"secure\"\nprefix = \"/secure\"\nservice = \"secure\"\n\n\
+             [[routes]]\nname = \"unverified\"\nprefix = \"/unverified\"\nservice = \"unverified\"\n",
+            ca_file.display().to_string()
+        ))
+        .start();
+
+    // Verified against the service's CA; HTTP/2 chosen by ALPN.
+    let response = reqwest::get(gateway.url("/secure/hello")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "HTTP/2.0 /secure/hello");
+
+    // The system's roots do not know the test CA: the handshake fails, 502.
+    let response = reqwest::get(gateway.url("/unverified/hello"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let envelope: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(envelope["code"], "BAD_GATEWAY", "{envelope}");
+
+    // A gRPC-style exchange over HTTP/2 (prior knowledge to the gateway): the
+    // upstream's trailers reach the client.
+    let tcp = tokio::net::TcpStream::connect(gateway.address)
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post(format!("http://{}/secure/grpc", gateway.address))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"\0\0\0\0\x02hi",
+        )))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/grpc");
+    use http_body_util::BodyExt;
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("trailers passed through");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(
+        trailers["grpc-message"], "te=trailers",
+        "the gateway passes TE: trailers on"
+    );
+    assert_eq!(&collected.to_bytes()[..], b"\0\0\0\0\x05hello");
+}
+
+#[test]
+fn a_service_ca_file_that_is_missing_or_not_pem_is_a_config_error_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    for (file, expected) in [
+        (dir.path().join("missing.pem"), "cannot read it"),
+        (not_pem, "holds no certificate"),
+    ] {
+        let (status, output) = TestGateway::new()
+            .toml(&format!(
+                "[services.s]\nendpoints = [\"https://127.0.0.1:1\"]\nca_file = {:?}\n",
+                file.display().to_string()
+            ))
+            .check();
+        assert_eq!(status.code(), Some(2), "{output}");
+        assert!(
+            output.contains("wasmgate.toml:10") && output.contains("[services.s] ca_file"),
+            "{output}"
+        );
+        assert!(output.contains(expected), "{output}");
+    }
 }

@@ -103,6 +103,11 @@ impl LoadedConfig {
         if let Some(file) = &config.log.file {
             config.log.file = Some(base.join(file));
         }
+        for service in config.services.values_mut() {
+            if let Some(ca_file) = &mut service.get_mut().ca_file {
+                *ca_file.get_mut() = base.join(ca_file.get_ref());
+            }
+        }
         for settings in config.plugins.values_mut() {
             for source in settings.get_mut().secrets.values_mut() {
                 if let Some(file) = &mut source.get_mut().file {

@@ -376,8 +376,13 @@ impl Default for PluginSettings {
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// `endpoints = ["http://127.0.0.1:9000", { url = "http://127.0.0.1:9001", weight = 3 }]`:
-    /// one or more `http://host:port` base URLs, each with a weight (default 1).
+    /// one or more `http://host:port` or `https://host:port` base URLs, each with a
+    /// weight (default 1).
     pub endpoints: Vec<Spanned<EndpointConfig>>,
+    /// `ca_file = "certs/internal-ca.pem"`: `https://` endpoints are verified against
+    /// the CA certificates in this PEM file (relative to the config file) instead of
+    /// the system's roots.
+    pub ca_file: Option<Spanned<PathBuf>>,
     /// `connect_timeout_ms = 2000`: time allowed to open a connection to an endpoint.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
