@@ -80,10 +80,11 @@ fn service_and_plugin_sections_are_checked() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("has no endpoints"), "{error}");
-    let error = parse("[services.s]\nendpoints = [\"https://x:1\"]\n")
+    let error = parse("[services.s]\nendpoints = [\"ftp://x:1\"]\n")
         .unwrap_err()
         .to_string();
-    assert!(error.contains("only http://"), "{error}");
+    assert!(error.contains("only http:// and https://"), "{error}");
+    assert!(parse("[services.s]\nendpoints = [\"https://x:1\"]\n").is_ok());
     let error = parse("[plugins.p]\nhttp = [\"nowhere\"]\n")
         .unwrap_err()
         .to_string();
