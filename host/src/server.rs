@@ -1,5 +1,6 @@
-//! The client-facing listener: accepting connections (HTTP/1.1, and HTTP/2 with prior
-//! knowledge) up to the connection caps, per-connection limits (slow headers, idle
+//! The client-facing listener: accepting connections up to the connection caps (plain
+//! TCP, or TLS with its handshake when `[gateway.tls]` is set; then HTTP/1.1, or HTTP/2
+//! by prior knowledge or ALPN), per-connection limits (slow headers, idle
 //! keep-alive, stalled bodies, clients that stop reading), the checks every request
 //! passes before routing (URI length, header size, ambiguous framing, duplicate
 //! `Host`), the request id, and graceful shutdown.
