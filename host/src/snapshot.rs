@@ -174,8 +174,8 @@ pub struct Sources {
 impl Sources {
     /// Reads and validates the config at `file`, lets `settle` adjust it (a reload
     /// puts back the sections that only a restart changes), then reads what it names:
-    /// every plugin file in its plugin directory, the granted secrets and the TLS
-    /// certificates. Names that are not `NAME.wasm` with a valid plugin name are
+    /// every plugin file in its plugin directory, the granted secrets, the TLS
+    /// certificates and keys, and the services' CA files. Names that are not `NAME.wasm` with a valid plugin name are
     /// ignored (so `.x.wasm.tmp` while an upload is in progress is never loaded).
     pub fn read(file: &Path, settle: impl FnOnce(&mut Config)) -> Result<Self, SnapshotError> {
         let mut config = LoadedConfig::load(file)?;

@@ -251,16 +251,14 @@ impl Service {
                 )
             })
             .collect();
-        let mut service = Self::new(
+        let mut service = Self::with_roots(
             name,
             endpoints,
             Duration::from_millis(config.connect_timeout_ms),
             config.health_path.clone(),
             metrics,
+            ca_roots.unwrap_or_else(crate::tls::system_roots),
         );
-        if let Some(roots) = ca_roots {
-            service.client = client(Duration::from_millis(config.connect_timeout_ms), roots);
-        }
         service.balancer = service.balancer.with_policy(config.balance);
         service.hash_on = config.hash_on.as_ref().map_or(HashOn::Client, |h| {
             HashOn::parse(h.get_ref()).expect("validated")
@@ -293,7 +291,26 @@ impl Service {
         health_path: Option<String>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let client = client(connect_timeout, crate::tls::system_roots());
+        Self::with_roots(
+            name,
+            endpoints,
+            connect_timeout,
+            health_path,
+            metrics,
+            crate::tls::system_roots(),
+        )
+    }
+
+    /// [`Service::new`], its `https://` endpoints verified against `roots`.
+    fn with_roots(
+        name: &str,
+        endpoints: Vec<(Endpoint, u32)>,
+        connect_timeout: Duration,
+        health_path: Option<String>,
+        metrics: Arc<Metrics>,
+        roots: Arc<rustls::RootCertStore>,
+    ) -> Self {
+        let client = client(connect_timeout, roots);
         let weights: Vec<u32> = endpoints.iter().map(|(_, w)| (*w).max(1)).collect();
         let members: Vec<Member> = endpoints
             .into_iter()
@@ -758,21 +775,27 @@ impl Drop for InFlight {
     }
 }
 
+/// The items of a comma-separated header (all its fields), trimmed; fields that are
+/// not text are skipped.
+pub fn header_list(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
 /// [`strip_hop_by_hop`] for a request going upstream, except that `TE: trailers`
 /// stays: the one `TE` a proxy passes on (gRPC servers may require it), saying the
 /// client takes trailers.
 pub fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
-    let takes_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            coding
-                .split(';')
-                .next()
-                .is_some_and(|c| c.trim().eq_ignore_ascii_case("trailers"))
-        });
+    let takes_trailers = header_list(headers, header::TE).any(|coding| {
+        coding
+            .split(';')
+            .next()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("trailers"))
+    });
     strip_hop_by_hop(headers);
     if takes_trailers {
         headers.insert(header::TE, http::HeaderValue::from_static("trailers"));
@@ -782,12 +805,8 @@ pub fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
 /// Removes hop-by-hop headers: those named in `Connection`, then the standard ones
 /// (`message_rules::HOP_BY_HOP`, which plugins may not set either).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = header_list(headers, header::CONNECTION)
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);

@@ -35,31 +35,14 @@ pub fn watch_files(
     let plugin_dir = plugin_dir
         .canonicalize()
         .map_err(|e| anyhow::anyhow!("plugin_dir {}: {e}", plugin_dir.display()))?;
-    let config_dir = config_file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .canonicalize()
-        .map_err(|e| anyhow::anyhow!("config file {}: {e}", config_file.display()))?;
-    let config_name = config_file
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("config file {} has no name", config_file.display()))?
-        .to_os_string();
+    let (config_dir, config_name) = canonical(config_file, "config file ")?;
     let config_path = config_dir.join(&config_name);
     // Each named file by its directory's canonical path (the watcher reports those),
     // and the directories to watch besides the two above.
     let mut named = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
     for file in files {
-        let dir = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .canonicalize()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let name = file
-            .file_name()
-            .ok_or_else(|| anyhow::anyhow!("{} has no file name", file.display()))?;
+        let (dir, name) = canonical(file, "")?;
         named.push(dir.join(name));
         if dir != plugin_dir && dir != config_dir && !dirs.contains(&dir) {
             dirs.push(dir);
@@ -117,6 +100,22 @@ pub fn watch_files(
         }
     });
     Ok(WatchGuard { _watcher: watcher })
+}
+
+/// `file`'s directory, canonical (as the watcher reports paths), and its name; errors
+/// start with `what`.
+fn canonical(file: &Path, what: &str) -> anyhow::Result<(PathBuf, std::ffi::OsString)> {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("{what}{}: {e}", file.display()))?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{what}{} has no name", file.display()))?
+        .to_os_string();
+    Ok((dir, name))
 }
 
 /// Whether an event can change what a reload reads: anything but reads and opens.

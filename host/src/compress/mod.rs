@@ -287,25 +287,14 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 
 /// Whether `Cache-Control` forbids intermediaries to transform the content.
 fn no_transform(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
+    crate::upstream::header_list(headers, header::CACHE_CONTROL)
+        .any(|d| d.eq_ignore_ascii_case("no-transform"))
 }
 
 /// Adds `Accept-Encoding` to `Vary`, unless it is there already (or `Vary: *`).
 fn add_vary(headers: &mut HeaderMap) {
-    let varies = headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|f| {
-            let f = f.trim();
-            f == "*" || f.eq_ignore_ascii_case("accept-encoding")
-        });
+    let varies = crate::upstream::header_list(headers, header::VARY)
+        .any(|f| f == "*" || f.eq_ignore_ascii_case("accept-encoding"));
     if !varies {
         headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
