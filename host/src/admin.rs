@@ -141,6 +141,7 @@ async fn plugin_routes(
     let routed = Routed {
         listener: Listener::Admin,
         client,
+        secure: false,
         request_id: &id,
         received_ns,
         started,

@@ -92,6 +92,80 @@ impl Activity {
     }
 }
 
+/// Requests a client cancelled on one connection (an HTTP/2 `RST_STREAM` before the
+/// response, or a connection closed mid-request), counted per 10-second window. Over
+/// the limit the connection is to be closed: a rapid-reset flood (CVE-2023-44487)
+/// makes the gateway start work for each stream it then cancels, so it must cost the
+/// attacker its connection soon.
+pub struct Cancels {
+    born: Instant,
+    limit: u32,
+    window_start_ms: AtomicU64,
+    count: std::sync::atomic::AtomicU32,
+    exceeded: tokio::sync::Notify,
+}
+
+/// The window over which [`Cancels`] counts.
+const CANCEL_WINDOW_MS: u64 = 10_000;
+
+impl Cancels {
+    /// Counts against `limit` cancellations per 10 seconds.
+    pub fn new(limit: u32) -> Arc<Self> {
+        Arc::new(Self {
+            born: Instant::now(),
+            limit,
+            window_start_ms: AtomicU64::new(0),
+            count: std::sync::atomic::AtomicU32::new(0),
+            exceeded: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Watches one request: unless [`Watch::finish`] is called, dropping the watch
+    /// counts a cancellation.
+    pub fn watch(self: &Arc<Self>) -> Watch {
+        Watch(Some(self.clone()))
+    }
+
+    fn cancelled(&self) {
+        let now = self.born.elapsed().as_millis() as u64;
+        let start = self.window_start_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(start) >= CANCEL_WINDOW_MS
+            && self
+                .window_start_ms
+                .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.count.store(0, Ordering::Relaxed);
+        }
+        if self.count.fetch_add(1, Ordering::Relaxed) + 1 > self.limit {
+            self.exceeded.notify_one();
+        }
+    }
+
+    /// Completes once the client has cancelled more than the limit in one window.
+    pub async fn exceeded(&self) {
+        self.exceeded.notified().await;
+    }
+}
+
+/// One request watched by [`Cancels`].
+pub struct Watch(Option<Arc<Cancels>>);
+
+impl Watch {
+    /// The request was answered: not a cancellation.
+    pub fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(cancels) = self.0.take() {
+            cancels.cancelled();
+        }
+    }
+}
+
 /// A request in flight on a connection.
 pub struct InFlight(Arc<Activity>);
 

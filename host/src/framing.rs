@@ -15,8 +15,9 @@
 //! instead of hyper's bare 431 for a head that overflows its buffer.
 //!
 //! Every request on a connection gets the same checks whatever came before it: a
-//! request with `Upgrade` is followed like any other (the gateway performs no
-//! upgrades), and once the tracker cannot follow the stream (an ambiguous request, an
+//! request with `Upgrade` is followed like any other, unless the gateway switched
+//! the connection to a WebSocket ([`FramingFacts::switched`]: what follows is not
+//! HTTP and passes unfollowed), and once the tracker cannot follow the stream (an ambiguous request, an
 //! unreadable chunk size, a line longer than any head hyper accepts, too many pending
 //! heads) every later request on the connection is [`Verdict::Unknown`] and refused.
 //! Only HTTP/2 connections (prior knowledge) are not followed.
@@ -32,7 +33,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -79,6 +80,8 @@ struct Facts {
     /// Since when a request head has been pending (milliseconds since `born`, plus
     /// one; 0: none is).
     head_since_ms: AtomicU64,
+    /// The connection switched protocols (a WebSocket): nothing more is followed.
+    switched: AtomicBool,
 }
 
 impl Default for Facts {
@@ -88,6 +91,7 @@ impl Default for Facts {
             born: Instant::now(),
             // A new connection owes its first head from the start.
             head_since_ms: AtomicU64::new(1),
+            switched: AtomicBool::new(false),
         }
     }
 }
@@ -157,6 +161,17 @@ impl FramingFacts {
         // Whatever comes now is no request the gateway will serve: the clock runs (if
         // it does not already), so a client trickling bytes is cut off in time.
         self.head_started();
+    }
+
+    /// The connection is switching protocols after the request being answered: the
+    /// bytes that follow are not HTTP, and pass unfollowed.
+    pub fn switched(&self) {
+        self.0.switched.store(true, Ordering::Relaxed);
+        self.head_ended();
+    }
+
+    fn is_switched(&self) -> bool {
+        self.0.switched.load(Ordering::Relaxed)
     }
 
     fn http2(&self) {
@@ -238,6 +253,9 @@ impl Tracker {
     /// Follows `bytes`, moving those hyper should see to the front; returns how many.
     /// Only bytes of a request target over the limit are held back.
     fn feed(&mut self, bytes: &mut [u8]) -> usize {
+        if self.state != State::Off && self.facts.is_switched() {
+            self.state = State::Off;
+        }
         let mut kept = 0;
         let mut i = 0;
         while i < bytes.len() && self.state != State::Off {

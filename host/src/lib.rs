@@ -39,3 +39,4 @@ pub mod tls;
 pub mod trace;
 pub mod upstream;
 pub mod watch;
+pub mod websocket;

@@ -139,6 +139,34 @@ pub struct RefusedLabels {
     pub reason: &'static str,
 }
 
+/// `route` of a WebSocket.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SocketLabels {
+    /// The route's name.
+    pub route: Arc<str>,
+}
+
+/// `route`, `direction` of relayed messages.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// The route's name.
+    pub route: Arc<str>,
+    /// `client_to_upstream` or `upstream_to_client`.
+    pub direction: &'static str,
+}
+
+/// `route`, `code`, `by` of a closed WebSocket.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// The route's name.
+    pub route: Arc<str>,
+    /// The close code that ended it (`1006` when a side went away without one;
+    /// application codes counted as `3000` and `4000`).
+    pub code: u16,
+    /// Who ended it: `client`, `upstream` or `gateway`.
+    pub by: &'static str,
+}
+
 /// `namespace` of the state store.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NamespaceLabels {
@@ -225,8 +253,15 @@ pub struct Metrics {
     /// `wasmgate_connections_refused_total{reason}`: over `[limits]`'s caps.
     pub connections_refused: Family<RefusedLabels, Counter>,
     /// `wasmgate_connections_cut_total{reason}`: clients cut off for being too slow
-    /// (`slow_headers`, `body_stalled`, `stopped_reading`).
+    /// (`slow_headers`, `body_stalled`, `stopped_reading`, `slow_handshake`, `tls_required`,
+    /// `tls_handshake`, `too_many_resets`).
     pub connections_cut: Family<RefusedLabels, Counter>,
+    /// `wasmgate_websockets_open{route}`: WebSockets being relayed now.
+    pub websockets_open: Family<SocketLabels, Gauge>,
+    /// `wasmgate_websocket_messages_total{route,direction}`: messages relayed.
+    pub websocket_messages: Family<MessageLabels, Counter>,
+    /// `wasmgate_websocket_closes_total{route,code,by}`: WebSockets ended.
+    pub websocket_closes: Family<CloseLabels, Counter>,
     /// `wasmgate_state_entries{namespace}`: live `kv` entries at the latest sweep.
     pub state_entries: Family<NamespaceLabels, Gauge>,
     /// `wasmgate_state_bytes{namespace}`: their keys' and values' bytes.
@@ -371,6 +406,24 @@ impl Metrics {
             "Client connections cut off for being too slow, by reason",
             connections_cut.clone(),
         );
+        let websockets_open = Family::<SocketLabels, Gauge>::default();
+        registry.register(
+            "wasmgate_websockets_open",
+            "WebSockets being relayed now, by route",
+            websockets_open.clone(),
+        );
+        let websocket_messages = Family::<MessageLabels, Counter>::default();
+        registry.register(
+            "wasmgate_websocket_messages",
+            "WebSocket messages relayed, by route and direction",
+            websocket_messages.clone(),
+        );
+        let websocket_closes = Family::<CloseLabels, Counter>::default();
+        registry.register(
+            "wasmgate_websocket_closes",
+            "WebSockets ended, by route, close code and the side that ended them",
+            websocket_closes.clone(),
+        );
         let state_entries = Family::<NamespaceLabels, Gauge>::default();
         registry.register(
             "wasmgate_state_entries",
@@ -412,6 +465,9 @@ impl Metrics {
             connections_open,
             connections_refused,
             connections_cut,
+            websockets_open,
+            websocket_messages,
+            websocket_closes,
             state_entries,
             state_bytes,
             state_expired_removed,

@@ -42,6 +42,7 @@ use crate::upstream::{
     BoxError, ProxyBody, Unavailable, UpstreamError, full_body, strip_hop_by_hop,
     strip_request_hop_by_hop,
 };
+use crate::websocket;
 
 /// A body as the pipeline holds it: still streaming, or buffered.
 enum Body {
@@ -102,6 +103,8 @@ fn prepend(head: Bytes, rest: ProxyBody) -> ProxyBody {
 pub struct RequestMeta<'a> {
     /// The client's address.
     pub client: SocketAddr,
+    /// It came over TLS (`X-Forwarded-Proto: https`).
+    pub secure: bool,
     /// The request id (already chosen; the caller puts it on the response).
     pub request_id: &'a str,
     /// The trace the request belongs to.
@@ -121,6 +124,9 @@ struct Trail {
     upstream: Option<UpstreamCall>,
     upstream_ns: Option<u64>,
     plugin_ns: Vec<(Arc<str>, u64)>,
+    /// The upstream's side of a WebSocket it accepted (noted whether or not the route
+    /// logs).
+    switched: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl Trail {
@@ -176,18 +182,29 @@ pub async fn handle(
         path,
         params: found.params,
     });
+    // A WebSocket handshake on a route that relays them; elsewhere the upgrade
+    // headers go with the other hop-by-hop ones.
+    let websocket = match &route.websocket {
+        Some(_) if websocket::is_upgrade(&parts.headers) => Some(
+            websocket::Offer::from_request(&parts.method, parts.version, &parts.headers)
+                .map_err(|why| Reject::new(ErrorCode::ValidationError, why))?,
+        ),
+        _ => None,
+    };
     let mut headers = parts.headers;
     strip_request_hop_by_hop(&mut headers);
     strip_identity(&mut headers);
     // `X-Forwarded-Host` names what the client asked for, whatever plugins change.
     let forwarded = Forwarded {
         client: meta.client,
+        proto: if meta.secure { "https" } else { "http" },
         host: headers.get(header::HOST).cloned().or_else(|| {
             let authority = parts.uri.authority()?;
             HeaderValue::from_str(authority.as_str()).ok()
         }),
         request_id: meta.request_id,
         traceparent: meta.trace.header_value(),
+        websocket,
     };
     let mut trail = Trail {
         logs: route.logs,
@@ -199,7 +216,19 @@ pub async fn handle(
         parts.uri.query().map(str::to_string),
         headers,
     ));
-    let result = serve(route, exchange, body, &forwarded, &mut trail).await;
+    let mut result = serve(route, exchange, body, &forwarded, &mut trail).await;
+    if let (Some(upgrade), Some(policy), Ok((response, _))) =
+        (trail.switched.take(), &route.websocket, &mut result)
+        && response.status() == StatusCode::SWITCHING_PROTOCOLS
+    {
+        response
+            .extensions_mut()
+            .insert(websocket::Switched::new(websocket::UpstreamSocket {
+                upgrade,
+                route: route.name.clone(),
+                policy: policy.clone(),
+            }));
+    }
     if !route.logs && route.compression.is_none() {
         return result
             .map(|(response, _)| response)
@@ -705,6 +734,10 @@ async fn forward(
     };
     let mut headers = std::mem::take(&mut exchange.request_headers);
     forwarded.apply(&mut headers);
+    let websocket_key = forwarded
+        .websocket
+        .as_ref()
+        .map(|offer| offer.upstream_request(&mut headers));
     if !route.preserve_host {
         headers.remove(header::HOST);
     }
@@ -835,9 +868,30 @@ async fn forward(
             };
             trail.upstream = Some(call.clone());
             exchange.upstream = Some(call);
-            let (parts, body) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
             let mut headers = parts.headers;
             strip_hop_by_hop(&mut headers);
+            if let (Some(offer), Some(sent)) = (&forwarded.websocket, &websocket_key)
+                && parts.status == StatusCode::SWITCHING_PROTOCOLS
+            {
+                let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+                match (offer.accept(sent, &mut headers), upgrade) {
+                    (Ok(()), Some(upgrade)) => trail.switched = Some(upgrade),
+                    (accepted, _) => {
+                        let why = accepted.err().unwrap_or_else(|| "no connection".into());
+                        tracing::warn!(route = %route.name, request_id, endpoint = %called, "a WebSocket handshake failed upstream: {why}");
+                        trail.fail(LogFailureKind::UpstreamUnreachable, None);
+                        return envelope_response(
+                            ErrorCode::BadGateway,
+                            format!(
+                                "service {} refused the WebSocket handshake: {why}",
+                                service.name
+                            ),
+                            request_id,
+                        );
+                    }
+                }
+            }
             (parts.status, headers, Body::Stream(body))
         }
         Err(error) => {
@@ -902,9 +956,13 @@ fn envelope_response(
 /// What the upstream learns about the original request.
 struct Forwarded<'a> {
     client: SocketAddr,
+    /// `http` or `https`, as the client came.
+    proto: &'static str,
     host: Option<HeaderValue>,
     request_id: &'a str,
     traceparent: HeaderValue,
+    /// The client's WebSocket handshake, on a route that relays them.
+    websocket: Option<websocket::Offer>,
 }
 
 impl Forwarded<'_> {
@@ -922,7 +980,7 @@ impl Forwarded<'_> {
         }
         headers.insert(
             HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static("http"),
+            HeaderValue::from_static(self.proto),
         );
         // The client's own never passes: an HTTP/1.0 request may name no host.
         const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -25,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::client_body::BodyFault;
 use crate::config::{Limits, Listener};
-use crate::connection::{Activity, ActivityIo, Admitted, ConnectionLimits, Refusal};
+use crate::connection::{Activity, ActivityIo, Admitted, Cancels, ConnectionLimits, Refusal};
 use crate::error::{ErrorCode, Reject};
 use crate::framing::{FramingFacts, SniffedIo, TrackLimits, Verdict};
 use crate::health::Health;
@@ -37,6 +38,7 @@ use crate::snapshot::Snapshot;
 use crate::status::{self, BuiltinPaths};
 use crate::trace::TraceContext;
 use crate::upstream::{ProxyBody, full_body};
+use crate::websocket;
 
 /// The future of one served request, boxed to keep the connection type nameable.
 type ServedFuture = std::pin::Pin<
@@ -78,12 +80,18 @@ pub async fn serve(
         .max_buf_size(track.max_buf)
         .max_headers(256)
         .keep_alive(true);
+    // HTTP/2 abuse: streams in flight are capped, and so are cancelled ones (streams
+    // reset before hyper took them, here; after, by `Cancels`); a header block over
+    // the list size (a CONTINUATION flood included) is refused as it arrives.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size((limits.max_header_bytes * 2) as u32);
+        .max_header_list_size((limits.max_header_bytes * 2) as u32)
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(Some(limits.http2_max_resets as usize));
     let builder = Arc::new(builder);
-    let timeouts = Timeouts {
+    let timeouts = ConnectionPolicy {
+        max_cancels: limits.http2_max_resets,
         header: Duration::from_millis(limits.header_read_timeout_ms),
         idle: Duration::from_millis(limits.idle_timeout_ms),
         send: Duration::from_millis(limits.send_timeout_ms),
@@ -187,16 +195,18 @@ fn write_refusal(stream: &tokio::net::TcpStream, code: ErrorCode, message: &str,
     let _ = stream.try_write(&[head.as_bytes(), &body].concat());
 }
 
-/// The connection timeouts the server enforces itself (the pipeline enforces the
-/// body's).
+/// The connection limits the server enforces itself (the pipeline enforces the
+/// body's timeout, hyper the HTTP/2 settings).
 #[derive(Debug, Clone, Copy)]
-struct Timeouts {
+struct ConnectionPolicy {
     /// A request head (or a new connection's first) unfinished for this long: cut off.
     header: Duration,
     /// No request in flight and no bytes moving for this long: closed gracefully.
     idle: Duration,
     /// The client took none of its response for this long: cut off.
     send: Duration,
+    /// Requests the client may cancel in 10 seconds; one more: cut off.
+    max_cancels: u32,
 }
 
 /// Serves one connection until it ends, is idle for `idle`, its client takes longer
@@ -210,7 +220,7 @@ async fn serve_connection(
     admitted: Admitted,
     shared: Arc<Shared>,
     stopping: watch::Receiver<bool>,
-    timeouts: Timeouts,
+    timeouts: ConnectionPolicy,
     track: TrackLimits,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
@@ -219,7 +229,7 @@ async fn serve_connection(
     let Some(tls) = tls else {
         let io = ActivityIo::new(stream, activity.clone());
         serve_http(
-            builder, io, activity, peer, shared, stopping, timeouts, track,
+            builder, io, false, activity, peer, shared, stopping, timeouts, track,
         )
         .await;
         return;
@@ -254,7 +264,7 @@ async fn serve_connection(
     match tokio::time::timeout_at(deadline, accept).await {
         Ok(Ok(io)) => {
             serve_http(
-                builder, io, activity, peer, shared, stopping, timeouts, track,
+                builder, io, true, activity, peer, shared, stopping, timeouts, track,
             )
             .await;
         }
@@ -291,11 +301,12 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 async fn serve_http<I>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     io: I,
+    secure: bool,
     activity: Arc<Activity>,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
-    timeouts: Timeouts,
+    timeouts: ConnectionPolicy,
     track: TrackLimits,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -304,12 +315,22 @@ async fn serve_http<I>(
     let (io, facts) = SniffedIo::new(io, track);
     let requests = activity.clone();
     let heads = facts.clone();
+    let switch = Switch {
+        relay: Arc::default(),
+        stopping: stopping.clone(),
+    };
+    let relay = switch.relay.clone();
+    let cancels = Cancels::new(timeouts.max_cancels);
+    let counted = cancels.clone();
     let service = service_fn(move |request| {
         let shared = shared.clone();
         let facts = facts.clone();
+        let switch = switch.clone();
         let in_flight = requests.request();
+        let watch = counted.watch();
         let served: ServedFuture = Box::pin(async move {
-            let response = respond(shared, request, peer, facts).await;
+            let response = respond(shared, request, peer, secure, facts, switch).await;
+            watch.finish();
             drop(in_flight);
             Ok(response)
         });
@@ -331,6 +352,14 @@ async fn serve_http<I>(
                 if let Err(error) = result {
                     tracing::debug!(%peer, error = %error, "connection ended with an error");
                 }
+                break;
+            }
+            () = cancels.exceeded() => {
+                tracing::info!(%peer, limit = timeouts.max_cancels, "cutting off: a client cancelled too many requests (rapid reset)");
+                metrics
+                    .connections_cut
+                    .get_or_create(&RefusedLabels { reason: "too_many_resets" })
+                    .inc();
                 break;
             }
             _ = stopping.changed(), if !draining => {
@@ -363,6 +392,20 @@ async fn serve_http<I>(
             }
         }
     }
+    // A connection switched to a WebSocket lives on in its relay, which keeps its
+    // place under the caps and is waited for at shutdown like a request.
+    let relay = relay.lock().expect("relay lock").take();
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
+}
+
+/// What a connection's requests need to switch it to a WebSocket: where the relay's
+/// task goes, and the gateway's stop signal (the relay closes with `1001` on it).
+#[derive(Clone)]
+struct Switch {
+    relay: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    stopping: watch::Receiver<bool>,
 }
 
 /// A connection counted in `wasmgate_connections_open`, holding its place under the
@@ -391,9 +434,11 @@ impl Drop for OpenConnection {
 /// Serves one request: checks, pipeline, and the request id on the response.
 async fn respond(
     shared: Arc<Shared>,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     peer: SocketAddr,
+    secure: bool,
     facts: FramingFacts,
+    switch: Switch,
 ) -> Response<ProxyBody> {
     let received_ns = monotonic_ns();
     let started = std::time::Instant::now();
@@ -410,6 +455,11 @@ async fn respond(
         }
         return response;
     }
+    // Taken before the pipeline sees the request: the client's side of a WebSocket,
+    // switched once the 101 is written.
+    let upgrade = (request.version() == Version::HTTP_11
+        && websocket::is_upgrade(request.headers()))
+    .then(|| hyper::upgrade::on(&mut request));
     let body_fault = BodyFault::default();
     let stall = Duration::from_millis(snapshot.limits.body_read_timeout_ms);
     let http1 = request.version() < Version::HTTP_2;
@@ -422,12 +472,46 @@ async fn respond(
     let routed = Routed {
         listener: Listener::Gateway,
         client: peer,
+        secure,
         request_id: &request_id,
         received_ns,
         started,
         body_fault: Some(&body_fault),
     };
     let mut response = routed.serve(&shared, snapshot, request, checked).await;
+    let switched = response
+        .extensions_mut()
+        .remove::<websocket::Switched>()
+        .and_then(|switched| switched.take());
+    match (switched, upgrade) {
+        (Some(socket), Some(client)) => {
+            facts.switched();
+            let relay = tokio::spawn(websocket::relay(
+                client,
+                socket,
+                shared.metrics.clone(),
+                switch.stopping,
+            ));
+            *switch.relay.lock().expect("relay lock") = Some(relay);
+            return response;
+        }
+        // Only a WebSocket the upstream accepted switches the connection; any other
+        // informational answer (a plugin's `set-status(101)`) is refused.
+        _ if response.status().is_informational() => {
+            tracing::warn!(
+                request_id,
+                status = response.status().as_u16(),
+                "an informational status reached the client's answer"
+            );
+            response = Reject::new(
+                ErrorCode::BadGateway,
+                "the response had an informational status",
+            )
+            .into_response::<Bytes>(&request_id)
+            .map(full_body);
+        }
+        _ => {}
+    }
     if http1 && !body_fault.read_to_end() {
         // Answered before the body was read (a plugin's refusal, an unreachable
         // upstream): hyper will not read on, so the client must not reuse the
@@ -445,6 +529,8 @@ pub struct Routed<'a> {
     pub listener: Listener,
     /// The client's address.
     pub client: SocketAddr,
+    /// It came over TLS.
+    pub secure: bool,
     /// Its request id.
     pub request_id: &'a str,
     /// When it was received, on the `clock.monotonic-ns` clock.
@@ -471,6 +557,7 @@ impl Routed<'_> {
         let Self {
             listener,
             client,
+            secure,
             request_id,
             received_ns,
             started,
@@ -485,6 +572,7 @@ impl Routed<'_> {
             Ok(()) => {
                 let meta = pipeline::RequestMeta {
                     client,
+                    secure,
                     request_id,
                     trace: &trace,
                     received_ns,

@@ -401,6 +401,8 @@ pub struct Route {
     pub logs: bool,
     /// How its responses are compressed, when they are.
     pub compression: Option<CompressionPolicy>,
+    /// How it relays WebSockets, when it does.
+    pub websocket: Option<crate::websocket::Policy>,
 }
 
 /// Everything a request needs, swapped whole on reload.
@@ -592,6 +594,15 @@ impl Snapshot {
                 logs: chain.iter().any(|p| p.log),
                 chain,
                 compression,
+                websocket: route
+                    .websocket
+                    .as_ref()
+                    .map(|table| table.get_ref())
+                    .filter(|table| table.enabled)
+                    .map(|table| crate::websocket::Policy {
+                        idle_timeout: Duration::from_millis(table.idle_timeout_ms),
+                        max_message_bytes: table.max_message_bytes,
+                    }),
             });
         }
         Ok(Self {

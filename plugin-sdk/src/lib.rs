@@ -123,6 +123,7 @@ pub mod testing;
 
 pub mod identity;
 pub mod paths;
+pub mod query;
 
 pub use envelope::ErrorCode;
 pub use exchange::EditError;

@@ -7,15 +7,19 @@
 //! `$WASMGATE_BIN`), the plugins under `target/wasm32-wasip2/plugin/` (or in
 //! `$WASMGATE_PLUGIN_DIR`).
 
+mod background;
 mod gateway;
 mod raw;
 mod tls;
 mod upstream;
+mod websocket;
 
+pub use background::Background;
 pub use gateway::{GatewayProcess, TestGateway, plugin_wasm, wasmgate_bin};
 pub use raw::{RawConnection, RawResponse, raw_request};
 pub use tls::{Issued, TestCa, TlsAnswer, TlsUpstream, tls_get, write_by_rename};
 pub use upstream::{Upstream, UpstreamBehaviour, UpstreamProcess};
+pub use websocket::{Handshake, WsUpstream};
 
 use std::time::{Duration, Instant};
 

@@ -63,6 +63,9 @@ async fn alpn_picks_http2_or_http1_and_sni_picks_the_certificate() {
     assert_eq!(h2.version, http::Version::HTTP_2);
     assert_eq!(h2.status, 200, "{:?}", h2.body);
     assert_eq!(h2.served, site_a.der);
+    // The upstream learns the client came over TLS.
+    let echo: serde_json::Value = serde_json::from_slice(&h2.body).unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https", "{echo}");
 
     let h1 = tls_get(address, "b.test", "/hello", &[b"http/1.1"], &ca)
         .await

@@ -14,7 +14,7 @@ pub use schema::{
     EndpointConfig, GatewaySettings, HealthSettings, LargeResponses, Limits, Listener, LogFormat,
     LogSettings, MetricsSettings, OnError, OutlierConfig, PluginRef, PluginSettings,
     ReloadSettings, RetryConfig, RouteConfig, SecretSource, ServiceConfig, TlsSettings,
-    default_connect_timeout_ms,
+    WebSocketSettings, default_connect_timeout_ms,
 };
 pub use validate::is_plugin_name;
 

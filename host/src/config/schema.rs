@@ -290,6 +290,14 @@ pub struct Limits {
     /// address (0: no cap); one over it is answered 429 and closed. Behind a load
     /// balancer every client has its address: leave it 0 there.
     pub max_connections_per_client: usize,
+    /// `http2_max_concurrent_streams = 100`: requests one HTTP/2 connection may have
+    /// in flight at once (announced to the client in its settings).
+    pub http2_max_concurrent_streams: u32,
+    /// `http2_max_resets = 100`: requests a client may cancel (HTTP/2 `RST_STREAM`
+    /// before the answer) on one connection within 10 seconds; one more closes the
+    /// connection, so a rapid-reset flood (CVE-2023-44487) costs the attacker its
+    /// connection within a bounded amount of the gateway's work.
+    pub http2_max_resets: u32,
 }
 
 impl Default for Limits {
@@ -304,6 +312,8 @@ impl Default for Limits {
             send_timeout_ms: 30_000,
             max_connections: 10_000,
             max_connections_per_client: 0,
+            http2_max_concurrent_streams: 100,
+            http2_max_resets: 100,
         }
     }
 }
@@ -603,6 +613,41 @@ pub struct RouteConfig {
     /// accept it (off without the table).
     #[serde(default)]
     pub compression: Option<Spanned<CompressionConfig>>,
+    /// `[routes.websocket]`: relay WebSocket connections (`Upgrade: websocket`) on
+    /// this route after its request phase (off without the table: the upgrade
+    /// headers are dropped and the request goes upstream as a plain one).
+    #[serde(default)]
+    pub websocket: Option<Spanned<WebSocketSettings>>,
+}
+
+/// `[routes.websocket]`: the route relays WebSockets; the table alone turns it on:
+///
+/// ```toml
+/// [routes.websocket]
+/// idle_timeout_ms = 300000
+/// max_message_bytes = 1048576
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketSettings {
+    /// `enabled = true`: `false` turns it off and keeps the table.
+    pub enabled: bool,
+    /// `idle_timeout_ms = 300000`: no message either way (pings count) for this long
+    /// closes both sides with `1001`.
+    pub idle_timeout_ms: u64,
+    /// `max_message_bytes = 1048576`: a message over this size closes its sender with
+    /// `1009` (and the other side with `1001`); it is never passed on.
+    pub max_message_bytes: usize,
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            idle_timeout_ms: 300_000,
+            max_message_bytes: 1 << 20,
+        }
+    }
 }
 
 /// `[routes.retry]`: retries of failed upstream calls, each on another endpoint.

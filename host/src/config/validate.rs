@@ -99,6 +99,12 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     if limits.max_connections == 0 {
         return Err((0, "[limits] max_connections must be at least 1".into()));
     }
+    if limits.http2_max_concurrent_streams == 0 || limits.http2_max_resets == 0 {
+        return Err((
+            0,
+            "[limits] http2_max_concurrent_streams and http2_max_resets must be at least 1".into(),
+        ));
+    }
     if config.limits.max_header_bytes < 1024 || config.limits.max_uri_bytes < 64 {
         return Err((
             0,
@@ -368,6 +374,31 @@ fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
     if let Some(compression) = &route.compression {
         validate_compression(name, compression)?;
     }
+    if let Some(table) = &route.websocket {
+        let websocket = table.get_ref();
+        if websocket.idle_timeout_ms == 0 {
+            return Err(at(
+                table,
+                format!("route {name:?}: [routes.websocket] idle_timeout_ms must be above 0"),
+            ));
+        }
+        if websocket.max_message_bytes == 0 || websocket.max_message_bytes > MAX_WEBSOCKET_MESSAGE {
+            return Err(at(
+                table,
+                format!(
+                    "route {name:?}: [routes.websocket] max_message_bytes must be 1 to {MAX_WEBSOCKET_MESSAGE}"
+                ),
+            ));
+        }
+        if route.listener == super::schema::Listener::Admin {
+            return Err(at(
+                table,
+                format!(
+                    "route {name:?}: [routes.websocket] is for gateway routes (listener = \"gateway\")"
+                ),
+            ));
+        }
+    }
     for plugin in &route.plugins {
         let plugin_name = plugin.name.get_ref();
         // Whether NAME.wasm exists is checked when the snapshot is built, against the
@@ -377,6 +408,9 @@ fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
     }
     Ok(())
 }
+
+/// The largest `[routes.websocket] max_message_bytes`: 64 MiB.
+const MAX_WEBSOCKET_MESSAGE: usize = 64 << 20;
 
 fn validate_compression(
     route: &str,

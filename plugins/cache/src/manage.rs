@@ -55,7 +55,9 @@ impl Manager {
             return Response::not_found("no such cache API resource", ctx);
         }
         let method = request.method();
-        let prefix = request.query().and_then(|q| query_param(&q, "prefix"));
+        let prefix = request
+            .query()
+            .and_then(|q| wasmgate_plugin_sdk::query::param(&q, "prefix"));
         let result = match method.as_str() {
             "DELETE" => match prefix.as_deref() {
                 None => store::purge_all(PURGE_LIMIT),
@@ -113,33 +115,6 @@ fn prefixes(prefix: &str) -> Option<Vec<String>> {
     Some(vec![format!("{prefix} "), format!("{prefix}/")])
 }
 
-/// The value of `name` in a query, percent-decoded once.
-fn query_param(query: &str, name: &str) -> Option<String> {
-    let raw = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,19 +128,5 @@ mod tests {
         assert_eq!(prefixes("/").unwrap(), vec!["/".to_string()]);
         assert_eq!(prefixes("api"), None);
         assert_eq!(prefixes("/a b"), None);
-    }
-
-    #[test]
-    fn query_values_are_decoded_once() {
-        assert_eq!(
-            query_param("x=1&prefix=%2Fapi%2Fv1", "prefix").as_deref(),
-            Some("/api/v1")
-        );
-        assert_eq!(
-            query_param("prefix=/a%2525", "prefix").as_deref(),
-            Some("/a%25")
-        );
-        assert_eq!(query_param("prefix=/a%", "prefix").as_deref(), Some("/a%"));
-        assert_eq!(query_param("prefixes=/a", "prefix"), None);
     }
 }

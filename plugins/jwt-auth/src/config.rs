@@ -34,6 +34,11 @@ pub struct Config {
     /// the upstream decides.
     #[serde(default)]
     pub optional: bool,
+    /// A query parameter (e.g. `"token"`) that may carry the token when the request
+    /// has no `Authorization` header: browsers cannot set headers on a WebSocket.
+    /// Off by default (tokens in URLs end up in logs and browser history).
+    #[serde(default)]
+    pub query_token: Option<String>,
     /// The `kv` key prefix of revoked token ids (`jti`); `""` turns the check off.
     #[serde(default = "default_revoked_prefix")]
     pub revoked_prefix: String,
@@ -159,6 +164,13 @@ impl Config {
             return Err(
                 "needs `keys`, `jwks` or both: tokens cannot be checked without keys".into(),
             );
+        }
+        if let Some(name) = &self.query_token
+            && (name.is_empty() || name.contains(['&', '=', '#', ' ']))
+        {
+            return Err(format!(
+                "query_token: {name:?} is not a query parameter name"
+            ));
         }
         if let Some(jwks) = &self.jwks {
             if !jwks.path.starts_with('/') {

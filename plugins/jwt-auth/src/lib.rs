@@ -1,7 +1,8 @@
 //! `jwt-auth`: checks `Authorization: Bearer <JWT>` and passes the caller's identity
 //! on, as chain variables (for `rbac`, `access-log`, rate limiters) and as
 //! `X-User-*` headers for the upstream, after removing any such headers the client
-//! sent.
+//! sent. With `query_token`, a request without `Authorization` may carry its token in
+//! that query parameter instead (browsers cannot set headers on a WebSocket).
 //!
 //! ```json
 //! {"keys": [{"alg": "HS256", "secret": "jwt"}], "issuer": "wasmgate",
@@ -48,6 +49,7 @@ pub struct JwtAuth {
     rules: token::Rules,
     skip_paths: Vec<String>,
     optional: bool,
+    query_token: Option<String>,
     revoked_prefix: String,
     claims: config::ClaimNames,
     vars: Vec<(String, String)>,
@@ -137,6 +139,7 @@ impl Plugin for JwtAuth {
             },
             skip_paths: config.skip_paths,
             optional: config.optional,
+            query_token: config.query_token,
             revoked_prefix: config.revoked_prefix,
             claims: config.claims,
             vars: config.vars.into_iter().collect(),
@@ -158,7 +161,16 @@ impl Plugin for JwtAuth {
         // As bytes: a value that is not UTF-8 is still a header that is there, so
         // `optional` must not read it as absent, and it counts towards "several".
         let values = request.headers.get_all_bytes("authorization");
+        let in_query = match (values.as_slice(), &self.query_token) {
+            ([], Some(name)) => request
+                .query()
+                .and_then(|query| wasmgate_plugin_sdk::query::param(&query, name)),
+            _ => None,
+        };
         let result = match values.as_slice() {
+            [] if in_query.is_some() => {
+                self.authenticate(in_query.as_deref().expect("checked above"))
+            }
             [] if self.optional => return Action::Continue,
             [] => Err(Failure::Refused(Refusal::Missing)),
             [_, _, ..] => Err(Failure::Refused(Refusal::Malformed(

@@ -289,6 +289,38 @@ fn skipped_paths_and_optional_routes_pass_without_a_token_but_lose_forged_header
 }
 
 #[test]
+fn with_query_token_a_request_without_authorization_may_carry_its_token_in_the_query() {
+    let mut h =
+        harness(json!({"keys": [key_entry(Algorithm::HS256, None)], "query_token": "token"}));
+    let token = sign(Algorithm::HS256, &claims());
+    let request = accepted(
+        &mut h,
+        TestRequest::get("/ws").query(&format!("room=1&token={token}")),
+    );
+    assert_eq!(request.headers.get("x-user-id").as_deref(), Some("42"));
+    assert!(refused(&mut h, TestRequest::get("/ws").query("token=a.b.c")).contains("malformed"));
+    assert!(refused(&mut h, TestRequest::get("/ws").query("tokens=x")).contains("no bearer token"));
+    // The header, when there is one, is the only place looked at.
+    assert!(
+        refused(&mut h, with_token("a.b.c").query(&format!("token={token}"))).contains("malformed")
+    );
+    // Without the setting, a token in the query is not looked at.
+    let mut standard = standard();
+    assert!(
+        refused(
+            &mut standard,
+            TestRequest::get("/").query(&format!("token={token}"))
+        )
+        .contains("no bearer token")
+    );
+    let config = json!({"keys": [key_entry(Algorithm::HS256, None)], "query_token": "a=b"});
+    let bad = Harness::<JwtAuth>::with_secrets(&config.to_string(), &[("hs", HS_SECRET)])
+        .err()
+        .expect("refused");
+    assert!(bad.contains("query_token"), "{bad}");
+}
+
+#[test]
 fn a_request_an_earlier_plugin_authenticated_is_left_alone() {
     let mut h = standard();
     h.ctx.vars.push(("auth_method".into(), "api-key".into()));
