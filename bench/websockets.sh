@@ -9,7 +9,8 @@
 # The client and the echo upstream are `ws-bench` (tests/src/bin/ws-bench.rs), one
 # process each. Prints the gateway's RSS before, while the WebSockets are held (peak),
 # while echoing (peak) and after they close, and the client's JSON summary (echo
-# rate, latency percentiles, connections found closed). The route has
+# rate, latency percentiles, connections found closed), then the same client's
+# summary straight to the upstream, for comparison. The route has
 # `[routes.websocket]` with its defaults and no plugin; `max_connections` is raised
 # above TOTAL.
 #
@@ -122,8 +123,13 @@ kill -0 "$gateway" || {
     exit 1
 }
 
+step "the same clients straight to the upstream (no gateway), for comparison"
+timeout $((120 + hold + echo_s)) "$ws_bench" clients "ws://127.0.0.1:$port_upstream/ws" \
+    "$total" "$echoing" "$hold" "$echo_s" >"$work/direct.json" 2>"$work/direct.log"
+
 cat "$work/clients.log" >&2
 echo
 echo "gateway RSS MiB: before $before, $total held (peak) $held_peak, $echoing echoing (peak) $echo_peak, after close $after"
 echo "open WebSockets the gateway counts after close: ${open:-0}"
-echo "client: $(cat "$work/clients.json")"
+echo "through the gateway: $(cat "$work/clients.json")"
+echo "direct to the upstream: $(cat "$work/direct.json")"

@@ -139,6 +139,7 @@ pub async fn serve(
             admitted,
             shared.clone(),
             stopping.clone(),
+            connections.clone(),
             timeouts,
             track,
             tls,
@@ -220,16 +221,24 @@ async fn serve_connection(
     admitted: Admitted,
     shared: Arc<Shared>,
     stopping: watch::Receiver<bool>,
+    tasks: TaskTracker,
     timeouts: ConnectionPolicy,
     track: TrackLimits,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    let _open = OpenConnection::start(&shared.metrics.connections_open, admitted);
+    let switch = Switch {
+        open: Arc::new(OpenConnection::start(
+            &shared.metrics.connections_open,
+            admitted,
+        )),
+        stopping,
+        tasks,
+    };
     let activity = Arc::new(Activity::default());
     let Some(tls) = tls else {
         let io = ActivityIo::new(stream, activity.clone());
         serve_http(
-            builder, io, false, activity, peer, shared, stopping, timeouts, track,
+            builder, io, false, activity, peer, shared, switch, timeouts, track,
         )
         .await;
         return;
@@ -264,7 +273,7 @@ async fn serve_connection(
     match tokio::time::timeout_at(deadline, accept).await {
         Ok(Ok(io)) => {
             serve_http(
-                builder, io, true, activity, peer, shared, stopping, timeouts, track,
+                builder, io, true, activity, peer, shared, switch, timeouts, track,
             )
             .await;
         }
@@ -305,7 +314,7 @@ async fn serve_http<I>(
     activity: Arc<Activity>,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    mut stopping: watch::Receiver<bool>,
+    switch: Switch,
     timeouts: ConnectionPolicy,
     track: TrackLimits,
 ) where
@@ -315,11 +324,7 @@ async fn serve_http<I>(
     let (io, facts) = SniffedIo::new(io, track);
     let requests = activity.clone();
     let heads = facts.clone();
-    let switch = Switch {
-        relay: Arc::default(),
-        stopping: stopping.clone(),
-    };
-    let relay = switch.relay.clone();
+    let mut stopping = switch.stopping.clone();
     let cancels = Cancels::new(timeouts.max_cancels);
     let counted = cancels.clone();
     let service = service_fn(move |request| {
@@ -392,20 +397,17 @@ async fn serve_http<I>(
             }
         }
     }
-    // A connection switched to a WebSocket lives on in its relay, which keeps its
-    // place under the caps and is waited for at shutdown like a request.
-    let relay = relay.lock().expect("relay lock").take();
-    if let Some(relay) = relay {
-        let _ = relay.await;
-    }
 }
 
-/// What a connection's requests need to switch it to a WebSocket: where the relay's
-/// task goes, and the gateway's stop signal (the relay closes with `1001` on it).
+/// What a connection's requests need to switch it to a WebSocket, whose relay then
+/// outlives the connection's task (which ends, freeing its state): the connection's
+/// place under the caps, the gateway's stop signal (the relay closes with `1001` on
+/// it), and the tasks shutdown waits for.
 #[derive(Clone)]
 struct Switch {
-    relay: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    open: Arc<OpenConnection>,
     stopping: watch::Receiver<bool>,
+    tasks: TaskTracker,
 }
 
 /// A connection counted in `wasmgate_connections_open`, holding its place under the
@@ -486,13 +488,12 @@ async fn respond(
     match (switched, upgrade) {
         (Some(socket), Some(client)) => {
             facts.switched();
-            let relay = tokio::spawn(websocket::relay(
-                client,
-                socket,
-                shared.metrics.clone(),
-                switch.stopping,
-            ));
-            *switch.relay.lock().expect("relay lock") = Some(relay);
+            let relay = websocket::relay(client, socket, shared.metrics.clone(), switch.stopping);
+            let open = switch.open;
+            switch.tasks.spawn(async move {
+                relay.await;
+                drop(open);
+            });
             return response;
         }
         // Only a WebSocket the upstream accepted switches the connection; any other
