@@ -260,6 +260,7 @@ fn pipeline(c: &mut Criterion) {
     let meta = RequestMeta {
         client: "127.0.0.1:50000".parse().unwrap(),
         secure: false,
+        client_cert: None,
         request_id: "0b6c3e1e-5a0c-4a8e-9d6e-3f1f0f7b2a11",
         trace: &trace,
         received_ns: 0,

@@ -142,6 +142,7 @@ async fn plugin_routes(
         listener: Listener::Admin,
         client,
         secure: false,
+        client_cert: None,
         request_id: &id,
         received_ns,
         started,

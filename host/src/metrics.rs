@@ -96,7 +96,7 @@ pub struct RetryLabels {
 pub struct PluginCallLabels {
     /// The plugin's name.
     pub plugin: Arc<str>,
-    /// `request` or `response`.
+    /// `request`, `response`, `log` or `message` (a WebSocket message).
     pub phase: &'static str,
 }
 

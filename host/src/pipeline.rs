@@ -31,8 +31,9 @@ use crate::message_rules;
 use crate::metrics::RetryLabels;
 use crate::normalize::normalize_path;
 use crate::plugin::{
-    Action, ExchangeState, Facts, FailureKind, LogEntry, LogFailure, LogFailureKind, PluginFailure,
-    PluginTime, ResponseState, Upstream, UpstreamCall, wit_method,
+    Action, ExchangeState, Facts, FailureKind, LogEntry, LogFailure, LogFailureKind,
+    MessageVerdict, PluginFailure, PluginTime, ResponseState, SocketMessage, Upstream,
+    UpstreamCall, wit_method,
 };
 use crate::router::Miss;
 use crate::snapshot::{ChainPlugin, Route, Snapshot};
@@ -105,6 +106,8 @@ pub struct RequestMeta<'a> {
     pub client: SocketAddr,
     /// It came over TLS (`X-Forwarded-Proto: https`).
     pub secure: bool,
+    /// Its connection's verified client certificate, as `X-Forwarded-Client-Cert`.
+    pub client_cert: Option<&'a HeaderValue>,
     /// The request id (already chosen; the caller puts it on the response).
     pub request_id: &'a str,
     /// The trace the request belongs to.
@@ -127,6 +130,15 @@ struct Trail {
     /// The upstream's side of a WebSocket it accepted (noted whether or not the route
     /// logs).
     switched: Option<hyper::upgrade::OnUpgrade>,
+    /// A WebSocket whose plugins watch its messages before the upstream is connected.
+    held: Option<Watched>,
+}
+
+/// What the request phase leaves for a WebSocket its plugins watch.
+struct Watched {
+    exchange: Box<ExchangeState>,
+    target: Option<Upstream>,
+    watchers: Vec<Watcher>,
 }
 
 impl Trail {
@@ -194,6 +206,11 @@ pub async fn handle(
     let mut headers = parts.headers;
     strip_request_hop_by_hop(&mut headers);
     strip_identity(&mut headers);
+    // A client's own never passes; a verified certificate's is the gateway's.
+    headers.remove(crate::tls::X_FORWARDED_CLIENT_CERT);
+    if let Some(cert) = meta.client_cert {
+        headers.insert(crate::tls::X_FORWARDED_CLIENT_CERT, cert.clone());
+    }
     // `X-Forwarded-Host` names what the client asked for, whatever plugins change.
     let forwarded = Forwarded {
         client: meta.client,
@@ -211,23 +228,42 @@ pub async fn handle(
         bytes_in: route.logs.then(|| content_length(&headers)).flatten(),
         ..Trail::default()
     };
-    let exchange = Box::new(ExchangeState::new(
+    let mut exchange = Box::new(ExchangeState::new(
         facts.clone(),
         parts.uri.query().map(str::to_string),
         headers,
     ));
+    exchange.websocket = forwarded.websocket.is_some();
     let mut result = serve(route, exchange, body, &forwarded, &mut trail).await;
-    if let (Some(upgrade), Some(policy), Ok((response, _))) =
-        (trail.switched.take(), &route.websocket, &mut result)
+    if let (Some(policy), Ok((response, _))) = (&route.websocket, &mut result)
         && response.status() == StatusCode::SWITCHING_PROTOCOLS
     {
-        response
-            .extensions_mut()
-            .insert(websocket::Switched::new(websocket::UpstreamSocket {
-                upgrade,
-                route: route.name.clone(),
-                policy: policy.clone(),
-            }));
+        let upstream = match (trail.switched.take(), trail.held.take()) {
+            (Some(upgrade), _) => Some(websocket::Upstream::Ready(upgrade)),
+            (None, Some(held)) => Some(websocket::Upstream::Held(Box::new(Held {
+                snapshot: snapshot.clone(),
+                route: index,
+                exchange: Some(held.exchange),
+                target: held.target,
+                watchers: held.watchers,
+                client: forwarded.client,
+                proto: forwarded.proto,
+                host: forwarded.host.clone(),
+                request_id: forwarded.request_id.to_string(),
+                traceparent: forwarded.traceparent.clone(),
+                offer: forwarded.websocket.clone().expect("a WebSocket handshake"),
+            }))),
+            (None, None) => None,
+        };
+        if let Some(upstream) = upstream {
+            response
+                .extensions_mut()
+                .insert(websocket::Switched::new(websocket::UpstreamSocket {
+                    upstream,
+                    route: route.name.clone(),
+                    policy: policy.clone(),
+                }));
+        }
     }
     if !route.logs && route.compression.is_none() {
         return result
@@ -342,10 +378,17 @@ async fn serve(
     let mut ran = 0;
     let mut answered = None;
     let mut target = None;
-    for plugin in &route.chain {
+    let mut watchers = Vec::new();
+    for (index, plugin) in route.chain.iter().enumerate() {
         let before = skippable(plugin, &exchange);
         let (back, outcome, took) = plugin.pool.on_request(exchange).await;
         exchange = back;
+        if std::mem::take(&mut exchange.watch_asked) {
+            watchers.push(Watcher {
+                plugin: index,
+                holding: true,
+            });
+        }
         trail.time(plugin.pool.plugin(), took);
         let outcome = outcome.and_then(|action| checked_action(plugin, action));
         match outcome {
@@ -371,6 +414,29 @@ async fn serve(
         }
     }
     let ran = &route.chain[..ran];
+
+    // A WebSocket whose plugins watch its messages: the gateway answers the handshake
+    // itself; the upstream is connected later, from the relay (`Held::connect`).
+    if answered.is_none()
+        && !watchers.is_empty()
+        && let Some(offer) = &forwarded.websocket
+    {
+        let headers = offer.answer_itself(&mut exchange.request_headers);
+        let vars = exchange.vars.clone();
+        trail.held = Some(Watched {
+            exchange,
+            target,
+            watchers,
+        });
+        return Ok((
+            to_http_response(
+                StatusCode::SWITCHING_PROTOCOLS,
+                headers,
+                Body::Buffered(Bytes::new()),
+            ),
+            vars,
+        ));
+    }
 
     // Forward.
     let (status, headers, mut response_body) = match answered {
@@ -951,6 +1017,146 @@ fn envelope_response(
         HeaderValue::from_static("application/json"),
     );
     (crate::error::status_of(code), headers, Body::Buffered(body))
+}
+
+/// A plugin watching a WebSocket's messages: its place in the chain, and whether it
+/// still holds the upstream back (it has let no message through yet).
+#[derive(Debug, Clone, Copy)]
+struct Watcher {
+    plugin: usize,
+    holding: bool,
+}
+
+/// A WebSocket whose plugins watch the client's messages: the exchange kept for them,
+/// and what the gateway's handshake with the upstream needs once they let it go.
+pub struct Held {
+    snapshot: Arc<Snapshot>,
+    route: usize,
+    exchange: Option<Box<ExchangeState>>,
+    target: Option<Upstream>,
+    watchers: Vec<Watcher>,
+    client: SocketAddr,
+    proto: &'static str,
+    host: Option<HeaderValue>,
+    request_id: String,
+    traceparent: HeaderValue,
+    offer: websocket::Offer,
+}
+
+/// What the watching plugins made of a client's message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// Pass it on.
+    Forward,
+    /// Keep it from the upstream.
+    Drop,
+    /// Close the WebSocket with this code and reason.
+    Close(u16, String),
+}
+
+impl Held {
+    /// Whether a watching plugin still holds the upstream back.
+    pub fn holding(&self) -> bool {
+        self.watchers.iter().any(|w| w.holding)
+    }
+
+    /// Whether any plugin still watches.
+    pub fn watching(&self) -> bool {
+        !self.watchers.is_empty()
+    }
+
+    /// The route's name.
+    pub fn route(&self) -> &Arc<str> {
+        &self.snapshot.routes[self.route].name
+    }
+
+    /// Hands the client's `message` to each watching plugin in chain order, until one
+    /// keeps it from the upstream or closes; what becomes of it.
+    pub async fn judge(&mut self, message: SocketMessage) -> Judged {
+        use MessageVerdict as V;
+        let snapshot = self.snapshot.clone();
+        let chain = &snapshot.routes[self.route].chain;
+        let mut i = 0;
+        while i < self.watchers.len() {
+            let plugin = &chain[self.watchers[i].plugin];
+            let exchange = self
+                .exchange
+                .take()
+                .expect("the exchange is back after each call");
+            let (back, outcome, _) = plugin.pool.on_message(exchange, message.clone()).await;
+            self.exchange = Some(back);
+            let verdict = match outcome {
+                Ok(verdict) => verdict,
+                Err(failure) => {
+                    tracing::warn!(route = %self.route(), request_id = %self.request_id, plugin = %failure.plugin, kind = failure.kind.as_str(), detail = %failure.detail, "a plugin failed on a WebSocket message");
+                    return Judged::Close(1011, format!("plugin {} failed", failure.plugin));
+                }
+            };
+            match verdict {
+                V::Forward => {
+                    self.watchers[i].holding = false;
+                    i += 1;
+                }
+                V::Release => {
+                    self.watchers.remove(i);
+                }
+                V::Accept => {
+                    self.watchers.remove(i);
+                    return Judged::Drop;
+                }
+                V::Drop => return Judged::Drop,
+                V::Close(frame) => {
+                    let code = match frame.code {
+                        1000..=1003 | 1007..=1014 | 3000..=4999 => frame.code,
+                        _ => 1008,
+                    };
+                    let mut reason = frame.reason;
+                    let mut cut = reason.len().min(123);
+                    while !reason.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    reason.truncate(cut);
+                    return Judged::Close(code, reason);
+                }
+            }
+        }
+        Judged::Forward
+    }
+
+    /// Makes the gateway's handshake with the upstream, with the request as the
+    /// plugins left it; the upstream's side once it switched, or why not.
+    pub async fn connect(&mut self) -> Result<hyper::upgrade::OnUpgrade, String> {
+        let snapshot = self.snapshot.clone();
+        let route = &snapshot.routes[self.route];
+        let forwarded = Forwarded {
+            client: self.client,
+            proto: self.proto,
+            host: self.host.clone(),
+            request_id: &self.request_id,
+            traceparent: self.traceparent.clone(),
+            websocket: Some(self.offer.clone()),
+        };
+        let mut trail = Trail::default();
+        let exchange = self
+            .exchange
+            .as_mut()
+            .expect("the exchange is back after each call");
+        // Later edits to the request would go nowhere: it is sent now.
+        let saved = exchange.request_headers.clone();
+        let (status, _, _) = Box::pin(forward(
+            route,
+            exchange,
+            self.target.clone(),
+            Body::Buffered(Bytes::new()),
+            &forwarded,
+            &mut trail,
+        ))
+        .await;
+        exchange.request_headers = saved;
+        trail
+            .switched
+            .ok_or_else(|| format!("the upstream answered the handshake with {status}"))
+    }
 }
 
 /// What the upstream learns about the original request.

@@ -237,8 +237,9 @@ async fn serve_connection(
     let activity = Arc::new(Activity::default());
     let Some(tls) = tls else {
         let io = ActivityIo::new(stream, activity.clone());
+        let transport = Transport::default();
         serve_http(
-            builder, io, false, activity, peer, shared, switch, timeouts, track,
+            builder, io, transport, activity, peer, shared, switch, timeouts, track,
         )
         .await;
         return;
@@ -272,8 +273,17 @@ async fn serve_connection(
     let accept = tokio_rustls::TlsAcceptor::from(tls).accept(io);
     match tokio::time::timeout_at(deadline, accept).await {
         Ok(Ok(io)) => {
+            let transport = Transport {
+                secure: true,
+                client_cert: io
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(crate::tls::forwarded_client_cert),
+            };
             serve_http(
-                builder, io, true, activity, peer, shared, switch, timeouts, track,
+                builder, io, transport, activity, peer, shared, switch, timeouts, track,
             )
             .await;
         }
@@ -310,7 +320,7 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 async fn serve_http<I>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     io: I,
-    secure: bool,
+    transport: Transport,
     activity: Arc<Activity>,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -331,10 +341,11 @@ async fn serve_http<I>(
         let shared = shared.clone();
         let facts = facts.clone();
         let switch = switch.clone();
+        let transport = transport.clone();
         let in_flight = requests.request();
         let watch = counted.watch();
         let served: ServedFuture = Box::pin(async move {
-            let response = respond(shared, request, peer, secure, facts, switch).await;
+            let response = respond(shared, request, peer, transport, facts, switch).await;
             watch.finish();
             drop(in_flight);
             Ok(response)
@@ -399,6 +410,14 @@ async fn serve_http<I>(
     }
 }
 
+/// What a connection's transport tells its requests: TLS or not, and the client's
+/// verified certificate, if it presented one.
+#[derive(Clone, Default)]
+struct Transport {
+    secure: bool,
+    client_cert: Option<HeaderValue>,
+}
+
 /// What a connection's requests need to switch it to a WebSocket, whose relay then
 /// outlives the connection's task (which ends, freeing its state): the connection's
 /// place under the caps, the gateway's stop signal (the relay closes with `1001` on
@@ -438,7 +457,7 @@ async fn respond(
     shared: Arc<Shared>,
     mut request: Request<Incoming>,
     peer: SocketAddr,
-    secure: bool,
+    transport: Transport,
     facts: FramingFacts,
     switch: Switch,
 ) -> Response<ProxyBody> {
@@ -474,7 +493,8 @@ async fn respond(
     let routed = Routed {
         listener: Listener::Gateway,
         client: peer,
-        secure,
+        secure: transport.secure,
+        client_cert: transport.client_cert.as_ref(),
         request_id: &request_id,
         received_ns,
         started,
@@ -532,6 +552,8 @@ pub struct Routed<'a> {
     pub client: SocketAddr,
     /// It came over TLS.
     pub secure: bool,
+    /// The client's verified certificate, as `X-Forwarded-Client-Cert` says it.
+    pub client_cert: Option<&'a HeaderValue>,
     /// Its request id.
     pub request_id: &'a str,
     /// When it was received, on the `clock.monotonic-ns` clock.
@@ -559,6 +581,7 @@ impl Routed<'_> {
             listener,
             client,
             secure,
+            client_cert,
             request_id,
             received_ns,
             started,
@@ -574,6 +597,7 @@ impl Routed<'_> {
                 let meta = pipeline::RequestMeta {
                     client,
                     secure,
+                    client_cert,
                     request_id,
                     trace: &trace,
                     received_ns,

@@ -26,7 +26,7 @@ use crate::plugin::{
 };
 use crate::router::{PathPattern, RouteMatcher, RouteTable};
 use crate::state::{StateError, StateStore};
-use crate::tls::{CertificateFiles, TlsError};
+use crate::tls::{CertificateFiles, ClientCaFile, TlsError};
 use crate::upstream::Service;
 use crate::upstream::retry::RetryPolicy;
 use serde_spanned::Spanned;
@@ -167,6 +167,8 @@ pub struct Sources {
     pub secrets: BTreeMap<String, Arc<Secrets>>,
     /// The `[gateway.tls]` certificates and keys, read now.
     pub tls: Option<Vec<CertificateFiles>>,
+    /// The `[gateway.tls] client_ca` file, read now.
+    pub client_ca: Option<ClientCaFile>,
     /// Each service's `ca_file`, read now (PEM), by service name.
     pub service_cas: BTreeMap<String, Vec<u8>>,
 }
@@ -185,12 +187,14 @@ impl Sources {
             read_plugin_dir(&dir).map_err(|source| SnapshotError::PluginDir { dir, source })?;
         let secrets = read_secrets(&config)?;
         let tls = read_tls(&config)?;
+        let client_ca = read_client_ca(&config)?;
         let service_cas = read_service_cas(&config)?;
         Ok(Self {
             config,
             plugins,
             secrets,
             tls,
+            client_ca,
             service_cas,
         })
     }
@@ -220,6 +224,11 @@ impl Sources {
             digest.update([2]);
             digest.update(Sha256::digest(&files.cert_pem));
             digest.update(Sha256::digest(&files.key_pem));
+        }
+        if let Some(ca) = &self.client_ca {
+            digest.update([4]);
+            digest.update([u8::from(ca.required)]);
+            digest.update(Sha256::digest(&ca.pem));
         }
         for (service, pem) in &self.service_cas {
             digest.update([3]);
@@ -274,6 +283,7 @@ fn read_tls(loaded: &LoadedConfig) -> Result<Option<Vec<CertificateFiles>>, Snap
         let read = |path: &Path| {
             std::fs::read(path).map_err(|e| TlsError {
                 place: place.clone(),
+                setting: "certificate",
                 path: path.display().to_string(),
                 reason: format!("cannot read it: {e}"),
             })
@@ -288,6 +298,31 @@ fn read_tls(loaded: &LoadedConfig) -> Result<Option<Vec<CertificateFiles>>, Snap
         });
     }
     Ok(Some(all))
+}
+
+/// Reads `[gateway.tls] client_ca`; an unreadable file is an error at its line.
+fn read_client_ca(loaded: &LoadedConfig) -> Result<Option<ClientCaFile>, SnapshotError> {
+    let Some(tls) = &loaded.config.gateway.tls else {
+        return Ok(None);
+    };
+    let tls = tls.get_ref();
+    let Some(file) = &tls.client_ca else {
+        return Ok(None);
+    };
+    let place = loaded.place(file.span().start);
+    let path = file.get_ref().clone();
+    let pem = std::fs::read(&path).map_err(|e| TlsError {
+        place: place.clone(),
+        setting: "client_ca",
+        path: path.display().to_string(),
+        reason: format!("cannot read it: {e}"),
+    })?;
+    Ok(Some(ClientCaFile {
+        place,
+        path,
+        pem,
+        required: tls.client_certificates == crate::config::ClientCertificates::Required,
+    }))
 }
 
 /// The error at a service's `ca_file` setting.
@@ -448,10 +483,14 @@ impl Snapshot {
             plugins: files,
             secrets,
             tls,
+            client_ca,
             service_cas,
         } = sources;
         // Before the plugins: a bad certificate refuses the build at once.
-        let tls = tls.as_deref().map(crate::tls::server_config).transpose()?;
+        let tls = tls
+            .as_deref()
+            .map(|certificates| crate::tls::server_config(certificates, client_ca.as_ref()))
+            .transpose()?;
         let plugins = load_plugins(files, runtime, previous).await?;
         let config = &loaded.config;
         // The pooled client for endpoints that plugins choose (`continue-to`).

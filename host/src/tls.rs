@@ -3,7 +3,9 @@
 //! - termination on the gateway listener (`[gateway.tls]`): the certificates and keys,
 //!   read with the rest of a snapshot's sources (so a reload with a bad one is refused
 //!   and those in force stay), one chosen per connection by the name the client asks
-//!   for (SNI), TLS 1.2 and 1.3 only, and ALPN `h2` then `http/1.1`;
+//!   for (SNI), TLS 1.2 and 1.3 only, and ALPN `h2` then `http/1.1`; optionally client
+//!   certificates verified against `client_ca` (mTLS), the verified one described in
+//!   an `X-Forwarded-Client-Cert` header ([`forwarded_client_cert`]);
 //! - `https://` upstream endpoints: the roots they are verified against (a service's
 //!   `ca_file`, else the system's).
 //!
@@ -35,12 +37,27 @@ pub struct CertificateFiles {
     pub key_pem: Vec<u8>,
 }
 
-/// Why a certificate could not be used.
+/// The CA certificates client certificates are verified against, as read.
+#[derive(Debug, Clone)]
+pub struct ClientCaFile {
+    /// `file:line` of `client_ca` in the config, for errors.
+    pub place: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Its bytes (PEM).
+    pub pem: Vec<u8>,
+    /// A client without a certificate fails its handshake.
+    pub required: bool,
+}
+
+/// Why a certificate or CA file could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{place}: [gateway.tls] certificate {path}: {reason}")]
+#[error("{place}: [gateway.tls] {setting} {path}: {reason}")]
 pub struct TlsError {
     /// `file:line` of its entry in the config.
     pub place: String,
+    /// `certificate` or `client_ca`.
+    pub setting: &'static str,
     /// The file at fault.
     pub path: String,
     /// What is wrong with it.
@@ -53,18 +70,40 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The server config for `certificates` (the first is the default, for clients that
-/// send no name or one no certificate covers).
-pub fn server_config(certificates: &[CertificateFiles]) -> Result<Arc<ServerConfig>, TlsError> {
+/// send no name or one no certificate covers), asking clients for a certificate
+/// verified against `client_ca` when there is one.
+pub fn server_config(
+    certificates: &[CertificateFiles],
+    client_ca: Option<&ClientCaFile>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
     let keys = certificates
         .iter()
         .map(|files| certified_key(files, &provider).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("ring's provider supports TLS 1.2 and 1.3")
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni { keys }));
+        .expect("ring's provider supports TLS 1.2 and 1.3");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let fail = |reason: String| TlsError {
+                place: ca.place.clone(),
+                setting: "client_ca",
+                path: ca.path.display().to_string(),
+                reason,
+            };
+            let roots = ca_roots(&ca.pem).map_err(fail)?;
+            let mut verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider);
+            if !ca.required {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier.build().map_err(|e| fail(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(BySni { keys }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -77,6 +116,7 @@ fn certified_key(
 ) -> Result<CertifiedKey, TlsError> {
     let fail = |path: &PathBuf, reason: String| TlsError {
         place: files.place.clone(),
+        setting: "certificate",
         path: path.display().to_string(),
         reason,
     };
@@ -133,6 +173,45 @@ impl ResolvesServerCert for BySni {
         }
         self.keys.first().cloned()
     }
+}
+
+/// The request header describing a client's verified certificate; the gateway drops
+/// any a client sends.
+pub const X_FORWARDED_CLIENT_CERT: http::HeaderName =
+    http::HeaderName::from_static("x-forwarded-client-cert");
+
+/// The `X-Forwarded-Client-Cert` value for a client's verified certificate, as Envoy
+/// writes it: `Hash=` (SHA-256 of the DER, hex), `Subject="…"` (RFC 4514), then a
+/// `URI=` and `DNS=` for each such subject alternative name. `None` for a certificate
+/// that does not parse (it verified, so that does not happen).
+pub fn forwarded_client_cert(der: &CertificateDer<'_>) -> Option<http::HeaderValue> {
+    use sha2::Digest;
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    let mut value = format!("Hash={}", hex::encode(sha2::Sha256::digest(der)));
+    let subject = cert.subject().to_string();
+    // A quoted string holds any visible character; `"` and `\` are escaped.
+    if subject.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        let quoted = subject.replace('\\', "\\\\").replace('"', "\\\"");
+        value.push_str(&format!(";Subject=\"{quoted}\""));
+    }
+    if let Ok(Some(names)) = cert.subject_alternative_name() {
+        for name in &names.value.general_names {
+            let (key, name) = match name {
+                GeneralName::URI(uri) => ("URI", *uri),
+                GeneralName::DNSName(dns) => ("DNS", *dns),
+                _ => continue,
+            };
+            if name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+            {
+                value.push_str(&format!(";{key}={name}"));
+            }
+        }
+    }
+    http::HeaderValue::from_str(&value).ok()
 }
 
 /// The client config for `https://` upstream endpoints verified against `roots` (the

@@ -34,11 +34,14 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 
 use crate::clock::monotonic_ms;
 use crate::metrics::{CloseLabels, MessageLabels, Metrics, SocketLabels};
+use crate::pipeline::{Held, Judged};
+use crate::plugin::SocketMessage;
 
 const SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");
 const SEC_WEBSOCKET_ACCEPT: HeaderName = HeaderName::from_static("sec-websocket-accept");
 const SEC_WEBSOCKET_VERSION: HeaderName = HeaderName::from_static("sec-websocket-version");
 const SEC_WEBSOCKET_EXTENSIONS: HeaderName = HeaderName::from_static("sec-websocket-extensions");
+const SEC_WEBSOCKET_PROTOCOL: HeaderName = HeaderName::from_static("sec-websocket-protocol");
 
 /// How long a side has, once the connection is closing, to answer the close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -154,6 +157,26 @@ impl Offer {
     }
 }
 
+impl Offer {
+    /// The gateway's own `101` to the client, for a WebSocket whose plugins watch its
+    /// messages (the upstream is connected later): the client's first subprotocol is
+    /// chosen, and `request` (what goes upstream) offers only that one.
+    pub fn answer_itself(&self, request: &mut HeaderMap) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(SEC_WEBSOCKET_ACCEPT, derive_accept(&self.client_key));
+        let first = crate::upstream::header_list(request, SEC_WEBSOCKET_PROTOCOL)
+            .next()
+            .and_then(|protocol| HeaderValue::from_str(protocol).ok());
+        if let Some(first) = first {
+            request.insert(SEC_WEBSOCKET_PROTOCOL, first.clone());
+            headers.insert(SEC_WEBSOCKET_PROTOCOL, first);
+        }
+        headers
+    }
+}
+
 fn derive_accept(key: &HeaderValue) -> HeaderValue {
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     HeaderValue::from_str(&accept).expect("base64 is a valid header value")
@@ -163,12 +186,22 @@ fn derive_accept(key: &HeaderValue) -> HeaderValue {
 /// pipeline to the listener (in a [`Switched`]), which relays once the client's side
 /// has switched too.
 pub struct UpstreamSocket {
-    /// The upstream connection, once hyper hands it over.
-    pub upgrade: OnUpgrade,
+    /// The upstream's side.
+    pub upstream: Upstream,
     /// The route's name, for metrics.
     pub route: Arc<str>,
     /// The route's settings.
     pub policy: Policy,
+}
+
+/// The upstream's side of a WebSocket.
+pub enum Upstream {
+    /// The upstream accepted the gateway's handshake: its connection, once hyper
+    /// hands it over.
+    Ready(OnUpgrade),
+    /// Plugins watch the client's messages; the upstream is connected once they let
+    /// it.
+    Held(Box<Held>),
 }
 
 /// An [`UpstreamSocket`] as a response extension (which must be `Clone`): taken once.
@@ -219,6 +252,8 @@ enum End {
     Gone(Side),
     /// `side` broke the protocol or a limit: it gets this code, the other `1001`.
     Broke(Side, CloseCode, &'static str),
+    /// A watching plugin closed it with this code and reason.
+    Judged(u16, String),
     /// No message either way for the idle timeout.
     Idle,
     /// The gateway is stopping.
@@ -226,34 +261,30 @@ enum End {
 }
 
 /// Relays messages between the client and the upstream once both have switched,
-/// until one side closes, the connection idles out, or `stopping` turns true.
+/// until one side closes, the connection idles out, or `stopping` turns true. With
+/// watching plugins (a [`Held`] upstream), the client's messages go to them first,
+/// and the upstream is connected once they let it.
 pub async fn relay(
     client: OnUpgrade,
-    upstream: UpstreamSocket,
+    socket: UpstreamSocket,
     metrics: Arc<Metrics>,
     mut stopping: watch::Receiver<bool>,
 ) {
     let UpstreamSocket {
-        upgrade,
+        upstream,
         route,
         policy,
-    } = upstream;
-    let (client, upstream) = match tokio::try_join!(client, upgrade) {
-        Ok(both) => both,
+    } = socket;
+    let client = match client.await {
+        Ok(client) => client,
         Err(error) => {
             tracing::debug!(%route, %error, "a WebSocket upgrade did not complete");
             return;
         }
     };
-    let client =
+    let mut client =
         WebSocketStream::from_raw_socket(TokioIo::new(client), Role::Server, Some(policy.config()))
             .await;
-    let upstream = WebSocketStream::from_raw_socket(
-        TokioIo::new(upstream),
-        Role::Client,
-        Some(policy.config()),
-    )
-    .await;
     let open = metrics
         .websockets_open
         .get_or_create(&SocketLabels {
@@ -261,10 +292,6 @@ pub async fn relay(
         })
         .clone();
     let _open = OpenSocket::start(open);
-
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut upstream_tx, mut upstream_rx) = upstream.split();
-    let last_ms = AtomicU64::new(monotonic_ms());
     let counters = |side: Side| {
         // Cloned: a guard held for the relay's life would block the family's writers.
         metrics
@@ -276,13 +303,75 @@ pub async fn relay(
             .clone()
     };
     let (to_upstream, to_client) = (counters(Side::Client), counters(Side::Upstream));
+    let count_close = |code: u16, by: &'static str| {
+        // Codes a peer may choose (3000-4999) are counted by thousand, so that clients
+        // cannot make a series per code.
+        let code = if code >= 3000 {
+            code / 1000 * 1000
+        } else {
+            code
+        };
+        metrics
+            .websocket_closes
+            .get_or_create(&CloseLabels {
+                route: route.clone(),
+                code,
+                by,
+            })
+            .inc();
+    };
+
+    let (upgrade, mut held, queued) = match upstream {
+        Upstream::Ready(upgrade) => (upgrade, None, Vec::new()),
+        Upstream::Held(mut held) => {
+            let queued =
+                match hold(&mut client, &mut held, &policy, &mut stopping, &to_upstream).await {
+                    Ok(queued) => queued,
+                    Err((code, by)) => return count_close(code, by),
+                };
+            match held.connect().await {
+                Ok(upgrade) => (upgrade, Some(held), queued),
+                Err(why) => {
+                    tracing::warn!(%route, "a watched WebSocket's upstream handshake failed: {why}");
+                    close_alone(&mut client, CloseCode::Error, "the upstream is unavailable").await;
+                    return count_close(1011, "gateway");
+                }
+            }
+        }
+    };
+    let upstream = match upgrade.await {
+        Ok(upstream) => upstream,
+        Err(error) => {
+            tracing::debug!(%route, %error, "a WebSocket upgrade did not complete upstream");
+            close_alone(&mut client, CloseCode::Error, "the upstream went away").await;
+            return count_close(1011, "gateway");
+        }
+    };
+    let mut upstream = WebSocketStream::from_raw_socket(
+        TokioIo::new(upstream),
+        Role::Client,
+        Some(policy.config()),
+    )
+    .await;
+    for message in queued {
+        if upstream.send(message).await.is_err() {
+            close_alone(&mut client, CloseCode::Away, "the upstream went away").await;
+            return count_close(1006, "upstream");
+        }
+    }
+
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut upstream_tx, mut upstream_rx) = upstream.split();
+    let last_ms = AtomicU64::new(monotonic_ms());
     let end = {
+        let watching = held.as_deref_mut().filter(|held| held.watching());
         let up = pump(
             Side::Client,
             &mut client_rx,
             &mut upstream_tx,
             &last_ms,
             &to_upstream,
+            watching,
         );
         let down = pump(
             Side::Upstream,
@@ -290,6 +379,7 @@ pub async fn relay(
             &mut client_tx,
             &last_ms,
             &to_client,
+            None,
         );
         let idle = async {
             loop {
@@ -301,18 +391,11 @@ pub async fn relay(
                 tokio::time::sleep(Duration::from_millis(left)).await;
             }
         };
-        let stop = async {
-            while !*stopping.borrow_and_update() {
-                if stopping.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
         tokio::select! {
             end = up => end,
             end = down => end,
             () = idle => End::Idle,
-            () = stop => End::Shutdown,
+            () = stopped(&mut stopping) => End::Shutdown,
         }
     };
 
@@ -330,6 +413,7 @@ pub async fn relay(
         ),
         End::Gone(side) => (1006, side.name()),
         End::Broke(_, code, _) => (u16::from(*code), "gateway"),
+        End::Judged(code, _) => (*code, "gateway"),
         End::Idle | End::Shutdown => (1001, "gateway"),
     };
     tracing::debug!(%route, ?end, "WebSocket closing");
@@ -367,6 +451,17 @@ pub async fn relay(
                     .await;
                 tokio::join!(drain(&mut client_rx), drain(&mut upstream_rx));
             }
+            End::Judged(code, reason) => {
+                let frame = Message::Close(Some(CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                }));
+                let _ = tokio::join!(
+                    client_tx.send(frame),
+                    upstream_tx.send(going_away("closed by the gateway's policy"))
+                );
+                tokio::join!(drain(&mut client_rx), drain(&mut upstream_rx));
+            }
             End::Idle | End::Shutdown => {
                 let reason = if matches!(end, End::Idle) {
                     "idle timeout"
@@ -382,17 +477,116 @@ pub async fn relay(
         }
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, close_both).await;
-    // Codes a peer may choose (3000-4999) are counted by thousand, so that clients
-    // cannot make a series per code.
-    let code = if code >= 3000 {
-        code / 1000 * 1000
-    } else {
-        code
+    count_close(code, by);
+}
+
+/// Most messages passed on while a watching plugin still holds the upstream back;
+/// one more closes the WebSocket with 1008.
+const MAX_QUEUED: usize = 16;
+
+type ClientSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The watched phase: the client's messages go to the watching plugins until none
+/// holds the upstream back; the messages to pass on then, or how the WebSocket ended
+/// (its close code, and who ended it).
+async fn hold(
+    client: &mut ClientSocket,
+    held: &mut Held,
+    policy: &Policy,
+    stopping: &mut watch::Receiver<bool>,
+    counted: &prometheus_client::metrics::counter::Counter,
+) -> Result<Vec<Message>, (u16, &'static str)> {
+    let mut queued = Vec::new();
+    while held.holding() {
+        let next = tokio::select! {
+            next = tokio::time::timeout(policy.idle_timeout, client.next()) => next,
+            () = stopped(stopping) => {
+                close_alone(client, CloseCode::Away, "the gateway is shutting down").await;
+                return Err((1001, "gateway"));
+            }
+        };
+        let message = match next {
+            Err(_) => {
+                close_alone(client, CloseCode::Away, "idle timeout").await;
+                return Err((1001, "gateway"));
+            }
+            Ok(
+                None
+                | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_))),
+            ) => {
+                return Err((1006, "client"));
+            }
+            Ok(Some(Err(WsError::Capacity(_)))) => {
+                close_alone(client, CloseCode::Size, "message too big").await;
+                return Err((1009, "gateway"));
+            }
+            Ok(Some(Err(_))) => {
+                close_alone(client, CloseCode::Protocol, "protocol error").await;
+                return Err((1002, "gateway"));
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        match &message {
+            Message::Text(_) | Message::Binary(_) => {
+                counted.inc();
+                match held.judge(socket_message(&message)).await {
+                    Judged::Forward if queued.len() < MAX_QUEUED => queued.push(message),
+                    Judged::Forward => {
+                        close_alone(
+                            client,
+                            CloseCode::Policy,
+                            "too many messages before the upstream connected",
+                        )
+                        .await;
+                        return Err((1008, "gateway"));
+                    }
+                    Judged::Drop => {}
+                    Judged::Close(code, reason) => {
+                        close_alone(client, CloseCode::from(code), &reason).await;
+                        return Err((code, "gateway"));
+                    }
+                }
+            }
+            Message::Close(frame) => {
+                // tungstenite queued the answer; send it.
+                let _ = client.flush().await;
+                return Err((frame.as_ref().map_or(1005, |f| u16::from(f.code)), "client"));
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+    Ok(queued)
+}
+
+/// Closes the client's side when there is no upstream side to close: the frame, then
+/// its answer (within [`CLOSE_GRACE`]).
+async fn close_alone(client: &mut ClientSocket, code: CloseCode, reason: &str) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    }));
+    let closing = async {
+        let _ = client.send(frame).await;
+        while let Some(Ok(_)) = client.next().await {}
     };
-    metrics
-        .websocket_closes
-        .get_or_create(&CloseLabels { route, code, by })
-        .inc();
+    let _ = tokio::time::timeout(CLOSE_GRACE, closing).await;
+}
+
+/// Completes once `stopping` is true (never, if its sender is gone).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    while !*stopping.borrow_and_update() {
+        if stopping.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A text or binary message as the plugins' contract has it.
+fn socket_message(message: &Message) -> SocketMessage {
+    match message {
+        Message::Text(text) => SocketMessage::Text(text.as_str().to_string()),
+        other => SocketMessage::Binary(other.clone().into_data().to_vec()),
+    }
 }
 
 type Stream = futures_util::stream::SplitStream<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>>;
@@ -406,6 +600,7 @@ async fn pump(
     to: &mut Sink,
     last_ms: &AtomicU64,
     counted: &prometheus_client::metrics::counter::Counter,
+    mut watching: Option<&mut Held>,
 ) -> End {
     loop {
         let message = match from.next().await {
@@ -426,6 +621,13 @@ async fn pump(
         match message {
             Message::Text(_) | Message::Binary(_) => {
                 counted.inc();
+                if let Some(held) = watching.as_deref_mut().filter(|held| held.watching()) {
+                    match held.judge(socket_message(&message)).await {
+                        Judged::Forward => {}
+                        Judged::Drop => continue,
+                        Judged::Close(code, reason) => return End::Judged(code, reason),
+                    }
+                }
                 if to.send(message).await.is_err() {
                     let other = match side {
                         Side::Client => Side::Upstream,

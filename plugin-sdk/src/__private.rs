@@ -91,6 +91,31 @@ pub fn on_response<P: Plugin>(exchange: &wit::Exchange) -> Result<(), String> {
     with_plugin::<P, _>(|plugin| response_hook(plugin, Ex::new(exchange)))?
 }
 
+/// Runs `on_message` on `ex` with `message`; the first edit the gateway refused
+/// becomes the error.
+pub(crate) fn message_hook<P: Plugin>(
+    plugin: &P,
+    ex: Ex<'_>,
+    message: &crate::websocket::SocketMessage,
+) -> Result<crate::websocket::Verdict, String> {
+    let _ = take_refused();
+    let verdict = plugin.on_message(message, &mut Request::new(ex), &mut Context::new(ex));
+    match take_refused() {
+        Some(refused) => Err(refused.to_string()),
+        None => Ok(verdict),
+    }
+}
+
+/// The `websocket.on-message` export.
+#[cfg(target_arch = "wasm32")]
+pub fn on_message<P: Plugin>(
+    exchange: &wit::Exchange,
+    message: wit::SocketMessage,
+) -> Result<wit::MessageVerdict, String> {
+    let message = message.into();
+    with_plugin::<P, _>(|plugin| message_hook(plugin, Ex::new(exchange), &message))?.map(Into::into)
+}
+
 /// The `on-log` export.
 pub fn on_log<P: Plugin>(entry: wit::LogEntry) {
     let entry = LogEntry::from(entry);

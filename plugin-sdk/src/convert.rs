@@ -60,6 +60,28 @@ impl From<Response> for wit::Response {
     }
 }
 
+impl From<wit::SocketMessage> for crate::websocket::SocketMessage {
+    fn from(message: wit::SocketMessage) -> Self {
+        match message {
+            wit::SocketMessage::Text(text) => Self::Text(text),
+            wit::SocketMessage::Binary(bytes) => Self::Binary(bytes),
+        }
+    }
+}
+
+impl From<crate::websocket::Verdict> for wit::MessageVerdict {
+    fn from(verdict: crate::websocket::Verdict) -> Self {
+        use crate::websocket::Verdict;
+        match verdict {
+            Verdict::Forward => Self::Forward,
+            Verdict::Release => Self::Release,
+            Verdict::Accept => Self::Accept,
+            Verdict::Drop => Self::Drop,
+            Verdict::Close { code, reason } => Self::Close(wit::CloseFrame { code, reason }),
+        }
+    }
+}
+
 impl From<Action> for wit::Action {
     fn from(action: Action) -> Self {
         match action {

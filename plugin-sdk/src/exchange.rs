@@ -166,6 +166,7 @@ delegate! {
     fn var(&self, name: &str) -> Option<String> => |ex| ex.var(name);
     fn vars(&self) -> Vec<(String, String)> => |ex| ex.vars();
     fn set_var(&self, name: &str, value: &str) -> Result<(), EditError> => |ex| ex.set_var(name, value).map_err(Into::into);
+    fn watch_messages(&self) -> Result<(), EditError> => |ex| ex.watch_messages().map_err(Into::into);
     fn upstream(&self) -> Option<crate::UpstreamCall> => |ex| ex.upstream().map(Into::into);
     fn method(&self) -> crate::Method => |ex| ex.method().into();
     fn set_method(&self, method: &crate::Method) -> Result<(), EditError> => |ex| ex.set_method(&method.into()).map_err(Into::into);

@@ -124,6 +124,7 @@ pub mod testing;
 pub mod identity;
 pub mod paths;
 pub mod query;
+pub mod websocket;
 
 pub use envelope::ErrorCode;
 pub use exchange::EditError;
@@ -188,6 +189,21 @@ pub trait Plugin: Sized + 'static {
     fn on_log(&self, entry: &LogEntry) {
         let _ = entry;
     }
+
+    /// A message the client sent on a WebSocket this plugin watches (it called
+    /// [`Context::watch_messages`] in `on_request`), before the message goes upstream.
+    /// `request` is the handshake as the request phase left it: until the upstream is
+    /// connected, headers set here (an identity) go into its handshake. The default
+    /// passes the message on and stops watching.
+    fn on_message(
+        &self,
+        message: &websocket::SocketMessage,
+        request: &mut Request<'_>,
+        ctx: &mut Context<'_>,
+    ) -> websocket::Verdict {
+        let _ = (message, request, ctx);
+        websocket::Verdict::Release
+    }
 }
 
 /// Registers a [`Plugin`] type as the component's exports. Use once per crate.
@@ -218,6 +234,7 @@ macro_rules! export_plugin {
         mod __wasmgate_plugin_export {
             use super::*;
             use $crate::__bindings::exports::wasmgate::plugin::handler as __handler;
+            use $crate::__bindings::exports::wasmgate::plugin::websocket as __websocket;
 
             struct Export;
 
@@ -242,6 +259,15 @@ macro_rules! export_plugin {
 
                 fn on_log(entry: __handler::LogEntry) {
                     $crate::__private::on_log::<$plugin>(entry)
+                }
+            }
+
+            impl __websocket::Guest for Export {
+                fn on_message(
+                    exchange: &__websocket::Exchange,
+                    message: __websocket::SocketMessage,
+                ) -> ::std::result::Result<__websocket::MessageVerdict, ::std::string::String> {
+                    $crate::__private::on_message::<$plugin>(exchange, message)
                 }
             }
 

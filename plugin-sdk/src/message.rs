@@ -434,6 +434,16 @@ impl<'a> Context<'a> {
         remember(self.ex.set_var(name, value));
     }
 
+    /// In `on_request`, on a WebSocket handshake to a route with
+    /// `[routes.websocket]`: asks for the client's messages, each handed to
+    /// [`crate::Plugin::on_message`] before it goes upstream. The gateway answers the
+    /// handshake itself and connects the upstream once every watching plugin has let
+    /// a message through. An error on any other request (which the plugin may take as
+    /// "not a WebSocket"). Needs a gateway with contract 0.5.2 or later.
+    pub fn watch_messages(&mut self) -> Result<(), EditError> {
+        self.ex.watch_messages()
+    }
+
     /// In `on_response`, the upstream that answered; `None` in `on_request`, and when
     /// a plugin answered or the upstream could not be reached (the gateway's own 502
     /// or 504).

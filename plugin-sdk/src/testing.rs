@@ -331,6 +331,9 @@ pub struct TestContext {
     /// [`DEFAULT_ENDPOINT`]); `None` to test a response a plugin made, or the
     /// gateway's own 502 or 504. Never shown in `on_request`.
     pub upstream: Option<UpstreamCall>,
+    /// The request is a WebSocket handshake on a route with `[routes.websocket]`, so
+    /// that [`crate::Context::watch_messages`] succeeds (default `false`).
+    pub websocket: bool,
 }
 
 impl Default for TestContext {
@@ -346,6 +349,7 @@ impl Default for TestContext {
             params: Vec::new(),
             vars: Vec::new(),
             upstream: Some(UpstreamCall::new(DEFAULT_SERVICE, DEFAULT_ENDPOINT)),
+            websocket: false,
         }
     }
 }
@@ -390,6 +394,18 @@ pub struct Outcome {
     /// The action.
     pub action: Action,
     /// The request after the call.
+    pub sent: SentRequest,
+    /// The plugin asked for the WebSocket's messages.
+    pub watching: bool,
+}
+
+/// What `on_message` did: its verdict and the handshake request as it left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageOutcome {
+    /// The verdict.
+    pub verdict: crate::websocket::Verdict,
+    /// The handshake request after the call (what goes upstream if the upstream is
+    /// connected now).
     pub sent: SentRequest,
 }
 
@@ -539,7 +555,36 @@ impl<P: Plugin> Harness<P> {
         }
         let sent = exchange.sent_request(&request);
         self.last_request = Some(TestRequest(sent.clone()));
-        Ok(Outcome { action, sent })
+        Ok(Outcome {
+            action,
+            sent,
+            watching: exchange.watching,
+        })
+    }
+
+    /// Runs `on_message` with a client's WebSocket `message`, as the gateway would
+    /// for a plugin that asked for messages, on the request of the last `on_request`
+    /// (or `GET /`); changes it makes to the request are kept for the next call.
+    /// Panics when the gateway would close the WebSocket for a plugin error (a
+    /// refused change).
+    pub fn on_message(&mut self, message: crate::websocket::SocketMessage) -> MessageOutcome {
+        let request = self
+            .last_request
+            .clone()
+            .unwrap_or_else(|| TestRequest::get("/"));
+        let mut ctx = self.response_ctx();
+        ctx.websocket = true;
+        let exchange = MockExchange::new(&ctx, &request, None, self.settings);
+        let (result, exchange) = run(exchange, |ex| {
+            crate::__private::message_hook(&self.plugin, ex, &message)
+        });
+        self.ctx.vars = exchange.vars.clone();
+        let verdict = result.unwrap_or_else(|why| {
+            panic!("the gateway would close this WebSocket with 1011: {why}")
+        });
+        let sent = exchange.sent_request(&request);
+        self.last_request = Some(TestRequest(sent.clone()));
+        MessageOutcome { verdict, sent }
     }
 
     /// Runs `on_response` as the gateway would: not at all for a `request_only`

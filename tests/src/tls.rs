@@ -82,6 +82,30 @@ impl TestCa {
         }
     }
 
+    /// A client certificate with subject `CN=common_name` and `names` (DNS names or
+    /// URIs such as `spiffe://…`) as subject alternative names.
+    pub fn issue_client(&self, common_name: &str, names: &[&str]) -> Issued {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        for name in names {
+            params.subject_alt_names.push(if name.contains("://") {
+                rcgen::SanType::URI((*name).try_into().expect("URI"))
+            } else {
+                rcgen::SanType::DnsName((*name).try_into().expect("DNS name"))
+            });
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("client key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+
     /// The CA's certificate, PEM (for `curl --cacert`).
     pub fn pem(&self) -> String {
         self.issuer.pem()

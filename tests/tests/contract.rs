@@ -1,6 +1,7 @@
 //! The plugin contract 0.5 on real traffic: the log phase sees every request (plugin
 //! failures, plugin answers, upstream errors), plugins choose upstreams only inside
-//! their grant, and structured log fields reach the JSON log.
+//! their grant, structured log fields reach the JSON log, and a plugin built against
+//! an earlier 0.5 release (0.5.1, without the `websocket` export) still runs.
 
 use std::time::Duration;
 
@@ -237,4 +238,47 @@ async fn structured_fields_are_json_fields_of_the_log_line() {
     assert_eq!(line["plugin"], "logger");
     assert_eq!(line["request_id"], "fields-1");
     assert!(line.get("plugin_fields").is_none(), "{line}");
+}
+
+#[tokio::test]
+async fn a_plugin_built_against_contract_0_5_1_runs_on_this_gateway() {
+    let upstream = Upstream::start();
+    let old = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/headers-0.5.1.wasm"
+    ))
+    .expect("the 0.5.1 fixture");
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin_bytes("old-headers", &old)
+        .toml(
+            r#"
+[[routes]]
+name = "old"
+prefix = "/"
+service = "echo"
+[[routes.plugins]]
+name = "old-headers"
+config = { request = { set = { "x-built-against" = "0.5.1" } } }
+"#,
+        )
+        .start();
+    let echo: Value = client()
+        .get(gateway.url("/x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["headers"]["x-built-against"][0], "0.5.1", "{echo}");
+    let plugins = wasmgate_e2e::admin_json(&gateway, "/admin/plugins").await;
+    let old = plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "old-headers")
+        .expect("listed");
+    assert_eq!(old["wit_version"], "0.5.1");
+    assert_eq!(old["status"], "loaded");
 }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use sha2::Digest;
+
 use wasmgate_e2e::{
     GatewayProcess, TestCa, TestGateway, TlsUpstream, Upstream, raw_request, tls_get, wait_for,
     write_by_rename,
@@ -374,5 +376,147 @@ fn a_service_ca_file_that_is_missing_or_not_pem_is_a_config_error_with_its_line(
             "{output}"
         );
         assert!(output.contains(expected), "{output}");
+    }
+}
+
+/// `curl` over TLS to the gateway at `port` with `extra` arguments (a client
+/// certificate, headers): the HTTP status and body, or curl's error.
+fn curl_tls(port: u16, ca_file: &Path, extra: &[String]) -> Result<(u16, String), String> {
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca_file)
+        .args(["--resolve", &format!("a.test:{port}:127.0.0.1")])
+        .args(extra)
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("https://a.test:{port}/mtls"))
+        .output()
+        .expect("run curl");
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = out.rsplit_once('\n').expect("the status line");
+    Ok((status.parse().unwrap(), body.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_verified_and_described_to_plugins_and_the_upstream() {
+    let upstream = Upstream::start();
+    let ca = TestCa::new();
+    let clients_ca = TestCa::new();
+    let stranger_ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    ca.issue(&["a.test"]).write(dir.path(), "a");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let clients_file = dir.path().join("clients.pem");
+    std::fs::write(&clients_file, clients_ca.pem()).unwrap();
+    let alice = clients_ca.issue_client("alice", &["alice.clients.test", "spiffe://test/alice"]);
+    let (alice_cert, alice_key) = alice.write(dir.path(), "alice");
+    let (mallory_cert, mallory_key) = stranger_ca
+        .issue_client("mallory", &[])
+        .write(dir.path(), "mallory");
+    let with_cert = |cert: &Path, key: &Path| -> Vec<String> {
+        vec![
+            "--cert".into(),
+            cert.display().to_string(),
+            "--key".into(),
+            key.display().to_string(),
+        ]
+    };
+    let start = |mode: &str| {
+        TestGateway::new()
+            .toml(&format!(
+                "[gateway.tls]\ncertificates = [{{ cert = {:?}, key = {:?} }}]\nclient_ca = {:?}\nclient_certificates = {mode:?}\n",
+                dir.path().join("a.pem").display().to_string(),
+                dir.path().join("a.key").display().to_string(),
+                clients_file.display().to_string(),
+            ))
+            .service("echo", upstream.address)
+            .toml("[[routes]]\nname = \"all\"\nprefix = \"/\"\nservice = \"echo\"\n")
+            .start()
+    };
+
+    let required = start("required");
+    let port = required.address.port();
+    let alice_args = with_cert(&alice_cert, &alice_key);
+    let mut forged = alice_args.clone();
+    forged.extend([
+        "-H".into(),
+        "X-Forwarded-Client-Cert: Subject=\"CN=admin\"".into(),
+    ]);
+    let (status, body) = curl_tls(port, &ca_file, &forged).expect("alice is served");
+    assert_eq!(status, 200, "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let xfcc = echo["headers"]["x-forwarded-client-cert"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{echo}"));
+    assert_eq!(
+        xfcc.len(),
+        1,
+        "the client's own header is dropped: {xfcc:?}"
+    );
+    let xfcc = xfcc[0].as_str().unwrap();
+    let hash = hex::encode(sha2::Sha256::digest(&alice.der));
+    assert!(xfcc.starts_with(&format!("Hash={hash};")), "{xfcc}");
+    assert!(xfcc.contains(";Subject=\"CN=alice\""), "{xfcc}");
+    assert!(xfcc.contains(";DNS=alice.clients.test"), "{xfcc}");
+    assert!(xfcc.contains(";URI=spiffe://test/alice"), "{xfcc}");
+    // No certificate, or one from another CA: no handshake.
+    let refused = curl_tls(port, &ca_file, &[]);
+    assert!(
+        refused.is_err(),
+        "served without a certificate: {refused:?}"
+    );
+    let mallory_args = with_cert(&mallory_cert, &mallory_key);
+    let refused = curl_tls(port, &ca_file, &mallory_args);
+    assert!(
+        refused.is_err(),
+        "served with a stranger's certificate: {refused:?}"
+    );
+    drop(required);
+
+    // Optional: served without one (and without the header, even a forged one), but a
+    // certificate that does not verify still fails.
+    let optional = start("optional");
+    let port = optional.address.port();
+    let (status, body) = curl_tls(
+        port,
+        &ca_file,
+        &[
+            "-H".to_string(),
+            "X-Forwarded-Client-Cert: Subject=\"CN=admin\"".to_string(),
+        ],
+    )
+    .expect("served without a certificate");
+    assert_eq!(status, 200);
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        echo["headers"].get("x-forwarded-client-cert").is_none(),
+        "{echo}"
+    );
+    assert!(curl_tls(port, &ca_file, &mallory_args).is_err());
+    let (status, body) = curl_tls(port, &ca_file, &alice_args).unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("CN=alice"), "{body}");
+
+    // A client_ca that cannot be read or holds no certificate: an error at its line.
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    for (file, why) in [
+        ("missing.pem", "cannot read it"),
+        ("empty.pem", "holds no certificate"),
+    ] {
+        let (status, output) = TestGateway::new()
+            .toml(&format!(
+                "[gateway.tls]\ncertificates = [{{ cert = {:?}, key = {:?} }}]\nclient_ca = {:?}\n",
+                dir.path().join("a.pem").display().to_string(),
+                dir.path().join("a.key").display().to_string(),
+                dir.path().join(file).display().to_string(),
+            ))
+            .check();
+        assert!(!status.success(), "{output}");
+        assert!(output.contains("[gateway.tls] client_ca"), "{output}");
+        assert!(output.contains(why), "{output}");
+        assert!(output.contains(".toml:"), "{output}");
     }
 }

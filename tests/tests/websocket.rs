@@ -56,6 +56,15 @@ name = "jwt-auth"
 config = { keys = [{ alg = "HS256", secret = "jwt" }], query_token = "token" }
 
 [[routes]]
+name = "first"
+prefix = "/realtime"
+service = "realtime"
+[routes.websocket]
+[[routes.plugins]]
+name = "jwt-auth"
+config = { keys = [{ alg = "HS256", secret = "jwt" }], first_message = true }
+
+[[routes]]
 name = "idle"
 prefix = "/idle"
 service = "realtime"
@@ -287,4 +296,60 @@ async fn limits_idle_connections_upstream_closes_and_shutdown_each_end_a_websock
     wait_for("the gateway to exit", Duration::from_secs(10), || {
         (!gateway.is_running()).then_some(())
     });
+}
+
+#[tokio::test]
+async fn a_first_message_token_is_checked_before_the_upstream_sees_anything() {
+    let upstream = WsUpstream::start();
+    let gateway = gateway(&upstream);
+    let auth = |token: &str| Message::text(json!({"type": "auth", "token": token}).to_string());
+
+    // No message, a message that is no auth message, a bad token: 1008 (or nothing),
+    // and the upstream is never contacted.
+    let socket = connect(&gateway, "/realtime/feed")
+        .await
+        .expect("the gateway answers");
+    drop(socket);
+    for (first, why) in [
+        (Message::text("hello"), "authentication required"),
+        (auth("a.b.c"), "invalid token"),
+        (Message::binary(b"{}".to_vec()), "authentication required"),
+    ] {
+        let mut socket = connect(&gateway, "/realtime/feed").await.unwrap();
+        socket.send(first.clone()).await.unwrap();
+        let (code, reason) = close_of(&mut socket).await;
+        assert_eq!(code, 1008, "{first:?}: {reason}");
+        assert!(reason.contains(why), "{first:?}: {reason}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        upstream.handshakes().is_empty(),
+        "{:?}",
+        upstream.handshakes()
+    );
+    assert!(upstream.messages().is_empty());
+
+    // A good token: the auth message is kept back, the upstream's handshake carries
+    // the identity, and the WebSocket echoes as any other.
+    let mut socket = connect(&gateway, "/realtime/feed?room=1").await.unwrap();
+    socket.send(auth(&token())).await.unwrap();
+    socket.send(Message::text("hello")).await.unwrap();
+    assert_eq!(next(&mut socket).await, Some(Message::text("hello")));
+    let handshakes = upstream.handshakes();
+    assert_eq!(handshakes.len(), 1);
+    assert_eq!(handshakes[0].target, "/realtime/feed?room=1");
+    assert_eq!(handshakes[0].headers["x-user-id"], "u-1");
+    assert_eq!(upstream.messages(), vec![Message::text("hello")]);
+    socket.close(None).await.unwrap();
+
+    let metrics = gateway.admin_url("/metrics");
+    assert_eq!(
+        metric(
+            &metrics,
+            "wasmgate_websocket_closes_total",
+            &[r#"route="first""#, r#"code="1008""#, r#"by="gateway""#],
+        )
+        .await,
+        Some(3.0)
+    );
 }

@@ -10,11 +10,11 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    AdminSettings, Balance, BreakerConfig, CertificateSettings, CompressionConfig, Config,
-    EndpointConfig, GatewaySettings, HealthSettings, LargeResponses, Limits, Listener, LogFormat,
-    LogSettings, MetricsSettings, OnError, OutlierConfig, PluginRef, PluginSettings,
-    ReloadSettings, RetryConfig, RouteConfig, SecretSource, ServiceConfig, TlsSettings,
-    WebSocketSettings, default_connect_timeout_ms,
+    AdminSettings, Balance, BreakerConfig, CertificateSettings, ClientCertificates,
+    CompressionConfig, Config, EndpointConfig, GatewaySettings, HealthSettings, LargeResponses,
+    Limits, Listener, LogFormat, LogSettings, MetricsSettings, OnError, OutlierConfig, PluginRef,
+    PluginSettings, ReloadSettings, RetryConfig, RouteConfig, SecretSource, ServiceConfig,
+    TlsSettings, WebSocketSettings, default_connect_timeout_ms,
 };
 pub use validate::is_plugin_name;
 
@@ -94,6 +94,9 @@ impl LoadedConfig {
         config.gateway.plugin_dir = base.join(&config.gateway.plugin_dir);
         config.gateway.data_dir = base.join(&config.gateway.data_dir);
         if let Some(tls) = &mut config.gateway.tls {
+            if let Some(client_ca) = &mut tls.get_mut().client_ca {
+                *client_ca.get_mut() = base.join(client_ca.get_ref());
+            }
             for entry in &mut tls.get_mut().certificates {
                 let entry = entry.get_mut();
                 entry.cert = base.join(&entry.cert);

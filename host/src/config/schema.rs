@@ -79,6 +79,28 @@ pub struct TlsSettings {
     /// chains and their keys (PEM), relative to the config file. A client gets the
     /// first whose certificate covers the name it asks for (SNI), else the first.
     pub certificates: Vec<Spanned<CertificateSettings>>,
+    /// `client_ca = "clients-ca.pem"`: ask clients for a certificate and verify it
+    /// against these CA certificates (PEM, relative to the config file); the verified
+    /// certificate's subject, names and hash reach plugins and the upstream in
+    /// `X-Forwarded-Client-Cert`. Absent: no client certificates are asked for.
+    #[serde(default)]
+    pub client_ca: Option<Spanned<PathBuf>>,
+    /// `client_certificates = "required"`: with `client_ca`, a client without a
+    /// certificate fails its handshake (`"required"`) or is served without one
+    /// (`"optional"`); a certificate that does not verify fails it either way.
+    #[serde(default)]
+    pub client_certificates: ClientCertificates,
+}
+
+/// `[gateway.tls] client_certificates`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientCertificates {
+    /// A client must present a certificate that verifies.
+    #[default]
+    Required,
+    /// A client may present one (which must then verify).
+    Optional,
 }
 
 /// One entry of `[gateway.tls] certificates`.
@@ -96,8 +118,13 @@ impl GatewaySettings {
     pub fn tls_files(&self) -> Vec<PathBuf> {
         self.tls
             .iter()
-            .flat_map(|tls| &tls.get_ref().certificates)
-            .flat_map(|entry| [entry.get_ref().cert.clone(), entry.get_ref().key.clone()])
+            .flat_map(|tls| {
+                let tls = tls.get_ref();
+                tls.certificates
+                    .iter()
+                    .flat_map(|entry| [entry.get_ref().cert.clone(), entry.get_ref().key.clone()])
+                    .chain(tls.client_ca.iter().map(|ca| ca.get_ref().clone()))
+            })
             .collect()
     }
 }

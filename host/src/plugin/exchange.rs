@@ -89,6 +89,12 @@ pub struct ExchangeState {
     pub response: Option<ResponseState>,
     /// What the plugin being called may do with bodies.
     pub access: BodyAccess,
+    /// A WebSocket handshake on a route that relays them: plugins may watch its
+    /// messages.
+    pub websocket: bool,
+    /// The plugin being called asked for the WebSocket's messages
+    /// (`watch-messages`); the pipeline takes it after each call.
+    pub watch_asked: bool,
 }
 
 impl ExchangeState {
@@ -105,6 +111,8 @@ impl ExchangeState {
             request_body: None,
             response: None,
             access: BodyAccess::default(),
+            websocket: false,
+            watch_asked: false,
         }
     }
 
@@ -244,6 +252,20 @@ fn first(map: Option<&HeaderMap>, name: &str) -> Option<Vec<u8>> {
 impl types::HostExchange for HostState {
     async fn request_id(&mut self, ex: Handle) -> String {
         self.exchange(&ex).facts.request_id.clone()
+    }
+
+    async fn watch_messages(&mut self, ex: Handle) -> Result<(), EditError> {
+        let exchange = self.exchange(&ex);
+        exchange.request_phase("WebSocket messages")?;
+        if !exchange.websocket {
+            return Err(EditError::Unavailable(
+                "WebSocket messages: this request is not a WebSocket handshake on a route \
+                 with [routes.websocket]"
+                    .into(),
+            ));
+        }
+        exchange.watch_asked = true;
+        Ok(())
     }
 
     async fn trace_id(&mut self, ex: Handle) -> String {

@@ -40,8 +40,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use bindings::WIT_VERSION;
 pub use bindings::http::{OutboundRequest, OutboundResponse};
 pub use bindings::types::{
-    Action, Failure as LogFailure, FailureKind as LogFailureKind, LogEntry, Method as WitMethod,
-    PluginTime, Response, Settings, Target, UpstreamCall,
+    Action, Failure as LogFailure, FailureKind as LogFailureKind, LogEntry, MessageVerdict,
+    Method as WitMethod, PluginTime, Response, Settings, SocketMessage, Target, UpstreamCall,
 };
 pub use cache::{CacheOutcome, DiskCache};
 pub use exchange::{BodyAccess, ExchangeState, Facts, ResponseState, wit_method};
@@ -229,7 +229,7 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre = bindings::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = bindings::ExportsPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         Ok(LoadedPlugin {
             name: name.into(),
             hash: hash.into(),
@@ -303,7 +303,7 @@ pub struct LoadedPlugin {
     pub loaded_at: SystemTime,
     /// Calls and failures over its life, across routes and reloads.
     pub stats: Arc<PluginStats>,
-    pre: bindings::PluginPre<HostState>,
+    pre: bindings::ExportsPre<HostState>,
     engine: Engine,
     metrics: Arc<Metrics>,
 }

@@ -23,7 +23,7 @@ const STDERR_CAPACITY: usize = 4096;
 
 struct Instance {
     store: Store<HostState>,
-    bindings: bindings::Plugin,
+    bindings: bindings::Exports,
     stderr: MemoryOutputPipe,
 }
 
@@ -31,7 +31,7 @@ struct Instance {
 pub struct InstancePool {
     plugin: Arc<str>,
     hash: Arc<str>,
-    pre: bindings::PluginPre<HostState>,
+    pre: bindings::ExportsPre<HostState>,
     engine: Engine,
     config: String,
     grants: Arc<Grants>,
@@ -175,16 +175,35 @@ impl InstancePool {
     /// Runs `on-request` on `exchange`, lent to the plugin for the call, and gives it
     /// back with the plugin's action and how long the call took.
     pub async fn on_request(&self, exchange: Box<ExchangeState>) -> Lent<types::Action> {
-        let (exchange, result, took) = self.call(Phase::Request, exchange).await;
-        let result = result.map(|action| action.expect("on-request returns an action"));
+        let (exchange, result, took) = self.call(Call::Request, exchange).await;
+        let result = result.map(|outcome| match outcome {
+            Outcome::Action(action) => action,
+            _ => unreachable!("on-request returns an action"),
+        });
         (exchange, result, took)
     }
 
     /// Runs `on-response` on `exchange` (which holds the response), lent to the plugin
     /// for the call.
     pub async fn on_response(&self, exchange: Box<ExchangeState>) -> Lent<()> {
-        let (exchange, result, took) = self.call(Phase::Response, exchange).await;
+        let (exchange, result, took) = self.call(Call::Response, exchange).await;
         (exchange, result.map(|_| ()), took)
+    }
+
+    /// Runs `websocket.on-message` with a client's WebSocket `message`, `exchange`
+    /// lent to the plugin for the call. A plugin that does not export `websocket`
+    /// (built against a contract before 0.5.2) fails the call.
+    pub async fn on_message(
+        &self,
+        exchange: Box<ExchangeState>,
+        message: types::SocketMessage,
+    ) -> Lent<types::MessageVerdict> {
+        let (exchange, result, took) = self.call(Call::Message(message), exchange).await;
+        let result = result.map(|outcome| match outcome {
+            Outcome::Verdict(verdict) => verdict,
+            _ => unreachable!("on-message returns a verdict"),
+        });
+        (exchange, result, took)
     }
 
     /// Runs `on-log` with `entry`.
@@ -208,11 +227,8 @@ impl InstancePool {
     }
 
     /// Lends `exchange` to one call of `phase` and takes it back, whatever happened.
-    async fn call(
-        &self,
-        phase: Phase,
-        mut exchange: Box<ExchangeState>,
-    ) -> Lent<Option<types::Action>> {
+    async fn call(&self, call: Call, mut exchange: Box<ExchangeState>) -> Lent<Outcome> {
+        let phase = call.phase();
         let started = std::time::Instant::now();
         let checked_out = self
             .checkout()
@@ -243,19 +259,32 @@ impl InstancePool {
             .expect("has_room found a free slot");
         let handle = Resource::<types::Exchange>::new_borrow(lent.rep());
         let handler = instance.bindings.wasmgate_plugin_handler();
-        let result = match phase {
-            Phase::Request => {
+        let result = match call {
+            Call::Request => {
                 let call = handler.call_on_request(&mut instance.store, handle);
                 tokio::time::timeout(self.timeout, call)
                     .await
-                    .map(|r| r.map(|action| action.map(Some)))
+                    .map(|r| r.map(|action| action.map(Outcome::Action)))
             }
-            Phase::Response => {
+            Call::Response => {
                 let call = handler.call_on_response(&mut instance.store, handle);
                 tokio::time::timeout(self.timeout, call)
                     .await
-                    .map(|r| r.map(|done| done.map(|()| None)))
+                    .map(|r| r.map(|done| done.map(|()| Outcome::Done)))
             }
+            Call::Message(message) => match instance.bindings.wasmgate_plugin_websocket() {
+                Some(websocket) => {
+                    let call = websocket.call_on_message(&mut instance.store, handle, &message);
+                    tokio::time::timeout(self.timeout, call)
+                        .await
+                        .map(|r| r.map(|verdict| verdict.map(Outcome::Verdict)))
+                }
+                None => Ok(Ok(Err(
+                    "it asked for WebSocket messages but does not export \
+                     wasmgate:plugin/websocket (built against a contract before 0.5.2)"
+                        .to_string(),
+                ))),
+            },
         };
         let exchange = instance
             .store
@@ -405,6 +434,7 @@ enum Step {
 enum Phase {
     Request,
     Response,
+    Message,
 }
 
 impl Phase {
@@ -412,8 +442,33 @@ impl Phase {
         match self {
             Self::Request => "request",
             Self::Response => "response",
+            Self::Message => "message",
         }
     }
+}
+
+/// A call that lends the exchange, with what it hands the plugin besides.
+enum Call {
+    Request,
+    Response,
+    Message(types::SocketMessage),
+}
+
+impl Call {
+    fn phase(&self) -> Phase {
+        match self {
+            Self::Request => Phase::Request,
+            Self::Response => Phase::Response,
+            Self::Message(_) => Phase::Message,
+        }
+    }
+}
+
+/// What a call that lends the exchange returned.
+enum Outcome {
+    Action(types::Action),
+    Done,
+    Verdict(types::MessageVerdict),
 }
 
 /// A duration in epoch ticks, at least one.

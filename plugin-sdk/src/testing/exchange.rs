@@ -47,6 +47,10 @@ pub(crate) struct MockExchange {
     status: Option<u16>,
     response: Option<Message>,
     settings: Settings,
+    /// A WebSocket handshake on a route that relays them.
+    websocket: bool,
+    /// The plugin asked for the WebSocket's messages.
+    pub(super) watching: bool,
 }
 
 /// Checks a list of headers as the gateway checks a plugin's own answer.
@@ -107,6 +111,8 @@ impl MockExchange {
                 body: r.body.clone(),
             }),
             settings,
+            websocket: ctx.websocket,
+            watching: false,
         }
     }
 
@@ -170,6 +176,19 @@ impl MockExchange {
 
     pub(crate) fn request_id(&mut self) -> String {
         self.request_id.clone()
+    }
+
+    pub(crate) fn watch_messages(&mut self) -> Result<(), EditError> {
+        self.in_request_phase("WebSocket messages")?;
+        if !self.websocket {
+            return Err(EditError::Unavailable(
+                "WebSocket messages: this request is not a WebSocket handshake on a route \
+                 with [routes.websocket]"
+                    .into(),
+            ));
+        }
+        self.watching = true;
+        Ok(())
     }
 
     pub(crate) fn trace_id(&mut self) -> String {

@@ -39,6 +39,12 @@ pub struct Config {
     /// Off by default (tokens in URLs end up in logs and browser history).
     #[serde(default)]
     pub query_token: Option<String>,
+    /// On a WebSocket handshake without a token (route with `[routes.websocket]`):
+    /// take it from the first message, `{"type": "auth", "token": "…"}` (SkyClust's
+    /// protocol), before anything reaches the upstream; a missing or bad one closes
+    /// the WebSocket with 1008.
+    #[serde(default)]
+    pub first_message: bool,
     /// The `kv` key prefix of revoked token ids (`jti`); `""` turns the check off.
     #[serde(default = "default_revoked_prefix")]
     pub revoked_prefix: String,

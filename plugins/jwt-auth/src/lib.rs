@@ -2,7 +2,9 @@
 //! on, as chain variables (for `rbac`, `access-log`, rate limiters) and as
 //! `X-User-*` headers for the upstream, after removing any such headers the client
 //! sent. With `query_token`, a request without `Authorization` may carry its token in
-//! that query parameter instead (browsers cannot set headers on a WebSocket).
+//! that query parameter instead (browsers cannot set headers on a WebSocket); with
+//! `first_message`, a WebSocket without a token sends it in its first message,
+//! `{"type": "auth", "token": "…"}`, before anything reaches the upstream.
 //!
 //! ```json
 //! {"keys": [{"alg": "HS256", "secret": "jwt"}], "issuer": "wasmgate",
@@ -31,6 +33,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use wasmgate_plugin_sdk::identity::{Identity, IdentityHeaders, TOKEN_EXPIRES_VAR, TOKEN_ID_VAR};
 use wasmgate_plugin_sdk::log::{self, Level};
+use wasmgate_plugin_sdk::websocket::{SocketMessage, Verdict};
 use wasmgate_plugin_sdk::{
     Action, Context, Method, Plugin, Request, Response, clock, export_plugin, http, kv, secrets,
 };
@@ -50,6 +53,7 @@ pub struct JwtAuth {
     skip_paths: Vec<String>,
     optional: bool,
     query_token: Option<String>,
+    first_message: bool,
     revoked_prefix: String,
     claims: config::ClaimNames,
     vars: Vec<(String, String)>,
@@ -140,6 +144,7 @@ impl Plugin for JwtAuth {
             skip_paths: config.skip_paths,
             optional: config.optional,
             query_token: config.query_token,
+            first_message: config.first_message,
             revoked_prefix: config.revoked_prefix,
             claims: config.claims,
             vars: config.vars.into_iter().collect(),
@@ -147,6 +152,17 @@ impl Plugin for JwtAuth {
             max_token_bytes: config.max_token_bytes,
             verified: Verified::default(),
         })
+    }
+
+    fn on_message(
+        &self,
+        message: &SocketMessage,
+        request: &mut Request,
+        ctx: &mut Context,
+    ) -> Verdict {
+        // Called only on WebSockets this plugin watches: those waiting for a
+        // first-message token.
+        self.first_message(message, request, ctx)
     }
 
     fn on_request(&self, request: &mut Request, ctx: &mut Context) -> Action {
@@ -172,6 +188,8 @@ impl Plugin for JwtAuth {
                 self.authenticate(in_query.as_deref().expect("checked above"))
             }
             [] if self.optional => return Action::Continue,
+            // A WebSocket whose token comes in its first message: watch for it.
+            [] if self.first_message && ctx.watch_messages().is_ok() => return Action::Continue,
             [] => Err(Failure::Refused(Refusal::Missing)),
             [_, _, ..] => Err(Failure::Refused(Refusal::Malformed(
                 "several Authorization headers",
@@ -184,35 +202,8 @@ impl Plugin for JwtAuth {
                 },
             },
         };
-        // Nothing is recorded or sent until every check has passed: a refused request
-        // carries no half of an identity to later phases or the access log.
-        let result = result.and_then(|(identity, claims)| {
-            identity
-                .check()
-                .map_err(|why| Failure::Refused(Refusal::BadIdentity(why)))?;
-            self.headers
-                .inject(&identity, &mut request.headers)
-                .map_err(|why| Failure::Refused(Refusal::Unsendable(why)))?;
-            identity
-                .record(ctx)
-                .map_err(|why| Failure::Refused(Refusal::BadIdentity(why)))?;
-            Ok(claims)
-        });
-        match result {
-            Ok(claims) => {
-                if let Ok(Some(jti)) = token::text_claim(&claims, "jti") {
-                    ctx.set_var(TOKEN_ID_VAR, &jti);
-                }
-                if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
-                    ctx.set_var(TOKEN_EXPIRES_VAR, &(exp as u64).to_string());
-                }
-                for (claim, var) in &self.vars {
-                    if let Ok(Some(value)) = token::text_claim(&claims, claim) {
-                        ctx.set_var(var, &value);
-                    }
-                }
-                Action::Continue
-            }
+        match result.and_then(|found| self.admit(found, request, ctx)) {
+            Ok(()) => Action::Continue,
             Err(Failure::Refused(refusal)) => {
                 log::event(
                     Level::Warn,
@@ -235,6 +226,104 @@ impl Plugin for JwtAuth {
                     "authentication is unavailable, try again later",
                     ctx,
                 ))
+            }
+        }
+    }
+}
+
+/// SkyClust's first WebSocket message: `{"type": "auth", "token": "…"}`.
+#[derive(serde::Deserialize)]
+struct AuthMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    token: String,
+}
+
+impl JwtAuth {
+    /// Passes an authenticated request on with its identity: checked, then the
+    /// headers, the identity and the token's variables. Nothing is recorded or sent
+    /// until every check has passed: a refused request carries no half of an identity
+    /// to later phases or the access log.
+    fn admit(
+        &self,
+        (identity, claims): (Identity, Claims),
+        request: &mut Request,
+        ctx: &mut Context,
+    ) -> Result<(), Failure> {
+        identity
+            .check()
+            .map_err(|why| Failure::Refused(Refusal::BadIdentity(why)))?;
+        self.headers
+            .inject(&identity, &mut request.headers)
+            .map_err(|why| Failure::Refused(Refusal::Unsendable(why)))?;
+        identity
+            .record(ctx)
+            .map_err(|why| Failure::Refused(Refusal::BadIdentity(why)))?;
+        if let Ok(Some(jti)) = token::text_claim(&claims, "jti") {
+            ctx.set_var(TOKEN_ID_VAR, &jti);
+        }
+        if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
+            ctx.set_var(TOKEN_EXPIRES_VAR, &(exp as u64).to_string());
+        }
+        for (claim, var) in &self.vars {
+            if let Ok(Some(value)) = token::text_claim(&claims, claim) {
+                ctx.set_var(var, &value);
+            }
+        }
+        Ok(())
+    }
+
+    /// With `first_message`: the WebSocket's first message must be
+    /// `{"type": "auth", "token": "…"}` with a good token; it is kept from the
+    /// upstream, whose handshake then carries the identity. Anything else closes the
+    /// WebSocket with 1008 before the upstream sees a frame.
+    fn first_message(
+        &self,
+        message: &SocketMessage,
+        request: &mut Request,
+        ctx: &mut Context,
+    ) -> Verdict {
+        let token = message
+            .as_text()
+            .and_then(|text| serde_json::from_str::<AuthMessage>(text).ok())
+            .filter(|auth| auth.kind == "auth")
+            .map(|auth| auth.token);
+        let result = match token {
+            Some(token) => self
+                .authenticate(&token)
+                .and_then(|found| self.admit(found, request, ctx)),
+            None => Err(Failure::Refused(Refusal::Missing)),
+        };
+        match result {
+            Ok(()) => Verdict::Accept,
+            Err(Failure::Refused(refusal)) => {
+                log::event(
+                    Level::Warn,
+                    "token refused",
+                    &[
+                        ("path", ctx.path().into()),
+                        ("reason", refusal.to_string().into()),
+                        ("websocket", true.into()),
+                    ],
+                );
+                Verdict::policy_violation(match refusal {
+                    Refusal::Missing => {
+                        "authentication required: send {\"type\":\"auth\",\"token\":\"…\"} first"
+                    }
+                    Refusal::Expired => "token expired",
+                    _ => "invalid token",
+                })
+            }
+            Err(Failure::Unavailable(why)) => {
+                log::event(
+                    Level::Error,
+                    "cannot check tokens",
+                    &[("reason", why.into())],
+                );
+                Verdict::Close {
+                    code: 1011,
+                    reason: "authentication is unavailable, try again later".into(),
+                }
             }
         }
     }

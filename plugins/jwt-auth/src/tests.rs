@@ -321,6 +321,74 @@ fn with_query_token_a_request_without_authorization_may_carry_its_token_in_the_q
 }
 
 #[test]
+fn with_first_message_a_websocket_sends_its_token_in_its_first_message() {
+    use wasmgate_plugin_sdk::websocket::{SocketMessage, Verdict};
+    let config = json!({"keys": [key_entry(Algorithm::HS256, None)], "first_message": true});
+    let token = sign(Algorithm::HS256, &claims());
+    let auth =
+        |token: &str| SocketMessage::Text(json!({"type": "auth", "token": token}).to_string());
+
+    // A WebSocket handshake without a token is let through, watched; its first
+    // message carries the identity into the upstream's handshake and is kept back.
+    let mut h = harness(config.clone());
+    h.ctx.websocket = true;
+    let outcome = h.on_request(TestRequest::get("/ws").header("x-user-id", "forged"));
+    assert!(outcome.continues() && outcome.watching);
+    assert!(!outcome.sent.headers.contains("x-user-id"));
+    let accepted = h.on_message(auth(&token));
+    assert_eq!(accepted.verdict, Verdict::Accept);
+    assert_eq!(
+        accepted.sent.headers.get("x-user-id").as_deref(),
+        Some("42")
+    );
+    assert_eq!(h.ctx.var("auth_method"), Some("jwt"));
+
+    // A first message that is no auth message, or a bad token: 1008.
+    for (message, why) in [
+        (
+            SocketMessage::Text("hello".into()),
+            "authentication required",
+        ),
+        (
+            SocketMessage::Text(json!({"type": "chat", "token": token}).to_string()),
+            "authentication required",
+        ),
+        (
+            SocketMessage::Binary(b"{}".to_vec()),
+            "authentication required",
+        ),
+        (auth("a.b.c"), "invalid token"),
+        (
+            auth(&sign(
+                Algorithm::HS256,
+                &claims_with(json!({"exp": NOW - 600})),
+            )),
+            "token expired",
+        ),
+    ] {
+        let mut h = harness(config.clone());
+        h.ctx.websocket = true;
+        assert!(h.on_request(TestRequest::get("/ws")).watching);
+        match h.on_message(message.clone()).verdict {
+            Verdict::Close { code, reason } => {
+                assert_eq!(code, 1008, "{message:?}");
+                assert!(reason.contains(why), "{message:?}: {reason}");
+            }
+            other => panic!("{message:?}: {other:?}"),
+        }
+        assert_eq!(h.ctx.var("auth_method"), None);
+    }
+
+    // Not a WebSocket: no token is still a 401; and a token in the handshake needs no
+    // message.
+    let mut h = harness(config);
+    assert!(refused(&mut h, TestRequest::get("/ws")).contains("no bearer token"));
+    h.ctx.websocket = true;
+    let outcome = h.on_request(with_token(&token));
+    assert!(outcome.continues() && !outcome.watching);
+}
+
+#[test]
 fn a_request_an_earlier_plugin_authenticated_is_left_alone() {
     let mut h = standard();
     h.ctx.vars.push(("auth_method".into(), "api-key".into()));
