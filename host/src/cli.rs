@@ -195,7 +195,7 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                         reloader.clone(),
                         &settings.gateway.plugin_dir,
                         &config,
-                        &settings.gateway.tls_files(),
+                        &settings.tls_files(),
                         Duration::from_millis(settings.reload.debounce_ms),
                     )
                     .map_err(|e| Fatal::Other(e.context("cannot watch for changes")))?,

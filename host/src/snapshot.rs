@@ -26,7 +26,7 @@ use crate::plugin::{
 };
 use crate::router::{PathPattern, RouteMatcher, RouteTable};
 use crate::state::{StateError, StateStore};
-use crate::tls::{CertificateFiles, ClientCaFile, TlsError};
+use crate::tls::{CaFile, CertificateFiles, ClientCaFile, UpstreamTlsFiles};
 use crate::upstream::Service;
 use crate::upstream::retry::RetryPolicy;
 use serde_spanned::Spanned;
@@ -98,21 +98,10 @@ pub enum SnapshotError {
     /// The state store failed.
     #[error("state store: {0}")]
     State(#[from] StateError),
-    /// A `[gateway.tls]` certificate or key could not be read or used.
+    /// A certificate, key or CA file (`[gateway.tls]`, or a service's) could not be
+    /// read or used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-    /// A service's `ca_file` could not be read or used.
-    #[error("{place}: [services.{service}] ca_file {path}: {reason}")]
-    CaFile {
-        /// `file:line` of the `ca_file` setting.
-        place: String,
-        /// The service.
-        service: String,
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
 }
 
 impl SnapshotError {
@@ -123,11 +112,7 @@ impl SnapshotError {
             | Self::Configure { plugin, .. }
             | Self::Missing { plugin, .. }
             | Self::Secret { plugin, .. } => Some(plugin),
-            Self::Config(_)
-            | Self::PluginDir { .. }
-            | Self::State(_)
-            | Self::Tls(_)
-            | Self::CaFile { .. } => None,
+            Self::Config(_) | Self::PluginDir { .. } | Self::State(_) | Self::Tls(_) => None,
         }
     }
 }
@@ -169,8 +154,9 @@ pub struct Sources {
     pub tls: Option<Vec<CertificateFiles>>,
     /// The `[gateway.tls] client_ca` file, read now.
     pub client_ca: Option<ClientCaFile>,
-    /// Each service's `ca_file`, read now (PEM), by service name.
-    pub service_cas: BTreeMap<String, Vec<u8>>,
+    /// Each service's `ca_file`, `client_cert` and `client_key`, read now, by service
+    /// name (only services that set one).
+    pub upstream_tls: BTreeMap<String, UpstreamTlsFiles>,
 }
 
 impl Sources {
@@ -188,14 +174,14 @@ impl Sources {
         let secrets = read_secrets(&config)?;
         let tls = read_tls(&config)?;
         let client_ca = read_client_ca(&config)?;
-        let service_cas = read_service_cas(&config)?;
+        let upstream_tls = read_upstream_tls(&config)?;
         Ok(Self {
             config,
             plugins,
             secrets,
             tls,
             client_ca,
-            service_cas,
+            upstream_tls,
         })
     }
 
@@ -228,13 +214,19 @@ impl Sources {
         if let Some(ca) = &self.client_ca {
             digest.update([4]);
             digest.update([u8::from(ca.required)]);
-            digest.update(Sha256::digest(&ca.pem));
+            digest.update(Sha256::digest(&ca.file.pem));
         }
-        for (service, pem) in &self.service_cas {
+        for (service, files) in &self.upstream_tls {
             digest.update([3]);
             digest.update(service.as_bytes());
-            digest.update([0]);
-            digest.update(Sha256::digest(pem));
+            for pem in [
+                files.ca.as_ref().map(|ca| &ca.pem),
+                files.identity.as_ref().map(|i| &i.cert_pem),
+                files.identity.as_ref().map(|i| &i.key_pem),
+            ] {
+                digest.update([0]);
+                digest.update(pem.map(Sha256::digest).unwrap_or_default());
+            }
         }
         hex::encode(digest.finalize())
     }
@@ -279,23 +271,14 @@ fn read_tls(loaded: &LoadedConfig) -> Result<Option<Vec<CertificateFiles>>, Snap
     };
     let mut all = Vec::new();
     for entry in &tls.get_ref().certificates {
-        let place = loaded.place(entry.span().start);
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|e| TlsError {
-                place: place.clone(),
-                setting: "certificate",
-                path: path.display().to_string(),
-                reason: format!("cannot read it: {e}"),
-            })
-        };
         let CertificateSettings { cert, key } = entry.get_ref();
-        all.push(CertificateFiles {
-            cert_pem: read(cert)?,
-            key_pem: read(key)?,
-            place: place.clone(),
-            cert_path: cert.clone(),
-            key_path: key.clone(),
-        });
+        all.push(CertificateFiles::read(
+            loaded.place(entry.span().start),
+            "gateway.tls".into(),
+            ["certificate"; 2],
+            cert.clone(),
+            key.clone(),
+        )?);
     }
     Ok(Some(all))
 }
@@ -309,45 +292,46 @@ fn read_client_ca(loaded: &LoadedConfig) -> Result<Option<ClientCaFile>, Snapsho
     let Some(file) = &tls.client_ca else {
         return Ok(None);
     };
-    let place = loaded.place(file.span().start);
-    let path = file.get_ref().clone();
-    let pem = std::fs::read(&path).map_err(|e| TlsError {
-        place: place.clone(),
-        setting: "client_ca",
-        path: path.display().to_string(),
-        reason: format!("cannot read it: {e}"),
-    })?;
     Ok(Some(ClientCaFile {
-        place,
-        path,
-        pem,
+        file: CaFile::read(
+            loaded.place(file.span().start),
+            "gateway.tls".into(),
+            "client_ca",
+            file.get_ref().clone(),
+        )?,
         required: tls.client_certificates == crate::config::ClientCertificates::Required,
     }))
 }
 
-/// The error at a service's `ca_file` setting.
-fn ca_file_error(loaded: &LoadedConfig, service: &str, reason: String) -> SnapshotError {
-    let setting = loaded.config.services[service]
-        .get_ref()
-        .ca_file
-        .as_ref()
-        .expect("only services with a ca_file are read");
-    SnapshotError::CaFile {
-        place: loaded.place(setting.span().start),
-        service: service.to_string(),
-        path: setting.get_ref().display().to_string(),
-        reason,
-    }
-}
-
-/// Reads each service's `ca_file`; an unreadable one is an error at its line.
-fn read_service_cas(loaded: &LoadedConfig) -> Result<BTreeMap<String, Vec<u8>>, SnapshotError> {
+/// Reads each service's `ca_file`, `client_cert` and `client_key` (services without
+/// them are left out); an unreadable one is an error at its line.
+fn read_upstream_tls(
+    loaded: &LoadedConfig,
+) -> Result<BTreeMap<String, UpstreamTlsFiles>, SnapshotError> {
     let mut all = BTreeMap::new();
     for (name, service) in &loaded.config.services {
-        if let Some(file) = &service.get_ref().ca_file {
-            let pem = std::fs::read(file.get_ref())
-                .map_err(|e| ca_file_error(loaded, name, format!("cannot read it: {e}")))?;
-            all.insert(name.clone(), pem);
+        let service = service.get_ref();
+        let section = format!("services.{name}");
+        let ca = service
+            .ca_file
+            .as_ref()
+            .map(|file| {
+                let place = loaded.place(file.span().start);
+                CaFile::read(place, section.clone(), "ca_file", file.get_ref().clone())
+            })
+            .transpose()?;
+        let identity = match (&service.client_cert, &service.client_key) {
+            (Some(cert), Some(key)) => Some(CertificateFiles::read(
+                loaded.place(cert.span().start),
+                section.clone(),
+                ["client_cert", "client_key"],
+                cert.get_ref().clone(),
+                key.get_ref().clone(),
+            )?),
+            _ => None,
+        };
+        if ca.is_some() || identity.is_some() {
+            all.insert(name.clone(), UpstreamTlsFiles { ca, identity });
         }
     }
     Ok(all)
@@ -484,7 +468,7 @@ impl Snapshot {
             secrets,
             tls,
             client_ca,
-            service_cas,
+            upstream_tls,
         } = sources;
         // Before the plugins: a bad certificate refuses the build at once.
         let tls = tls
@@ -503,18 +487,18 @@ impl Snapshot {
         ));
         let mut services: BTreeMap<String, Arc<Service>> = BTreeMap::new();
         for (name, service) in &config.services {
-            let roots = service_cas
-                .get(name)
-                .map(|pem| crate::tls::ca_roots(pem))
-                .transpose()
-                .map_err(|reason| ca_file_error(&loaded, name, reason))?;
+            let tls = crate::tls::upstream_config(
+                upstream_tls
+                    .get(name)
+                    .unwrap_or(&UpstreamTlsFiles::default()),
+            )?;
             let before = previous.and_then(|p| p.services.get(name)).map(|s| &**s);
             let service = Service::from_config(
                 name,
                 service.get_ref(),
                 runtime.metrics().clone(),
                 before,
-                roots,
+                tls,
             );
             services.insert(name.clone(), Arc::new(service));
         }

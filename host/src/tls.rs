@@ -7,7 +7,8 @@
 //!   certificates verified against `client_ca` (mTLS), the verified one described in
 //!   an `X-Forwarded-Client-Cert` header ([`forwarded_client_cert`]);
 //! - `https://` upstream endpoints: the roots they are verified against (a service's
-//!   `ca_file`, else the system's).
+//!   `ca_file`, else the system's) and the certificate the gateway shows those that
+//!   ask for one (`client_cert`, `client_key`).
 //!
 //! What runs over the TLS streams is the usual HTTP/1.1 or HTTP/2 (`server`,
 //! `upstream`); this module only makes the `rustls` configs.
@@ -27,7 +28,13 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 pub struct CertificateFiles {
     /// `file:line` of its entry in the config, for errors.
     pub place: String,
-    /// The chain's file (PEM: the server's certificate first, then intermediates).
+    /// Its config section, for errors: `gateway.tls`, or `services.NAME` for the
+    /// certificate a service shows its endpoints.
+    pub section: String,
+    /// The settings naming the chain and the key, for errors: `certificate` for both
+    /// on the listener, `client_cert` and `client_key` for a service.
+    pub settings: [&'static str; 2],
+    /// The chain's file (PEM: the certificate first, then intermediates).
     pub cert_path: PathBuf,
     /// The key's file (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key_path: PathBuf,
@@ -37,26 +44,130 @@ pub struct CertificateFiles {
     pub key_pem: Vec<u8>,
 }
 
-/// The CA certificates client certificates are verified against, as read.
+impl CertificateFiles {
+    /// Reads the chain at `cert_path` and the key at `key_path`; one that cannot be
+    /// read is an error at `place`.
+    pub fn read(
+        place: String,
+        section: String,
+        settings: [&'static str; 2],
+        cert_path: PathBuf,
+        key_path: PathBuf,
+    ) -> Result<Self, TlsError> {
+        let mut files = Self {
+            place,
+            section,
+            settings,
+            cert_path,
+            key_path,
+            cert_pem: Vec::new(),
+            key_pem: Vec::new(),
+        };
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|e| files.error(path, format!("cannot read it: {e}")))
+        };
+        let (cert_pem, key_pem) = (read(&files.cert_path)?, read(&files.key_path)?);
+        files.cert_pem = cert_pem;
+        files.key_pem = key_pem;
+        Ok(files)
+    }
+
+    /// The error at the setting naming `path` (the chain's or the key's), for `reason`.
+    fn error(&self, path: &PathBuf, reason: String) -> TlsError {
+        TlsError {
+            place: self.place.clone(),
+            section: self.section.clone(),
+            setting: self.settings[usize::from(*path == self.key_path)],
+            path: path.display().to_string(),
+            reason,
+        }
+    }
+}
+
+/// A file of CA certificates (PEM), as read: the listener's `client_ca` or a
+/// service's `ca_file`.
 #[derive(Debug, Clone)]
-pub struct ClientCaFile {
-    /// `file:line` of `client_ca` in the config, for errors.
+pub struct CaFile {
+    /// `file:line` of the setting in the config, for errors.
     pub place: String,
+    /// Its config section: `gateway.tls` or `services.NAME`.
+    pub section: String,
+    /// The setting: `client_ca` or `ca_file`.
+    pub setting: &'static str,
     /// The file.
     pub path: PathBuf,
     /// Its bytes (PEM).
     pub pem: Vec<u8>,
+}
+
+impl CaFile {
+    /// Reads `path`, set by `setting` in `[section]` at `place`; an unreadable file is
+    /// an error there.
+    pub fn read(
+        place: String,
+        section: String,
+        setting: &'static str,
+        path: PathBuf,
+    ) -> Result<Self, TlsError> {
+        let mut file = Self {
+            place,
+            section,
+            setting,
+            path,
+            pem: Vec::new(),
+        };
+        file.pem =
+            std::fs::read(&file.path).map_err(|e| file.error(format!("cannot read it: {e}")))?;
+        Ok(file)
+    }
+
+    /// The error at this setting, for `reason`.
+    pub fn error(&self, reason: String) -> TlsError {
+        TlsError {
+            place: self.place.clone(),
+            section: self.section.clone(),
+            setting: self.setting,
+            path: self.path.display().to_string(),
+            reason,
+        }
+    }
+
+    /// Its certificates as roots.
+    fn roots(&self) -> Result<Arc<RootCertStore>, TlsError> {
+        ca_roots(&self.pem).map_err(|reason| self.error(reason))
+    }
+}
+
+/// The CA certificates client certificates are verified against, as read.
+#[derive(Debug, Clone)]
+pub struct ClientCaFile {
+    /// `[gateway.tls] client_ca`.
+    pub file: CaFile,
     /// A client without a certificate fails its handshake.
     pub required: bool,
 }
 
-/// Why a certificate or CA file could not be used.
+/// What a service's `https://` endpoints are called with, as read: the CA file they
+/// are verified against (else the system's roots) and the certificate the gateway
+/// shows those that ask for one.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTlsFiles {
+    /// `ca_file`.
+    pub ca: Option<CaFile>,
+    /// `client_cert` and `client_key`.
+    pub identity: Option<CertificateFiles>,
+}
+
+/// Why a certificate, key or CA file could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{place}: [gateway.tls] {setting} {path}: {reason}")]
+#[error("{place}: [{section}] {setting} {path}: {reason}")]
 pub struct TlsError {
     /// `file:line` of its entry in the config.
     pub place: String,
-    /// `certificate` or `client_ca`.
+    /// The config section: `gateway.tls` or `services.NAME`.
+    pub section: String,
+    /// The setting: `certificate`, `client_ca`, `ca_file`, `client_cert` or
+    /// `client_key`.
     pub setting: &'static str,
     /// The file at fault.
     pub path: String,
@@ -87,19 +198,14 @@ pub fn server_config(
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let fail = |reason: String| TlsError {
-                place: ca.place.clone(),
-                setting: "client_ca",
-                path: ca.path.display().to_string(),
-                reason,
-            };
-            let roots = ca_roots(&ca.pem).map_err(fail)?;
-            let mut verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                ca.file.roots()?,
+                provider,
+            );
             if !ca.required {
                 verifier = verifier.allow_unauthenticated();
             }
-            let verifier = verifier.build().map_err(|e| fail(e.to_string()))?;
+            let verifier = verifier.build().map_err(|e| ca.file.error(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -114,12 +220,7 @@ fn certified_key(
     files: &CertificateFiles,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, TlsError> {
-    let fail = |path: &PathBuf, reason: String| TlsError {
-        place: files.place.clone(),
-        setting: "certificate",
-        path: path.display().to_string(),
-        reason,
-    };
+    let fail = |path: &PathBuf, reason: String| files.error(path, reason);
     let chain = CertificateDer::pem_slice_iter(&files.cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| fail(&files.cert_path, format!("not PEM certificates: {e}")))?;
@@ -214,14 +315,26 @@ pub fn forwarded_client_cert(der: &CertificateDer<'_>) -> Option<http::HeaderVal
     http::HeaderValue::from_str(&value).ok()
 }
 
-/// The client config for `https://` upstream endpoints verified against `roots` (the
-/// connector adds ALPN `h2` and `http/1.1`).
-pub fn upstream_config(roots: Arc<RootCertStore>) -> ClientConfig {
-    ClientConfig::builder_with_provider(provider())
+/// The client config for a service's `https://` endpoints: verified against its
+/// `ca_file`, else the system's roots, showing its client certificate to endpoints
+/// that ask for one (the connector adds ALPN).
+pub fn upstream_config(files: &UpstreamTlsFiles) -> Result<ClientConfig, TlsError> {
+    let provider = provider();
+    let roots = match &files.ca {
+        Some(ca) => ca.roots()?,
+        None => system_roots(),
+    };
+    let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring's provider supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+        .with_root_certificates(roots);
+    Ok(match &files.identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let key = certified_key(identity, &provider)?;
+            builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)))
+        }
+    })
 }
 
 /// The CA certificates of a PEM file (a service's `ca_file`) as roots.

@@ -120,22 +120,25 @@ impl Endpoint {
 const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 
 /// A service's pooled client: `http://` endpoints over TCP (HTTP/1.1), `https://`
-/// ones over TLS verified against `roots`, HTTP/2 when the endpoint chooses `h2` by
-/// ALPN, else HTTP/1.1.
+/// ones over TLS with `tls` (the connector sets its ALPN): HTTP/2 when `http2` is
+/// allowed and the endpoint chooses `h2`, else HTTP/1.1.
 fn client(
     connect_timeout: Duration,
-    roots: Arc<rustls::RootCertStore>,
+    tls: rustls::ClientConfig,
+    http2: bool,
 ) -> Client<HttpsConnector<HttpConnector>, ProxyBody> {
     let mut tcp = HttpConnector::new();
     tcp.set_connect_timeout(Some(connect_timeout));
     tcp.set_nodelay(true);
     tcp.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(crate::tls::upstream_config(roots))
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
         .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(tcp);
+        .enable_http1();
+    let connector = match http2 {
+        true => builder.enable_http2().wrap_connector(tcp),
+        false => builder.wrap_connector(tcp),
+    };
     Client::builder(TokioExecutor::new())
         // What one upstream connection may read ahead of a slow client: hyper's
         // default (~400 KiB) let 1,000 slow readers hold 500 MiB of RSS.
@@ -224,6 +227,9 @@ pub struct Service {
     breaker: Option<BreakerConfig>,
     state: Arc<ServiceState>,
     client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    /// For requests that ask to switch protocols (WebSockets), which only HTTP/1.1
+    /// carries: its `https://` connections offer only `http/1.1` by ALPN.
+    upgrades: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     health_path: Option<String>,
     metrics: Arc<Metrics>,
 }
@@ -231,14 +237,14 @@ pub struct Service {
 impl Service {
     /// The service `[services.NAME]` describes (validated), taking over the health
     /// state of `previous` (the same service in the snapshot being replaced) by
-    /// endpoint URL; `https://` endpoints are verified against `ca_roots` (its
-    /// `ca_file`) when given, else the system's roots.
+    /// endpoint URL; `https://` endpoints are called with `tls` (its `ca_file` and
+    /// client certificate: [`crate::tls::upstream_config`]).
     pub fn from_config(
         name: &str,
         config: &ServiceConfig,
         metrics: Arc<Metrics>,
         previous: Option<&Service>,
-        ca_roots: Option<Arc<rustls::RootCertStore>>,
+        tls: rustls::ClientConfig,
     ) -> Self {
         let endpoints = config
             .endpoints
@@ -251,13 +257,13 @@ impl Service {
                 )
             })
             .collect();
-        let mut service = Self::with_roots(
+        let mut service = Self::with_tls(
             name,
             endpoints,
             Duration::from_millis(config.connect_timeout_ms),
             config.health_path.clone(),
             metrics,
-            ca_roots.unwrap_or_else(crate::tls::system_roots),
+            tls,
         );
         service.balancer = service.balancer.with_policy(config.balance);
         service.hash_on = config.hash_on.as_ref().map_or(HashOn::Client, |h| {
@@ -291,26 +297,22 @@ impl Service {
         health_path: Option<String>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self::with_roots(
-            name,
-            endpoints,
-            connect_timeout,
-            health_path,
-            metrics,
-            crate::tls::system_roots(),
-        )
+        let tls = crate::tls::upstream_config(&crate::tls::UpstreamTlsFiles::default())
+            .expect("the system's roots and no client certificate make a config");
+        Self::with_tls(name, endpoints, connect_timeout, health_path, metrics, tls)
     }
 
-    /// [`Service::new`], its `https://` endpoints verified against `roots`.
-    fn with_roots(
+    /// [`Service::new`], its `https://` endpoints called with `tls`.
+    fn with_tls(
         name: &str,
         endpoints: Vec<(Endpoint, u32)>,
         connect_timeout: Duration,
         health_path: Option<String>,
         metrics: Arc<Metrics>,
-        roots: Arc<rustls::RootCertStore>,
+        tls: rustls::ClientConfig,
     ) -> Self {
-        let client = client(connect_timeout, roots);
+        let upgrades = client(connect_timeout, tls.clone(), false);
+        let client = client(connect_timeout, tls, true);
         let weights: Vec<u32> = endpoints.iter().map(|(_, w)| (*w).max(1)).collect();
         let members: Vec<Member> = endpoints
             .into_iter()
@@ -330,6 +332,7 @@ impl Service {
             breaker: None,
             state: Arc::default(),
             client,
+            upgrades,
             health_path,
             metrics,
         }
@@ -537,7 +540,11 @@ impl Service {
         *request.uri_mut() = endpoint.uri(&path_and_query)?;
         let name = || format!("{}/{}", self.name, endpoint.authority);
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(timeout, self.client.request(request)).await;
+        let client = match request.headers().contains_key(header::UPGRADE) {
+            true => &self.upgrades,
+            false => &self.client,
+        };
+        let result = tokio::time::timeout(timeout, client.request(request)).await;
         let error_kind = match &result {
             Ok(Ok(_)) => {
                 self.metrics

@@ -1,5 +1,5 @@
 //! Watching the plugin directory, the config file and the files it names that are
-//! read again on reload (TLS certificates and keys), and `SIGHUP`: both end in
+//! read again on reload (TLS certificates, keys and CA files), and `SIGHUP`: both end in
 //! [`Reloader::reload`].
 //!
 //! File events are debounced: a reload starts once no relevant event has arrived for

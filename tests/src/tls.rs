@@ -213,17 +213,29 @@ pub async fn tls_get(
     })
 }
 
-/// The server config for `issued`, offering ALPN `h2` and `http/1.1`.
-fn server_config(issued: &Issued) -> Arc<rustls::ServerConfig> {
+/// The server config for `issued`, offering ALPN `h2` and `http/1.1`, requiring a
+/// client certificate issued by `clients` when given.
+pub fn server_config(issued: &Issued, clients: Option<&TestCa>) -> Arc<rustls::ServerConfig> {
     use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = vec![CertificateDer::from(issued.der.clone())];
     let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).expect("key");
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
+        .expect("TLS versions");
+    let builder = match clients {
+        None => builder.with_no_client_auth(),
+        Some(ca) => builder.with_client_cert_verifier(
+            rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(ca.roots()),
+                provider,
+            )
+            .build()
+            .expect("client verifier"),
+        ),
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .expect("server certificate");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -233,7 +245,9 @@ fn server_config(issued: &Issued) -> Arc<rustls::ServerConfig> {
 /// An HTTPS upstream on a loopback port, serving `issued`: `POST …/grpc` answers a
 /// gRPC-style message with trailers (`grpc-status: 0`, and `grpc-message: te=VALUE`
 /// with the request's `TE`); anything else answers
-/// `VERSION PATH` (`HTTP/2.0 /x`), saying which protocol the gateway spoke.
+/// `VERSION PATH` (`HTTP/2.0 /x`), saying which protocol the gateway spoke. Every
+/// answer over a connection with a client certificate carries its SHA-256 (hex) in
+/// `x-client-cert-sha256`.
 pub struct TlsUpstream {
     /// Where it listens.
     pub address: SocketAddr,
@@ -244,10 +258,15 @@ pub struct TlsUpstream {
 impl TlsUpstream {
     /// Starts it on its own thread and runtime.
     pub fn start(issued: &Issued) -> Self {
+        Self::start_with(issued, None)
+    }
+
+    /// Starts it, requiring a client certificate issued by `clients` when given.
+    pub fn start_with(issued: &Issued, clients: Option<&TestCa>) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("non-blocking");
         let address = listener.local_addr().expect("address");
-        let acceptor = tokio_rustls::TlsAcceptor::from(server_config(issued));
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config(issued, clients));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -269,11 +288,24 @@ impl TlsUpstream {
                         let Ok(stream) = acceptor.accept(tcp).await else {
                             return;
                         };
+                        let client_cert = stream.get_ref().1.peer_certificates().and_then(|c| {
+                            use sha2::Digest;
+                            let first = c.first()?;
+                            http::HeaderValue::from_str(&hex::encode(sha2::Sha256::digest(first)))
+                                .ok()
+                        });
+                        let service = hyper::service::service_fn(move |request| {
+                            let client_cert = client_cert.clone();
+                            async move {
+                                let mut response = answer(request).await?;
+                                if let Some(hash) = client_cert {
+                                    response.headers_mut().insert("x-client-cert-sha256", hash);
+                                }
+                                Ok::<_, std::convert::Infallible>(response)
+                            }
+                        });
                         let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(
-                                TokioIo::new(stream),
-                                hyper::service::service_fn(answer),
-                            )
+                            .serve_connection(TokioIo::new(stream), service)
                             .await;
                     });
                 }

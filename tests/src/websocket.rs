@@ -1,4 +1,4 @@
-//! A WebSocket upstream on a loopback port: it echoes every text and binary message,
+//! A WebSocket upstream on a loopback port (plain, or over TLS): it echoes every text and binary message,
 //! closes with `4000` when sent the text `close`, and refuses handshakes on paths
 //! that contain `refuse` with a 403. It records each handshake it accepted (target
 //! and headers) and every message it received, so tests can tell what reached it.
@@ -40,6 +40,18 @@ pub struct WsUpstream {
 impl WsUpstream {
     /// Starts it on a free loopback port.
     pub fn start() -> Self {
+        Self::serve(None)
+    }
+
+    /// Starts it over TLS with `issued` (`wss://`), offering ALPN `h2` and
+    /// `http/1.1` as an HTTPS server for both would (only `http/1.1` can switch).
+    pub fn start_tls(issued: &crate::Issued) -> Self {
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(
+            crate::tls::server_config(issued, None),
+        )))
+    }
+
+    fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("non-blocking");
         let address = listener.local_addr().expect("address");
@@ -55,7 +67,15 @@ impl WsUpstream {
                     },
                     _ = &mut stopped => break,
                 };
-                tokio::spawn(echo(tcp, recorder.clone()));
+                let recorder = recorder.clone();
+                match tls.clone() {
+                    None => drop(tokio::spawn(echo(tcp, recorder))),
+                    Some(acceptor) => drop(tokio::spawn(async move {
+                        if let Ok(stream) = acceptor.accept(tcp).await {
+                            echo(stream, recorder).await;
+                        }
+                    })),
+                }
             }
         });
         Self {
@@ -76,7 +96,10 @@ impl WsUpstream {
     }
 }
 
-async fn echo(tcp: tokio::net::TcpStream, seen: Arc<Seen>) {
+async fn echo<S>(stream: S, seen: Arc<Seen>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let recorder = seen.clone();
     // tungstenite's callback type: its error is a whole response.
     #[allow(clippy::result_large_err)]
@@ -93,7 +116,7 @@ async fn echo(tcp: tokio::net::TcpStream, seen: Arc<Seen>) {
         });
         Ok(response)
     };
-    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(tcp, check).await else {
+    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, check).await else {
         return;
     };
     while let Some(Ok(message)) = socket.next().await {

@@ -1,7 +1,9 @@
 //! HTTP/2 abuse with a real HTTP/2 client (the `h2` crate, which lets a test send what
 //! browsers never do): a rapid-reset flood (CVE-2023-44487: open a stream, cancel it,
 //! again and again) costs the attacker its connection after `http2_max_resets`
-//! cancellations, while a client on another connection keeps being served.
+//! cancellations, while a client on another connection keeps being served; a
+//! CONTINUATION flood (a header block that never ends) loses its connection after a
+//! bounded number of bytes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,4 +125,124 @@ async fn flood(address: std::net::SocketAddr, target: &str, pause: Option<Durati
         .expect("the flooding connection ends")
         .unwrap();
     opened
+}
+
+/// Most bytes a CONTINUATION flood may send before the gateway ends its connection
+/// (the gateway stops after a few frames; what the flood sends besides is what the
+/// sockets buffer while the gateway's answer is on its way).
+const CONTINUATION_BUDGET: usize = 4 * 1024 * 1024;
+
+#[tokio::test]
+async fn a_continuation_flood_loses_its_connection_within_the_header_limit() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .toml("[[routes]]\nname = \"all\"\nprefix = \"/\"\nservice = \"echo\"\n")
+        .start();
+    // Full frames (the header block grows past the limit) and empty ones (it never
+    // grows, but the frames never end): each costs the attacker its connection after
+    // a bounded number of bytes, and the next client is served.
+    for frame_bytes in [16_000, 0] {
+        let sent = continuation_flood(gateway.address, frame_bytes).await;
+        assert!(
+            sent <= CONTINUATION_BUDGET,
+            "{frame_bytes}-byte frames: {sent} bytes sent before the connection ended"
+        );
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let response = client.get(gateway.url("/after")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        upstream.hits(),
+        2,
+        "the flooding requests never went upstream"
+    );
+}
+
+/// One HTTP/2 frame.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![length[1], length[2], length[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Opens a connection (prior knowledge), starts a request's header block and never
+/// ends it: CONTINUATION frames of `frame_bytes` each (literal headers) until the
+/// gateway ends the connection; the bytes sent by then. Panics if the connection
+/// does not end within 10 seconds.
+async fn continuation_flood(address: std::net::SocketAddr, frame_bytes: usize) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const HEADERS: u8 = 0x1;
+    const CONTINUATION: u8 = 0x9;
+    const END_STREAM: u8 = 0x1;
+    const GOAWAY: u8 = 0x7;
+    // A literal header without indexing, new name: `x-fill: f…` (100 bytes).
+    let mut literal = vec![0x00, 6];
+    literal.extend_from_slice(b"x-fill");
+    literal.push(100);
+    literal.extend_from_slice(&[b'f'; 100]);
+    let block = literal.repeat(frame_bytes / literal.len());
+
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = tcp.into_split();
+    // The gateway's side: ended by a GOAWAY, or by closing the socket.
+    let ended = tokio::spawn(async move {
+        let mut head = [0u8; 9];
+        loop {
+            if reader.read_exact(&mut head).await.is_err() {
+                return "closed";
+            }
+            let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as u64;
+            if head[3] == GOAWAY {
+                return "goaway";
+            }
+            let mut payload = (&mut reader).take(length);
+            if tokio::io::copy(&mut payload, &mut tokio::io::sink())
+                .await
+                .is_err()
+            {
+                return "closed";
+            }
+        }
+    });
+    let flood = async {
+        let mut sent = 0;
+        writer
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        writer.write_all(&frame(0x4, 0, 0, &[])).await.unwrap();
+        // `:method GET`, `:scheme http`, `:path /` from the static table, then fill.
+        let mut first = vec![0x82, 0x86, 0x84];
+        first.extend_from_slice(&block);
+        let mut next = frame(HEADERS, END_STREAM, 1, &first);
+        for frames in 1usize.. {
+            if ended.is_finished() || writer.write_all(&next).await.is_err() {
+                break;
+            }
+            sent += next.len();
+            next = frame(CONTINUATION, 0, 1, &block);
+            // Let the reader see a GOAWAY as it comes.
+            match frames % 64 {
+                0 => tokio::time::sleep(Duration::from_millis(1)).await,
+                _ => tokio::task::yield_now().await,
+            }
+        }
+        sent
+    };
+    let sent = tokio::time::timeout(Duration::from_secs(10), flood)
+        .await
+        .expect("the flood is stopped within 10 s");
+    let how = tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("the connection ends")
+        .unwrap();
+    eprintln!("{frame_bytes}-byte CONTINUATION frames: {sent} bytes sent, then {how}");
+    sent
 }

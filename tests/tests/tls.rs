@@ -3,7 +3,8 @@
 //! refused with the old one kept, and plain HTTP to the TLS port answered with an
 //! envelope; clients: curl, and a Rust client (tokio-rustls under hyper) that shows
 //! what was negotiated. To upstreams: `https://` endpoints verified against a
-//! service's `ca_file` (and refused when unverifiable), HTTP/2 by ALPN, gRPC-style
+//! service's `ca_file` (and refused when unverifiable), the service's client
+//! certificate shown to an upstream that asks for one, HTTP/2 by ALPN, gRPC-style
 //! trailers passed through.
 
 use std::path::Path;
@@ -376,6 +377,104 @@ fn a_service_ca_file_that_is_missing_or_not_pem_is_a_config_error_with_its_line(
             "{output}"
         );
         assert!(output.contains(expected), "{output}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_shows_its_client_certificate_to_an_upstream_that_asks_for_one() {
+    let ca = TestCa::new();
+    let upstream = TlsUpstream::start_with(&ca.issue(&["127.0.0.1"]), Some(&ca));
+    let identity = ca.issue_client("wasmgate", &["spiffe://example.org/gateway"]);
+    let certs = tempfile::tempdir().unwrap();
+    let ca_file = certs.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (cert, key) = identity.write(certs.path(), "gateway");
+    let url = format!("https://127.0.0.1:{}", upstream.address.port());
+    let gateway = TestGateway::new()
+        .toml(&format!(
+            "[services.mutual]\nendpoints = [{url:?}]\nca_file = {ca:?}\n\
+             client_cert = {cert:?}\nclient_key = {key:?}\n\n\
+             [services.anonymous]\nendpoints = [{url:?}]\nca_file = {ca:?}\n\n\
+             [[routes]]\nname = \"mutual\"\nprefix = \"/mutual\"\nservice = \"mutual\"\n\n\
+             [[routes]]\nname = \"anonymous\"\nprefix = \"/anonymous\"\nservice = \"anonymous\"\n",
+            ca = ca_file.display().to_string(),
+            cert = cert.display().to_string(),
+            key = key.display().to_string(),
+        ))
+        .start();
+
+    // The upstream verified the gateway's certificate and saw that one.
+    let response = reqwest::get(gateway.url("/mutual/hello")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-client-cert-sha256"],
+        hex::encode(sha2::Sha256::digest(&identity.der)).as_str()
+    );
+    assert_eq!(response.text().await.unwrap(), "HTTP/2.0 /mutual/hello");
+
+    // A new certificate written over the files is watched: the gateway reloads and
+    // shows it.
+    let renewed = ca.issue_client("wasmgate", &["spiffe://example.org/gateway"]);
+    renewed.write(certs.path(), "gateway");
+    let renewed_hash = hex::encode(sha2::Sha256::digest(&renewed.der));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = reqwest::get(gateway.url("/mutual/again")).await.unwrap();
+        if response.headers()["x-client-cert-sha256"] == renewed_hash.as_str() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the renewed client certificate was not shown; log:\n{}",
+            gateway.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A service without one is refused in the handshake: 502.
+    let response = reqwest::get(gateway.url("/anonymous/hello")).await.unwrap();
+    assert_eq!(response.status(), 502);
+    let envelope: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(envelope["code"], "BAD_GATEWAY", "{envelope}");
+}
+
+#[test]
+fn a_service_client_certificate_that_is_half_given_or_not_its_keys_is_a_config_error() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, _) = ca.issue_client("one", &[]).write(dir.path(), "one");
+    let (_, other_key) = ca.issue_client("two", &[]).write(dir.path(), "two");
+    let service = "[services.s]\nendpoints = [\"https://127.0.0.1:1\"]\n";
+    let cert = cert.display().to_string();
+    let other_key = other_key.display().to_string();
+    for (settings, place, expected) in [
+        (
+            format!("client_cert = {cert:?}\n"),
+            "wasmgate.toml:10",
+            "client_cert needs client_key",
+        ),
+        (
+            format!("client_key = {other_key:?}\n"),
+            "wasmgate.toml:10",
+            "client_key needs client_cert",
+        ),
+        (
+            format!("client_cert = {cert:?}\nclient_key = {other_key:?}\n"),
+            "wasmgate.toml:10",
+            "[services.s] client_key",
+        ),
+        (
+            format!("client_cert = \"missing.pem\"\nclient_key = {other_key:?}\n"),
+            "wasmgate.toml:10",
+            "cannot read it",
+        ),
+    ] {
+        let (status, output) = TestGateway::new()
+            .toml(&format!("{service}{settings}"))
+            .check();
+        assert_eq!(status.code(), Some(2), "{output}");
+        assert!(output.contains(place), "{settings}: {output}");
+        assert!(output.contains(expected), "{settings}: {output}");
     }
 }
 

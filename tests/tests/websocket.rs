@@ -2,7 +2,8 @@
 //! real WebSocket upstream: a JWT in the query checked by `jwt-auth` before the
 //! upstream sees a handshake, echo both ways, closes passed on with their codes, the
 //! route's message limit and idle timeout, `1001` when the gateway stops, a refused
-//! or malformed handshake answered over HTTP, and the metrics.
+//! or malformed handshake answered over HTTP, an HTTPS upstream that also offers
+//! HTTP/2, and the metrics.
 
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use wasmgate_e2e::{
-    GatewayProcess, RawConnection, TestGateway, WsUpstream, assert_envelope, metric, wait_for,
+    GatewayProcess, RawConnection, TestCa, TestGateway, WsUpstream, assert_envelope, metric,
+    wait_for,
 };
 
 const SECRET: &str = "an HMAC secret for the end-to-end tests, 48 bytes";
@@ -352,4 +354,30 @@ async fn a_first_message_token_is_checked_before_the_upstream_sees_anything() {
         .await,
         Some(3.0)
     );
+}
+
+#[tokio::test]
+async fn a_websocket_reaches_an_https_upstream_that_also_offers_http2() {
+    // An HTTPS upstream that prefers `h2` by ALPN: the gateway's handshake upstream
+    // must go over HTTP/1.1, the only version that switches protocols.
+    let ca = TestCa::new();
+    let upstream = WsUpstream::start_tls(&ca.issue(&["127.0.0.1"]));
+    let certs = tempfile::tempdir().unwrap();
+    let ca_file = certs.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let gateway = TestGateway::new()
+        .toml(&format!(
+            "[services.secure]\nendpoints = [\"https://127.0.0.1:{}\"]\nca_file = {:?}\n\n\
+             [[routes]]\nname = \"secure\"\nprefix = \"/secure\"\nservice = \"secure\"\n\
+             [routes.websocket]\n",
+            upstream.address.port(),
+            ca_file.display().to_string()
+        ))
+        .start();
+    let mut socket = connect(&gateway, "/secure/feed")
+        .await
+        .expect("the handshake succeeds");
+    socket.send(Message::text("over tls")).await.unwrap();
+    assert_eq!(next(&mut socket).await, Some(Message::text("over tls")));
+    assert_eq!(upstream.handshakes()[0].target, "/secure/feed");
 }

@@ -107,8 +107,16 @@ impl LoadedConfig {
             config.log.file = Some(base.join(file));
         }
         for service in config.services.values_mut() {
-            if let Some(ca_file) = &mut service.get_mut().ca_file {
-                *ca_file.get_mut() = base.join(ca_file.get_ref());
+            let service = service.get_mut();
+            for file in [
+                &mut service.ca_file,
+                &mut service.client_cert,
+                &mut service.client_key,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                *file.get_mut() = base.join(file.get_ref());
             }
         }
         for settings in config.plugins.values_mut() {

@@ -113,19 +113,26 @@ pub struct CertificateSettings {
     pub key: PathBuf,
 }
 
-impl GatewaySettings {
-    /// The certificate and key files of `[gateway.tls]`, if any.
+impl Config {
+    /// The TLS files read again on every reload, so a change to one reloads: the
+    /// certificates, keys and client CA of `[gateway.tls]`, and each service's
+    /// `ca_file`, `client_cert` and `client_key`.
     pub fn tls_files(&self) -> Vec<PathBuf> {
-        self.tls
-            .iter()
-            .flat_map(|tls| {
-                let tls = tls.get_ref();
-                tls.certificates
-                    .iter()
-                    .flat_map(|entry| [entry.get_ref().cert.clone(), entry.get_ref().key.clone()])
-                    .chain(tls.client_ca.iter().map(|ca| ca.get_ref().clone()))
-            })
-            .collect()
+        let listener = self.gateway.tls.iter().flat_map(|tls| {
+            let tls = tls.get_ref();
+            tls.certificates
+                .iter()
+                .flat_map(|entry| [&entry.get_ref().cert, &entry.get_ref().key])
+                .chain(tls.client_ca.iter().map(Spanned::get_ref))
+        });
+        let services = self.services.values().flat_map(|service| {
+            let service = service.get_ref();
+            [&service.ca_file, &service.client_cert, &service.client_key]
+                .into_iter()
+                .flatten()
+                .map(Spanned::get_ref)
+        });
+        listener.chain(services).cloned().collect()
     }
 }
 
@@ -420,6 +427,13 @@ pub struct ServiceConfig {
     /// the CA certificates in this PEM file (relative to the config file) instead of
     /// the system's roots.
     pub ca_file: Option<Spanned<PathBuf>>,
+    /// `client_cert = "certs/gateway.pem"`: the certificate (then any intermediates)
+    /// the gateway shows `https://` endpoints that ask for one (mutual TLS), relative
+    /// to the config file; with `client_key`.
+    pub client_cert: Option<Spanned<PathBuf>>,
+    /// `client_key = "certs/gateway.key"`: the private key of `client_cert` (PEM:
+    /// PKCS#8, PKCS#1 or SEC1).
+    pub client_key: Option<Spanned<PathBuf>>,
     /// `connect_timeout_ms = 2000`: time allowed to open a connection to an endpoint.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,

@@ -127,6 +127,24 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
                 format!("service {name:?}: health_path {path:?} must be a path starting with '/'"),
             ));
         }
+        match (
+            &service.get_ref().client_cert,
+            &service.get_ref().client_key,
+        ) {
+            (Some(cert), None) => {
+                return Err(at(
+                    cert,
+                    format!("service {name:?}: client_cert needs client_key (its private key)"),
+                ));
+            }
+            (None, Some(key)) => {
+                return Err(at(
+                    key,
+                    format!("service {name:?}: client_key needs client_cert (its certificate)"),
+                ));
+            }
+            _ => {}
+        }
         for endpoint in &service.get_ref().endpoints {
             let url = endpoint.get_ref().url();
             crate::upstream::Endpoint::parse(url).map_err(|why| {
