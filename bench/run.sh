@@ -14,6 +14,9 @@
 #                 balancing and a circuit breaker (the resilience bookkeeping's cost)
 #   wasmgate-rl   wasmgate, rate-limit alone (sliding window in kv, one hot counter:
 #                 every request counts against the same client; the limit is never hit)
+#   wasmgate-rl-redis  the same route on a second gateway process whose state backend
+#                 is Redis (a redis-server on loopback, no persistence); SKIP_REDIS=1
+#                 leaves it out
 #
 # in ROUNDS rounds; each round measures every target once, in an order that rotates
 # from round to round, so that drift on this shared machine falls on all of them.
@@ -54,10 +57,12 @@ base_port="${BASE_PORT:-18080}"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "tools: wrk, h2load, nginx"
-if ! command -v wrk >/dev/null || ! command -v h2load >/dev/null || ! command -v nginx >/dev/null; then
+step "tools: wrk, h2load, nginx, redis-server"
+if ! command -v wrk >/dev/null || ! command -v h2load >/dev/null || ! command -v nginx >/dev/null ||
+    { [ -z "${SKIP_REDIS:-}" ] && ! command -v redis-server >/dev/null; }; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client nginx-light >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client nginx-light \
+        redis-server >/dev/null
 fi
 if [ "$rate" -gt 0 ] && [ $((rate % rate_clients)) -ne 0 ]; then
     echo "RATE ($rate) must be a multiple of RATE_CLIENTS ($rate_clients)" >&2
@@ -97,6 +102,9 @@ port_wasmgate=$((base_port + 5))
 port_admin=$((base_port + 6))
 port_baseline=$((base_port + 7))
 port_baseline_admin=$((base_port + 8))
+port_redis=$((base_port + 9))
+port_wasmgate_redis=$((base_port + 10))
+port_wasmgate_redis_admin=$((base_port + 11))
 
 # --- the upstream and nginx --------------------------------------------------------
 # One nginx worker answers from memory; the proxy gets two workers, like the two
@@ -249,6 +257,24 @@ if [ -n "${BASELINE:-}" ]; then
     pids+=($baseline_pid)
 fi
 
+redis_pid=""
+if [ -z "${SKIP_REDIS:-}" ]; then
+    redis-server --port "$port_redis" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$work" >"$work/redis.log" 2>&1 &
+    redis_pid=$!
+    pids+=($redis_pid)
+    sed -e "s/127.0.0.1:$port_wasmgate\"/127.0.0.1:$port_wasmgate_redis\"/" \
+        -e "s/127.0.0.1:$port_admin\"/127.0.0.1:$port_wasmgate_redis_admin\"/" \
+        -e 's/^data_dir = "data"/data_dir = "data-redis"/' \
+        "$work/wasmgate.toml" >"$work/wasmgate-redis.toml"
+    printf '\n[state]\nbackend = "redis"\n\n[state.redis]\nurl = "redis://127.0.0.1:%s"\n' \
+        "$port_redis" >>"$work/wasmgate-redis.toml"
+    BENCH_JWT_SECRET="$jwt_secret" LOG_LEVEL=info \
+        "$target/release/wasmgate" run --config "$work/wasmgate-redis.toml" >/dev/null \
+        2>"$work/wasmgate-redis.err" &
+    pids+=($!)
+fi
+
 # An HS256 token for a "user" that expires in a day.
 token="$(python3 - "$jwt_secret" <<'PY'
 import base64, hashlib, hmac, json, sys, time
@@ -264,6 +290,7 @@ PY
 targets=(direct nginx)
 [ -n "$envoy_bin" ] && targets+=(envoy envoy-wasm)
 targets+=(wasmgate-0 wasmgate-1 wasmgate-3 wasmgate-5 wasmgate-rb wasmgate-rl)
+[ -n "$redis_pid" ] && targets+=(wasmgate-rl-redis)
 [ -n "$baseline_pid" ] && targets+=(baseline-0 baseline-1 baseline-3 baseline-5)
 if [ -n "${TARGETS:-}" ]; then
     for t in $TARGETS; do
@@ -283,6 +310,7 @@ url() {
         wasmgate-5) echo "http://127.0.0.1:$port_wasmgate/p5/items" ;;
         wasmgate-rb) echo "http://127.0.0.1:$port_wasmgate/prb/items" ;;
         wasmgate-rl) echo "http://127.0.0.1:$port_wasmgate/prl/items" ;;
+        wasmgate-rl-redis) echo "http://127.0.0.1:$port_wasmgate_redis/prl/items" ;;
         baseline-[0135]) echo "http://127.0.0.1:$port_baseline/p${1#baseline-}/items" ;;
     esac
 }
@@ -308,9 +336,14 @@ for t in envoy-wasm wasmgate-1 wasmgate-3 wasmgate-5 baseline-1 baseline-3 basel
     curl -s -D - -o /dev/null -H "Authorization: Bearer $token" "$(url "$t")" |
         grep -qi '^x-bench-response: 1' || { echo "$t: no x-bench-response header" >&2; exit 1; }
 done
-if [[ " ${targets[*]} " == *" wasmgate-rl "* ]]; then
-    curl -s -D - -o /dev/null "$(url wasmgate-rl)" | grep -qi '^x-ratelimit-limit: 1000000000' ||
-        { echo "wasmgate-rl: no x-ratelimit-limit header" >&2; exit 1; }
+for t in wasmgate-rl wasmgate-rl-redis; do
+    [[ " ${targets[*]} " == *" $t "* ]] || continue
+    curl -s -D - -o /dev/null "$(url "$t")" | grep -qi '^x-ratelimit-limit: 1000000000' ||
+        { echo "$t: no x-ratelimit-limit header" >&2; exit 1; }
+done
+if [ -n "$redis_pid" ] && [[ " ${targets[*]} " == *" wasmgate-rl-redis "* ]]; then
+    curl -s "http://127.0.0.1:$port_wasmgate_redis_admin/admin/state" | grep -q '"backend":"redis"' ||
+        { echo "wasmgate-rl-redis: its state backend is not redis" >&2; exit 1; }
 fi
 for t in wasmgate-3 baseline-3; do
     [[ " ${targets[*]} " == *" $t "* ]] || continue

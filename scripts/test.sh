@@ -31,6 +31,12 @@ if ! command -v curl >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
 
+step "tools: redis-server (the Redis state backend's tests)"
+if ! command -v redis-server >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
 step "format check"
 cargo fmt --all -- --check
 
@@ -42,6 +48,26 @@ cargo test --release --locked --workspace --no-run
 
 step "build: plugins and test guests (wasm32-wasip2)"
 scripts/build-plugins.sh
+
+step "server: redis-server on a loopback port, for the whole run"
+redis_dir="$(mktemp -d)"
+redis_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$redis_dir" --daemonize yes --pidfile "$redis_dir/redis.pid" \
+    --logfile "$redis_dir/redis.log"
+stop_redis() {
+    if [ -f "$redis_dir/redis.pid" ]; then
+        kill "$(cat "$redis_dir/redis.pid")" 2>/dev/null || true
+    fi
+    rm -rf "$redis_dir"
+}
+trap stop_redis EXIT
+for _ in $(seq 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+redis-cli -p "$redis_port" ping
+export WASMGATE_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 
 step "test: unit, harness and end-to-end tests"
 cargo test --release --locked --workspace

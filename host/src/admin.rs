@@ -304,28 +304,26 @@ async fn snapshot(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Val
     }))
 }
 
-async fn state(State(reloader): State<Arc<Reloader>>, request: Request) -> Response {
+async fn state(State(reloader): State<Arc<Reloader>>) -> Response {
     let store = reloader.state();
-    match store.size_on_disk() {
-        Ok(size) => Json(json!({
-            "backend": "sled",
-            "size_on_disk_bytes": size,
-            "sweep_interval_ms": reloader.shared().snapshot.load().config.config.state.sweep_interval_ms,
-            "last_sweep": store.last_sweep(),
-        }))
-        .into_response(),
-        Err(error) => reject(&request, ErrorCode::InternalError, error.to_string()),
+    let mut body = json!({
+        "backend": store.backend_name(),
+        "sweep_interval_ms": reloader.shared().snapshot.load().config.config.state.sweep_interval_ms,
+        "last_sweep": store.last_sweep(),
+    });
+    if let (Some(body), serde_json::Value::Object(more)) = (body.as_object_mut(), store.describe())
+    {
+        body.extend(more);
     }
+    Json(body).into_response()
 }
 
 async fn sweep(State(reloader): State<Arc<Reloader>>, request: Request) -> Response {
-    let store = reloader.state().clone();
-    match tokio::task::spawn_blocking(move || store.sweep()).await {
-        Ok(Ok(sweep)) => {
+    match reloader.state().sweep().await {
+        Ok(sweep) => {
             reloader.shared().metrics.record_sweep(&sweep);
             Json(sweep).into_response()
         }
-        Ok(Err(error)) => reject(&request, ErrorCode::InternalError, error.to_string()),
         Err(error) => reject(&request, ErrorCode::InternalError, error.to_string()),
     }
 }

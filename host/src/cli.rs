@@ -88,19 +88,75 @@ async fn prepare(
             data_dir.display()
         ))
     })?;
-    let state_dir = state_dir.map_or_else(|| data_dir.join("state"), |d| d.to_path_buf());
-    let state = StateStore::open(&state_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the state store in {}: {e}",
-            state_dir.display()
-        )
-    })?;
+    let state = open_state(file, &sources.config, &data_dir, state_dir).await?;
     let cache_dir = gateway.plugin_cache.then(|| data_dir.join("plugin-cache"));
     let runtime = PluginRuntime::new(cache_dir.as_deref(), Arc::new(Metrics::new()))?;
     let snapshot = Snapshot::build(sources, &runtime, &state, 1, None)
         .await
         .map_err(|e| Fatal::Config(e.to_string()))?;
     Ok((state, runtime, snapshot))
+}
+
+/// The state store of `[state]`: sled in `state_dir` (the config's `data_dir/state`
+/// when `None`), or Redis, whose reachability is logged (the gateway starts either
+/// way: `kv` calls fail until Redis answers).
+async fn open_state(
+    file: &std::path::Path,
+    loaded: &crate::config::LoadedConfig,
+    data_dir: &std::path::Path,
+    state_dir: Option<&std::path::Path>,
+) -> Result<StateStore, Fatal> {
+    let settings = &loaded.config.state;
+    let redis = match (settings.backend, &settings.redis) {
+        (crate::config::StateBackend::Redis, Some(redis)) => redis,
+        _ => {
+            let dir = state_dir.map_or_else(|| data_dir.join("state"), |d| d.to_path_buf());
+            return StateStore::open(&dir).map_err(|e| {
+                Fatal::Other(anyhow::anyhow!(
+                    "cannot open the state store in {}: {e}",
+                    dir.display()
+                ))
+            });
+        }
+    };
+    let place = loaded.place(redis.span().start);
+    let redis = redis.get_ref();
+    let password = match &redis.password {
+        None => None,
+        Some(source) => Some(match (&source.env, &source.file) {
+            (Some(var), _) => std::env::var(var).map_err(|_| {
+                Fatal::Config(format!(
+                    "{place}: [state.redis] password: environment variable {var} is not set"
+                ))
+            })?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|text| text.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| {
+                    Fatal::Config(format!(
+                        "{place}: [state.redis] password: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?,
+            (None, None) => unreachable!("validated: env or file"),
+        }),
+    };
+    let options = crate::state::RedisOptions {
+        url: redis.url.clone(),
+        password,
+        key_prefix: redis.key_prefix.clone(),
+        pool_size: redis.pool_size,
+        timeout: std::time::Duration::from_millis(redis.timeout_ms),
+    };
+    let state = StateStore::redis(&options)
+        .map_err(|e| Fatal::Config(format!("{}: {e}", file.display())))?;
+    match state.check().await {
+        Ok(()) => tracing::info!(url = %state.describe()["url"], "state store: redis"),
+        Err(error) => tracing::warn!(
+            %error,
+            "state store: redis does not answer yet; kv calls fail until it does"
+        ),
+    }
+    Ok(state)
 }
 
 /// Binds a listener, naming what it is for in the error.
@@ -165,6 +221,7 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
             health::spawn_prober(
                 health.clone(),
                 shared.clone(),
+                state.clone(),
                 Duration::from_millis(settings.health.interval_ms),
                 Duration::from_millis(settings.health.timeout_ms),
                 stop.clone(),

@@ -3,8 +3,8 @@
 //!
 //! Every `interval`, each endpoint of each service in the serving snapshot is probed:
 //! `GET health_path` (any 2xx or 3xx is up) when the service sets one, else a TCP
-//! connect. A service is up while at least one endpoint is; the gateway is `degraded`
-//! while any service is down. Results outlive reloads (they are kept by service and
+//! connect; the state store is checked too (Redis must answer a `PING`). A service is up while at least one endpoint is; the gateway is `degraded`
+//! while any service (or the state store) is down. Results outlive reloads (they are kept by service and
 //! endpoint), a change of state is logged as `upstream down` / `upstream up`, and
 //! `service_health_status` follows.
 
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, ServiceLabels};
 use crate::server::Shared;
+use crate::state::StateStore;
 use crate::upstream::{Phase, Service};
 
 /// The outcome of the latest probe of one endpoint.
@@ -35,6 +36,8 @@ pub struct Health {
     draining: AtomicBool,
     /// service → endpoint URL → latest probe.
     probes: Mutex<BTreeMap<String, BTreeMap<String, Probe>>>,
+    /// The state store's backend and its latest check (`None`: not checked yet).
+    state: Mutex<(&'static str, Option<Probe>)>,
     metrics: Arc<Metrics>,
 }
 
@@ -45,6 +48,7 @@ impl Health {
             started: Instant::now(),
             draining: AtomicBool::new(false),
             probes: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(("sled", None)),
             metrics,
         }
     }
@@ -126,8 +130,18 @@ impl Health {
                 }),
             );
         }
+        let (backend, checked) = self.state.lock().expect("health lock").clone();
+        any_down |= checked.as_ref().is_some_and(|p| !p.up);
+        let state = json!({
+            "backend": backend,
+            "status": status_word(checked.as_ref().map(|p| p.up)),
+            "response_time_ms": checked.as_ref().map(|p| millis(p.response_time)),
+            "last_check": checked.as_ref().map(|p| rfc3339(p.at)),
+            "error": checked.as_ref().and_then(|p| p.error.clone()),
+        });
         let status = if any_down { "degraded" } else { "healthy" };
         let body = json!({
+            "state": state,
             "status": status,
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_seconds": self.started.elapsed().as_secs(),
@@ -192,15 +206,17 @@ fn rfc3339(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
-/// Probes every endpoint of the serving snapshot's services every `interval` (the
-/// first round at once) until `stop`.
+/// Probes every endpoint of the serving snapshot's services, and the state store,
+/// every `interval` (the first round at once) until `stop`.
 pub fn spawn_prober(
     health: Arc<Health>,
     shared: Arc<Shared>,
+    state: StateStore,
     interval: Duration,
     timeout: Duration,
     stop: CancellationToken,
 ) {
+    *health.state.lock().expect("health lock") = (state.backend_name(), None);
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -229,6 +245,29 @@ pub fn spawn_prober(
                     });
                 }
             }
+            let (state, checking) = (state.clone(), health.clone());
+            round.spawn(async move {
+                let started = Instant::now();
+                let result = state.check().await;
+                let probe = Probe {
+                    up: result.is_ok(),
+                    response_time: started.elapsed(),
+                    at: SystemTime::now(),
+                    error: result.err().map(|e| e.to_string()),
+                };
+                let mut recorded = checking.state.lock().expect("health lock");
+                if recorded.1.as_ref().map(|p| p.up) != Some(probe.up) {
+                    match probe.up {
+                        true => tracing::info!(backend = recorded.0, "state store up"),
+                        false => tracing::warn!(
+                            backend = recorded.0,
+                            error = probe.error.as_deref().unwrap_or(""),
+                            "state store down"
+                        ),
+                    }
+                }
+                recorded.1 = Some(probe);
+            });
             while round.join_next().await.is_some() {}
         }
     });

@@ -1,23 +1,32 @@
-//! The state store behind the plugins' `kv` import: sled in a directory under the data
-//! path, one tree per namespace. Values carry their expiry; expired values read as
-//! absent, are removed when read, and are reclaimed by a background sweep
-//! ([`spawn_sweeper`], every `[state] sweep_interval_ms`) so that keys nobody reads
-//! again (a counter per client address) do not grow the store without bound. The
-//! sweep also counts each namespace's live entries and bytes for `/admin/state` and
-//! `/metrics`. Counters are stored as decimal text, so `get` after `incr` reads
-//! `b"42"` (the same as Redis would).
+//! The state store behind the plugins' `kv` import, on one of two backends chosen at
+//! start (`[state] backend`): sled, embedded in the data directory (one process), or
+//! Redis, shared by every gateway process pointed at it (replicas). Both give the
+//! same semantics, which the conformance suite below checks on each: values with an
+//! optional TTL (an expired value reads as absent), `incr` on decimal text with the
+//! TTL set only when it creates the counter, insert-if-absent and compare-and-swap
+//! that are atomic against every other client, and `scan` by prefix in key order,
+//! in pages. A sweep (every `[state] sweep_interval_ms`) reclaims sled's expired
+//! entries and counts each namespace's live entries and bytes for `/admin/state` and
+//! `/metrics`.
 //!
 //! This module owns persistence only; who may use which namespace is decided by the
 //! plugin runtime from the config.
 
+mod redis_store;
+mod sled_store;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+
+pub use redis_store::RedisOptions;
+use redis_store::{RedisNamespace, RedisStore};
+use sled_store::{SledNamespace, SledStore};
 
 /// A failure of the state store.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +34,12 @@ pub enum StateError {
     /// The embedded database failed.
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
+    /// The shared store did not answer in time, or its connection failed.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+    /// The store's settings cannot be used.
+    #[error("[state]: {0}")]
+    Config(String),
     /// `incr` on a value that is not a decimal integer.
     #[error("value of {0:?} is not an integer")]
     NotAnInteger(String),
@@ -32,17 +47,6 @@ pub enum StateError {
     #[error("incr of {0:?} overflows")]
     Overflow(String),
 }
-
-/// The whole store: one sled database.
-#[derive(Clone)]
-pub struct StateStore {
-    db: sled::Db,
-    /// What the latest sweep found.
-    last_sweep: Arc<Mutex<Option<Sweep>>>,
-}
-
-/// The tree of namespace `name` is `kv/NAME`.
-const NAMESPACE_TREE_PREFIX: &str = "kv/";
 
 /// A namespace's live contents, as a sweep counted them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -61,75 +65,98 @@ pub struct Sweep {
     pub at: SystemTime,
     /// How long it took, in milliseconds.
     pub took_ms: u64,
-    /// Expired entries it removed.
+    /// Expired entries it removed (Redis removes its own: always 0 there).
     pub removed: u64,
     /// Each namespace's live entries and bytes.
     pub namespaces: BTreeMap<String, NamespaceSize>,
 }
 
+/// The whole store, on its backend.
+#[derive(Clone)]
+pub struct StateStore {
+    backend: Backend,
+    /// What the latest sweep found.
+    last_sweep: Arc<Mutex<Option<Sweep>>>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sled(SledStore),
+    Redis(RedisStore),
+}
+
 impl StateStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) a sled store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(Some(200))
-            .open()?;
-        Ok(Self {
-            db,
+        Ok(Self::on(Backend::Sled(SledStore::open(dir)?)))
+    }
+
+    /// A Redis store; connects lazily, so it is made while Redis is down (its calls
+    /// then fail until Redis is up).
+    pub fn redis(options: &RedisOptions) -> Result<Self, StateError> {
+        Ok(Self::on(Backend::Redis(RedisStore::connect(options)?)))
+    }
+
+    fn on(backend: Backend) -> Self {
+        Self {
+            backend,
             last_sweep: Arc::default(),
-        })
+        }
+    }
+
+    /// `sled` or `redis`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sled(_) => "sled",
+            Backend::Redis(_) => "redis",
+        }
     }
 
     /// The key-value namespace `name`.
     pub fn namespace(&self, name: &str) -> Result<Namespace, StateError> {
-        Ok(Namespace {
-            tree: self
-                .db
-                .open_tree(format!("{NAMESPACE_TREE_PREFIX}{name}"))?,
-        })
+        Ok(Namespace(match &self.backend {
+            Backend::Sled(store) => Inner::Sled(store.namespace(name)?),
+            Backend::Redis(store) => Inner::Redis(store.namespace(name)),
+        }))
     }
 
-    /// Removes every expired entry of every namespace and counts what is left. Blocks
-    /// (it walks the whole store): run it off the async runtime. An entry written again
-    /// while the sweep looks at it is left alone.
-    pub fn sweep(&self) -> Result<Sweep, StateError> {
-        let started = Instant::now();
-        let now = now_ms();
-        let mut removed = 0;
-        let mut namespaces = BTreeMap::new();
-        for tree_name in self.db.tree_names() {
-            let Some(name) = tree_name
-                .strip_prefix(NAMESPACE_TREE_PREFIX.as_bytes())
-                .and_then(|n| std::str::from_utf8(n).ok())
-            else {
-                continue;
-            };
-            let tree = self.db.open_tree(&tree_name)?;
-            let mut size = NamespaceSize::default();
-            for item in tree.iter() {
-                let (key, stored) = item?;
-                match decode(&stored, now) {
-                    Some((value, _)) => {
-                        size.entries += 1;
-                        size.bytes += (key.len() + value.len()) as u64;
-                    }
-                    None => {
-                        if tree
-                            .compare_and_swap(&key, Some(&stored), None as Option<&[u8]>)?
-                            .is_ok()
-                        {
-                            removed += 1;
-                        }
-                    }
-                }
-            }
-            namespaces.insert(name.to_string(), size);
+    /// Whether the store answers: sled always does; Redis must answer a `PING`
+    /// within its timeout. For `/health`.
+    pub async fn check(&self) -> Result<(), StateError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(()),
+            Backend::Redis(store) => store.ping().await,
         }
-        let sweep = Sweep {
-            at: SystemTime::now(),
-            took_ms: started.elapsed().as_millis() as u64,
-            removed,
-            namespaces,
+    }
+
+    /// What `/health` and `/admin/state` say about the backend besides its name:
+    /// sled's size on disk, Redis's URL (without a password).
+    pub fn describe(&self) -> serde_json::Value {
+        match &self.backend {
+            Backend::Sled(store) => serde_json::json!({
+                "size_on_disk_bytes": store.size_on_disk().ok(),
+            }),
+            Backend::Redis(store) => serde_json::json!({ "url": store.url() }),
+        }
+    }
+
+    /// Removes every expired entry (sled; Redis expires its own) and counts what
+    /// is left in each namespace. Sled's walk runs off the async runtime.
+    pub async fn sweep(&self) -> Result<Sweep, StateError> {
+        let started = Instant::now();
+        let sweep = match &self.backend {
+            Backend::Sled(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.sweep())
+                    .await
+                    .map_err(|e| StateError::Unavailable(format!("the sweep panicked: {e}")))??
+            }
+            Backend::Redis(store) => Sweep {
+                at: SystemTime::now(),
+                took_ms: started.elapsed().as_millis() as u64,
+                removed: 0,
+                namespaces: store.sizes().await?.into_iter().collect(),
+            },
         };
         *self.last_sweep.lock().expect("sweep lock") = Some(sweep.clone());
         Ok(sweep)
@@ -140,226 +167,126 @@ impl StateStore {
         self.last_sweep.lock().expect("sweep lock").clone()
     }
 
-    /// The store's size on disk in bytes, as sled counts it.
-    pub fn size_on_disk(&self) -> Result<u64, StateError> {
-        Ok(self.db.size_on_disk()?)
-    }
-
-    /// Writes everything to disk; called on shutdown.
+    /// Writes everything to disk (sled); called on shutdown.
     pub fn flush(&self) -> Result<(), StateError> {
-        self.db.flush()?;
-        Ok(())
+        match &self.backend {
+            Backend::Sled(store) => store.flush(),
+            Backend::Redis(_) => Ok(()),
+        }
     }
 }
 
 /// One key-value namespace.
 #[derive(Clone)]
-pub struct Namespace {
-    tree: sled::Tree,
-}
+pub struct Namespace(Inner);
 
-/// 8 bytes of big-endian expiry (ms since the epoch, 0 for never), then the value.
-const HEADER_LEN: usize = 8;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn encode(value: &[u8], expires_at: u64) -> Vec<u8> {
-    let mut stored = Vec::with_capacity(HEADER_LEN + value.len());
-    stored.extend_from_slice(&expires_at.to_be_bytes());
-    stored.extend_from_slice(value);
-    stored
-}
-
-/// The live value of a stored entry, or `None` if it has expired (or is corrupt).
-fn decode(stored: &[u8], now: u64) -> Option<(&[u8], u64)> {
-    let (head, value) = stored.split_at_checked(HEADER_LEN)?;
-    let expires_at = u64::from_be_bytes(head.try_into().ok()?);
-    (expires_at == 0 || expires_at > now).then_some((value, expires_at))
-}
-
-fn expiry(ttl_ms: Option<u64>, now: u64) -> u64 {
-    ttl_ms.map_or(0, |ttl| now.saturating_add(ttl.max(1)))
+#[derive(Clone)]
+enum Inner {
+    Sled(SledNamespace),
+    Redis(RedisNamespace),
 }
 
 impl Namespace {
     /// The value under `key`, if present and not expired.
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let Some(stored) = self.tree.get(key)? else {
-            return Ok(None);
-        };
-        match decode(&stored, now_ms()) {
-            Some((value, _)) => Ok(Some(value.to_vec())),
-            None => {
-                // Expired: remove it unless someone wrote a new value meanwhile.
-                let _ = self
-                    .tree
-                    .compare_and_swap(key, Some(stored), None as Option<&[u8]>)?;
-                Ok(None)
-            }
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        match &self.0 {
+            Inner::Sled(ns) => ns.get(key),
+            Inner::Redis(ns) => ns.get(key).await,
         }
     }
 
-    /// Stores `value` under `key`, expiring after `ttl_ms` if given.
-    pub fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StateError> {
-        self.tree
-            .insert(key, encode(value, expiry(ttl_ms, now_ms())))?;
-        Ok(())
+    /// Stores `value` under `key`, expiring after `ttl_ms` if given (else never).
+    pub async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StateError> {
+        match &self.0 {
+            Inner::Sled(ns) => ns.set(key, value, ttl_ms),
+            Inner::Redis(ns) => ns.set(key, value, ttl_ms).await,
+        }
     }
 
     /// Adds `delta` to the integer under `key` (absent or expired counts as 0) and
     /// returns the new value; `ttl_ms` applies only when the key is created.
-    pub fn incr(&self, key: &str, delta: i64, ttl_ms: Option<u64>) -> Result<i64, StateError> {
-        let now = now_ms();
-        let mut failure = None;
-        let mut result = 0;
-        self.tree.fetch_and_update(key, |old| {
-            let (current, expires_at) = match old.and_then(|stored| decode(stored, now)) {
-                Some((value, expires_at)) => {
-                    match std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|t| t.parse::<i64>().ok())
-                    {
-                        Some(n) => (n, expires_at),
-                        None => {
-                            failure = Some(StateError::NotAnInteger(key.to_string()));
-                            return old.map(<[u8]>::to_vec);
-                        }
-                    }
-                }
-                None => (0, expiry(ttl_ms, now)),
-            };
-            let Some(next) = current.checked_add(delta) else {
-                failure = Some(StateError::Overflow(key.to_string()));
-                return old.map(<[u8]>::to_vec);
-            };
-            failure = None;
-            result = next;
-            Some(encode(next.to_string().as_bytes(), expires_at))
-        })?;
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(result),
+    pub async fn incr(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> Result<i64, StateError> {
+        match &self.0 {
+            Inner::Sled(ns) => ns.incr(key, delta, ttl_ms),
+            Inner::Redis(ns) => ns.incr(key, delta, ttl_ms).await,
         }
     }
 
-    /// Puts every write so far on disk (the whole store's log, which the namespaces
-    /// share): a durable write returns only after this. Concurrent callers share the
-    /// flushes sled makes.
-    pub async fn flush(&self) -> Result<(), StateError> {
-        self.tree.flush_async().await?;
-        Ok(())
-    }
-
     /// Removes `key`; whether a live value was there.
-    pub fn delete(&self, key: &str) -> Result<bool, StateError> {
-        Ok(self
-            .tree
-            .remove(key)?
-            .is_some_and(|stored| decode(&stored, now_ms()).is_some()))
+    pub async fn delete(&self, key: &str) -> Result<bool, StateError> {
+        match &self.0 {
+            Inner::Sled(ns) => ns.delete(key),
+            Inner::Redis(ns) => ns.delete(key).await,
+        }
     }
 
-    /// Stores `value` under `key` only if no live value is there (an expired one is
-    /// replaced), atomically; whether it was stored.
-    pub fn insert(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StateError> {
-        let now = now_ms();
-        let fresh = encode(value, expiry(ttl_ms, now));
-        loop {
-            let current = self.tree.get(key)?;
-            if current
-                .as_ref()
-                .is_some_and(|stored| decode(stored, now).is_some())
-            {
-                return Ok(false);
-            }
-            match self
-                .tree
-                .compare_and_swap(key, current, Some(fresh.as_slice()))?
-            {
-                Ok(()) => return Ok(true),
-                // Someone wrote meanwhile: look again.
-                Err(_) => continue,
-            }
+    /// Stores `value` under `key` only if no live value is there, atomically;
+    /// whether it was stored.
+    pub async fn insert(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, StateError> {
+        match &self.0 {
+            Inner::Sled(ns) => ns.insert(key, value, ttl_ms),
+            Inner::Redis(ns) => ns.insert(key, value, ttl_ms).await,
         }
     }
 
     /// Replaces the value under `key` with `value` (expiring after `ttl_ms` if given)
-    /// only if the live value there is `expected` (`None`: no live value), atomically;
-    /// whether it replaced it. The read-compute-write loop of a value no `incr` can
-    /// express (a rate limiter's theoretical arrival time).
-    pub fn compare_and_swap(
+    /// only if the live value there is `expected` (`None`: no live value),
+    /// atomically; whether it replaced it.
+    pub async fn compare_and_swap(
         &self,
         key: &str,
         expected: Option<&[u8]>,
         value: &[u8],
         ttl_ms: Option<u64>,
     ) -> Result<bool, StateError> {
-        let now = now_ms();
-        let fresh = encode(value, expiry(ttl_ms, now));
-        loop {
-            let current = self.tree.get(key)?;
-            let live = current
-                .as_ref()
-                .and_then(|stored| decode(stored, now))
-                .map(|(value, _)| value);
-            if live != expected {
-                return Ok(false);
-            }
-            match self
-                .tree
-                .compare_and_swap(key, current, Some(fresh.as_slice()))?
-            {
-                Ok(()) => return Ok(true),
-                // Someone wrote meanwhile (or an expired value went): look again.
-                Err(_) => continue,
-            }
+        match &self.0 {
+            Inner::Sled(ns) => ns.compare_and_swap(key, expected, value, ttl_ms),
+            Inner::Redis(ns) => ns.compare_and_swap(key, expected, value, ttl_ms).await,
         }
     }
 
-    /// Up to `limit` live entries whose keys start with `prefix`, in key order, starting
-    /// after the key `after` when given.
-    pub fn scan(
+    /// Up to `limit` live entries whose keys start with `prefix`, in key order,
+    /// starting after the key `after` when given.
+    pub async fn scan(
         &self,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StateError> {
-        let now = now_ms();
-        let mut entries = Vec::new();
-        let range = match after {
-            Some(after) if after.as_bytes() >= prefix.as_bytes() => self.tree.range::<&[u8], _>((
-                std::ops::Bound::Excluded(after.as_bytes()),
-                std::ops::Bound::Unbounded,
-            )),
-            _ => self.tree.range::<&[u8], _>(prefix.as_bytes()..),
-        };
-        for item in range {
-            if entries.len() >= limit {
-                break;
-            }
-            let (key, stored) = item?;
-            if !key.starts_with(prefix.as_bytes()) {
-                break;
-            }
-            let Some((value, _)) = decode(&stored, now) else {
-                continue;
-            };
-            // Keys are written from `string`s, so they are UTF-8.
-            let Ok(key) = String::from_utf8(key.to_vec()) else {
-                continue;
-            };
-            entries.push((key, value.to_vec()));
+        match &self.0 {
+            Inner::Sled(ns) => ns.scan(prefix, after, limit),
+            Inner::Redis(ns) => ns.scan(prefix, after, limit).await,
         }
-        Ok(entries)
+    }
+
+    /// Makes every write so far durable: on sled, on disk (a durable write returns
+    /// only after this); on Redis, each write is as durable as the server's own
+    /// persistence settings make it (`appendonly`, `save`), so nothing more is done.
+    pub async fn flush(&self) -> Result<(), StateError> {
+        match &self.0 {
+            Inner::Sled(ns) => ns.flush().await,
+            Inner::Redis(_) => Ok(()),
+        }
     }
 }
 
-/// Sweeps `store` every `interval` (none when zero) until `stop`, off the async
-/// runtime, and publishes what each pass found as metrics.
+/// Sweeps `store` every `interval` (none when zero) until `stop`, and publishes what
+/// each pass found as metrics.
 pub fn spawn_sweeper(
     store: StateStore,
     metrics: Arc<Metrics>,
@@ -377,9 +304,8 @@ pub fn spawn_sweeper(
                 _ = stop.cancelled() => return,
                 _ = ticks.tick() => {}
             }
-            let sweeping = store.clone();
-            match tokio::task::spawn_blocking(move || sweeping.sweep()).await {
-                Ok(Ok(sweep)) => {
+            match store.sweep().await {
+                Ok(sweep) => {
                     metrics.record_sweep(&sweep);
                     if sweep.removed > 0 {
                         tracing::debug!(
@@ -389,203 +315,11 @@ pub fn spawn_sweeper(
                         );
                     }
                 }
-                Ok(Err(error)) => tracing::warn!(%error, "state sweep failed"),
-                Err(error) => tracing::warn!(%error, "state sweep panicked"),
+                Err(error) => tracing::warn!(%error, "state sweep failed"),
             }
         }
     });
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> (tempfile::TempDir, Namespace) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        let ns = store.namespace("test").unwrap();
-        (dir, ns)
-    }
-
-    #[test]
-    fn set_get_delete() {
-        let (_dir, ns) = store();
-        assert_eq!(ns.get("a").unwrap(), None);
-        ns.set("a", b"1", None).unwrap();
-        assert_eq!(ns.get("a").unwrap().as_deref(), Some(&b"1"[..]));
-        assert!(ns.delete("a").unwrap());
-        assert!(!ns.delete("a").unwrap());
-    }
-
-    #[test]
-    fn incr_counts_and_refuses_text() {
-        let (_dir, ns) = store();
-        assert_eq!(ns.incr("n", 2, None).unwrap(), 2);
-        assert_eq!(ns.incr("n", -5, None).unwrap(), -3);
-        assert_eq!(ns.get("n").unwrap().as_deref(), Some(&b"-3"[..]));
-        ns.set("t", b"text", None).unwrap();
-        assert!(matches!(
-            ns.incr("t", 1, None),
-            Err(StateError::NotAnInteger(_))
-        ));
-        ns.set("max", i64::MAX.to_string().as_bytes(), None)
-            .unwrap();
-        assert!(matches!(
-            ns.incr("max", 1, None),
-            Err(StateError::Overflow(_))
-        ));
-    }
-
-    #[test]
-    fn expired_values_read_as_absent() {
-        let (_dir, ns) = store();
-        ns.set("old", b"x", Some(1)).unwrap();
-        let stored = ns.tree.get("old").unwrap().unwrap();
-        assert_eq!(decode(&stored, u64::MAX), None);
-        ns.tree.insert("gone", encode(b"x", 1)).unwrap();
-        assert_eq!(ns.get("gone").unwrap(), None);
-        assert!(
-            ns.tree.get("gone").unwrap().is_none(),
-            "expired entry removed"
-        );
-        ns.tree.insert("c", encode(b"7", 1)).unwrap();
-        assert_eq!(
-            ns.incr("c", 1, None).unwrap(),
-            1,
-            "expired counter restarts"
-        );
-    }
-
-    #[test]
-    fn insert_claims_a_key_once() {
-        let (_dir, ns) = store();
-        assert!(ns.insert("name:alice", b"1", None).unwrap());
-        assert!(!ns.insert("name:alice", b"2", None).unwrap());
-        assert_eq!(ns.get("name:alice").unwrap().as_deref(), Some(&b"1"[..]));
-        ns.tree.insert("name:bob", encode(b"old", 1)).unwrap();
-        assert!(
-            ns.insert("name:bob", b"new", None).unwrap(),
-            "expired is free"
-        );
-        assert_eq!(ns.get("name:bob").unwrap().as_deref(), Some(&b"new"[..]));
-    }
-
-    #[test]
-    fn scan_pages_through_live_entries_under_a_prefix() {
-        let (_dir, ns) = store();
-        for key in ["a", "key:1", "key:2", "key:3", "key:4", "kez"] {
-            ns.set(key, key.as_bytes(), None).unwrap();
-        }
-        ns.tree.insert("key:25", encode(b"gone", 1)).unwrap();
-        let keys = |entries: Vec<(String, Vec<u8>)>| -> Vec<String> {
-            entries.into_iter().map(|(k, _)| k).collect()
-        };
-        assert_eq!(keys(ns.scan("key:", None, 2).unwrap()), ["key:1", "key:2"]);
-        assert_eq!(
-            keys(ns.scan("key:", Some("key:2"), 10).unwrap()),
-            ["key:3", "key:4"],
-            "the expired key:25 is skipped"
-        );
-        assert_eq!(ns.scan("key:", Some("key:4"), 10).unwrap(), vec![]);
-        assert_eq!(keys(ns.scan("", None, 10).unwrap()).len(), 6);
-        assert_eq!(ns.scan("key:1", None, 1).unwrap()[0].1, b"key:1");
-    }
-
-    #[test]
-    fn compare_and_swap_replaces_only_the_expected_value() {
-        let (_dir, ns) = store();
-        assert!(
-            ns.compare_and_swap("t", None, b"1", None).unwrap(),
-            "absent"
-        );
-        assert!(
-            !ns.compare_and_swap("t", None, b"2", None).unwrap(),
-            "now present"
-        );
-        assert!(!ns.compare_and_swap("t", Some(b"0"), b"2", None).unwrap());
-        assert!(ns.compare_and_swap("t", Some(b"1"), b"2", None).unwrap());
-        assert_eq!(ns.get("t").unwrap().as_deref(), Some(&b"2"[..]));
-        ns.tree.insert("old", encode(b"1", 1)).unwrap();
-        assert!(
-            !ns.compare_and_swap("old", Some(b"1"), b"2", None).unwrap(),
-            "an expired value is not the expected one"
-        );
-        assert!(
-            ns.compare_and_swap("old", None, b"2", Some(60_000))
-                .unwrap()
-        );
-        let stored = ns.tree.get("old").unwrap().unwrap();
-        assert!(
-            decode(&stored, now_ms()).unwrap().1 > now_ms(),
-            "the new ttl"
-        );
-    }
-
-    #[test]
-    fn compare_and_swap_loses_no_update_under_contention() {
-        let (_dir, ns) = store();
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let ns = ns.clone();
-                std::thread::spawn(move || {
-                    for _ in 0..200 {
-                        loop {
-                            let current = ns.get("n").unwrap();
-                            let n: u64 = current
-                                .as_deref()
-                                .map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
-                            let next = (n + 1).to_string();
-                            if ns
-                                .compare_and_swap("n", current.as_deref(), next.as_bytes(), None)
-                                .unwrap()
-                            {
-                                break;
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        for thread in threads {
-            thread.join().unwrap();
-        }
-        assert_eq!(ns.get("n").unwrap().as_deref(), Some(&b"1600"[..]));
-    }
-
-    #[test]
-    fn sweep_reclaims_expired_entries_and_counts_live_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        let a = store.namespace("a").unwrap();
-        let b = store.namespace("b").unwrap();
-        for i in 0..50 {
-            a.tree.insert(format!("gone:{i}"), encode(b"x", 1)).unwrap();
-        }
-        a.set("live", b"value", None).unwrap();
-        a.set("later", b"v", Some(60_000)).unwrap();
-        b.tree.insert("gone", encode(b"x", 1)).unwrap();
-        assert_eq!(store.last_sweep().map(|s| s.removed), None);
-        let sweep = store.sweep().unwrap();
-        assert_eq!(sweep.removed, 51);
-        assert_eq!(
-            sweep.namespaces["a"],
-            NamespaceSize {
-                entries: 2,
-                bytes: ("live".len() + 5 + "later".len() + 1) as u64
-            }
-        );
-        assert_eq!(sweep.namespaces["b"], NamespaceSize::default());
-        assert_eq!(a.tree.len(), 2, "the expired entries are gone from disk");
-        assert_eq!(b.tree.len(), 0);
-        assert_eq!(store.last_sweep().unwrap().removed, 51);
-        assert_eq!(store.sweep().unwrap().removed, 0, "nothing left to reclaim");
-    }
-
-    #[test]
-    fn namespaces_are_separate() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
-        store.namespace("a").unwrap().set("k", b"1", None).unwrap();
-        assert_eq!(store.namespace("b").unwrap().get("k").unwrap(), None);
-    }
-}
+mod conformance;

@@ -10,6 +10,7 @@
 mod background;
 mod gateway;
 mod raw;
+mod redis;
 mod tls;
 mod upstream;
 mod websocket;
@@ -17,6 +18,7 @@ mod websocket;
 pub use background::Background;
 pub use gateway::{GatewayProcess, TestGateway, plugin_wasm, wasmgate_bin};
 pub use raw::{RawConnection, RawResponse, raw_request};
+pub use redis::{RedisServer, redis_state_toml, shared_redis};
 pub use tls::{Issued, TestCa, TlsAnswer, TlsUpstream, tls_get, write_by_rename};
 pub use upstream::{Upstream, UpstreamBehaviour, UpstreamProcess};
 pub use websocket::{Handshake, WsUpstream};

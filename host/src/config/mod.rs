@@ -13,8 +13,8 @@ pub use schema::{
     AdminSettings, Balance, BreakerConfig, CertificateSettings, ClientCertificates,
     CompressionConfig, Config, EndpointConfig, GatewaySettings, HealthSettings, LargeResponses,
     Limits, Listener, LogFormat, LogSettings, MetricsSettings, OnError, OutlierConfig, PluginRef,
-    PluginSettings, ReloadSettings, RetryConfig, RouteConfig, SecretSource, ServiceConfig,
-    TlsSettings, WebSocketSettings, default_connect_timeout_ms,
+    PluginSettings, RedisSettings, ReloadSettings, RetryConfig, RouteConfig, SecretSource,
+    ServiceConfig, StateBackend, TlsSettings, WebSocketSettings, default_connect_timeout_ms,
 };
 pub use validate::is_plugin_name;
 
@@ -118,6 +118,15 @@ impl LoadedConfig {
             {
                 *file.get_mut() = base.join(file.get_ref());
             }
+        }
+        if let Some(redis) = &mut config.state.redis
+            && let Some(file) = redis
+                .get_mut()
+                .password
+                .as_mut()
+                .and_then(|p| p.file.as_mut())
+        {
+            *file = base.join(&*file);
         }
         for settings in config.plugins.values_mut() {
             for source in settings.get_mut().secrets.values_mut() {

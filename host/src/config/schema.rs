@@ -260,18 +260,74 @@ impl Default for AdminSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateSettings {
+    /// `backend = "sled"`: where plugins' `kv` data lives: `"sled"` (embedded, in
+    /// `data_dir/state`: one process) or `"redis"` (shared by every gateway process
+    /// pointed at the same server and `key_prefix`: see `[state.redis]`).
+    pub backend: StateBackend,
     /// `sweep_interval_ms = 10000`: how often expired `kv` entries are removed from the
     /// store (and each namespace's size counted for `/admin/state` and `/metrics`);
     /// `0` turns the sweep off (expired entries then go only when read).
     pub sweep_interval_ms: u64,
+    /// `[state.redis]`: the server of `backend = "redis"`.
+    pub redis: Option<Spanned<RedisSettings>>,
 }
 
 impl Default for StateSettings {
     fn default() -> Self {
         Self {
+            backend: StateBackend::Sled,
             sweep_interval_ms: 10_000,
+            redis: None,
         }
     }
+}
+
+/// `[state] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// Embedded sled, one process.
+    Sled,
+    /// A Redis server, shared by replicas.
+    Redis,
+}
+
+/// `[state.redis]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `url = "redis://127.0.0.1:6379/0"`: the server (`rediss://` for TLS, verified
+    /// against the system's roots); a password may be in it, or in `password`.
+    pub url: String,
+    /// `password = { env = "REDIS_PASSWORD" }` (or `{ file = "…" }`): the server's
+    /// password, kept out of the config file.
+    #[serde(default)]
+    pub password: Option<SecretSource>,
+    /// `key_prefix = "wasmgate:"`: before every key the gateway writes, so that
+    /// several deployments can share a server (replicas of one share it).
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// `pool_size = 4`: multiplexed connections per gateway process (1 to 64).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// `timeout_ms = 50`: most time one `kv` call (or a connection attempt) may
+    /// take; past it the call fails with a store error, which each plugin handles
+    /// (rate-limit's `on_store_error`; auth plugins refuse). Below every plugin's
+    /// `timeout_ms`, so a plugin has time left to answer the failure itself.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_key_prefix() -> String {
+    "wasmgate:".into()
+}
+
+fn default_pool_size() -> usize {
+    4
+}
+
+fn default_redis_timeout_ms() -> u64 {
+    50
 }
 
 /// `[reload]`

@@ -249,3 +249,56 @@ fn compression_tables_are_checked_with_their_lines() {
             .enabled
     );
 }
+
+#[test]
+fn a_redis_state_backend_is_checked_with_its_line() {
+    let loaded = parse(
+        "[state]\nbackend = \"redis\"\n[state.redis]\nurl = \"redis://127.0.0.1:6379\"\n\
+         password = { file = \"redis.pass\" }\n",
+    )
+    .unwrap();
+    let redis = loaded.config.state.redis.as_ref().unwrap().get_ref();
+    assert_eq!(redis.key_prefix, "wasmgate:");
+    assert_eq!(redis.timeout_ms, 50);
+    assert_eq!(
+        redis.password.as_ref().unwrap().file.as_deref(),
+        Some(Path::new("/etc/wasmgate/redis.pass"))
+    );
+    for (text, place, want) in [
+        ("[state]\nbackend = \"redis\"\n", "", "needs [state.redis]"),
+        (
+            "[state]\nbackend = \"redis\"\n[state.redis]\nurl = \"http://x:1\"\n",
+            "gw.toml:3: ",
+            "must start with redis://",
+        ),
+        (
+            "[state.redis]\nurl = \"redis://x:1\"\npool_size = 0\n",
+            "gw.toml:1: ",
+            "pool_size must be 1 to 64",
+        ),
+        (
+            "[state.redis]\nurl = \"redis://x:1\"\ntimeout_ms = 100\n",
+            "gw.toml:1: ",
+            "below the plugins' timeout_ms ((default): 100)",
+        ),
+        (
+            "[state.redis]\nurl = \"redis://x:1\"\n[plugins.fast]\ntimeout_ms = 20\n",
+            "gw.toml:1: ",
+            "(fast: 20)",
+        ),
+        (
+            "[state.redis]\nurl = \"redis://x:1\"\npassword = { env = \"\" }\n",
+            "gw.toml:1: ",
+            "password needs exactly one of",
+        ),
+        (
+            "[state]\nbackend = \"mysql\"\n",
+            "gw.toml:2: ",
+            "unknown variant",
+        ),
+    ] {
+        let error = parse(text).unwrap_err().to_string();
+        assert!(error.contains(place), "{text}: {error}");
+        assert!(error.contains(want), "{text}: {error}");
+    }
+}

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde_spanned::Spanned;
 
-use super::schema::{Balance, Config, RouteConfig, ServiceConfig};
+use super::schema::{Balance, Config, PluginSettings, RouteConfig, ServiceConfig};
 use crate::router::{PathPattern, is_valid_host};
 use crate::upstream::HashOn;
 use crate::upstream::retry::{MAX_ATTEMPTS, TryFailure};
@@ -111,6 +111,8 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
             "[limits] max_header_bytes must be at least 1024 and max_uri_bytes at least 64".into(),
         ));
     }
+
+    check_state(config)?;
 
     for (name, service) in &config.services {
         if service.get_ref().endpoints.is_empty() {
@@ -571,5 +573,65 @@ fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
         String::new()
     } else {
         format!(" (known: {})", names.join(", "))
+    }
+}
+
+/// `[state]`: a Redis backend needs a usable `[state.redis]`, whose timeout leaves
+/// every plugin time to answer a store failure itself.
+fn check_state(config: &Config) -> Result<(), Invalid> {
+    use crate::config::StateBackend;
+    let state = &config.state;
+    let Some(redis) = &state.redis else {
+        return match state.backend {
+            StateBackend::Redis => Err((
+                0,
+                "[state] backend = \"redis\" needs [state.redis] with url = \"redis://host:port\""
+                    .into(),
+            )),
+            StateBackend::Sled => Ok(()),
+        };
+    };
+    let settings = redis.get_ref();
+    let problem = if !(settings.url.starts_with("redis://")
+        || settings.url.starts_with("rediss://"))
+    {
+        Some(format!(
+            "url = {:?} must start with redis:// (or rediss:// for TLS)",
+            settings.url
+        ))
+    } else if !(1..=64).contains(&settings.pool_size) {
+        Some("pool_size must be 1 to 64".into())
+    } else if !(1..=60_000).contains(&settings.timeout_ms) {
+        Some("timeout_ms must be 1 to 60000".into())
+    } else if let Some((plugin, timeout)) =
+        std::iter::once(("(default)", PluginSettings::default().timeout_ms))
+            .chain(
+                config
+                    .plugins
+                    .iter()
+                    .map(|(name, p)| (name.as_str(), p.get_ref().timeout_ms)),
+            )
+            .find(|(_, timeout)| settings.timeout_ms >= *timeout)
+    {
+        Some(format!(
+            "timeout_ms = {} must be below the plugins' timeout_ms ({plugin}: {timeout}), so a \
+             plugin has time to answer a store failure itself",
+            settings.timeout_ms
+        ))
+    } else {
+        match &settings.password {
+            Some(source) => match (&source.env, &source.file) {
+                (Some(var), None) if !var.is_empty() => None,
+                (None, Some(file)) if !file.as_os_str().is_empty() => None,
+                _ => Some(
+                    "password needs exactly one of `env = \"VAR\"` and `file = \"PATH\"`".into(),
+                ),
+            },
+            None => None,
+        }
+    };
+    match problem {
+        Some(problem) => Err(at(redis, format!("[state.redis] {problem}"))),
+        None => Ok(()),
     }
 }

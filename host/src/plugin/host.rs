@@ -194,7 +194,7 @@ async fn settle(grants: Arc<Grants>, durable: bool) -> Result<(), kv::KvError> {
 
 impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
-        self.grants.kv.get(&key).map_err(kv_error)
+        self.grants.kv.get(&key).await.map_err(kv_error)
     }
 
     async fn set(
@@ -204,7 +204,11 @@ impl kv::Host for HostState {
         ttl_ms: Option<u64>,
         durable: bool,
     ) -> Result<(), kv::KvError> {
-        self.grants.kv.set(&key, &value, ttl_ms).map_err(kv_error)?;
+        self.grants
+            .kv
+            .set(&key, &value, ttl_ms)
+            .await
+            .map_err(kv_error)?;
         settle(self.grants.clone(), durable).await
     }
 
@@ -214,13 +218,18 @@ impl kv::Host for HostState {
         delta: i64,
         ttl_ms: Option<u64>,
     ) -> Result<i64, kv::KvError> {
-        let value = self.grants.kv.incr(&key, delta, ttl_ms).map_err(kv_error)?;
+        let value = self
+            .grants
+            .kv
+            .incr(&key, delta, ttl_ms)
+            .await
+            .map_err(kv_error)?;
         settle(self.grants.clone(), false).await?;
         Ok(value)
     }
 
     async fn delete(&mut self, key: String, durable: bool) -> Result<bool, kv::KvError> {
-        let existed = self.grants.kv.delete(&key).map_err(kv_error)?;
+        let existed = self.grants.kv.delete(&key).await.map_err(kv_error)?;
         settle(self.grants.clone(), durable).await?;
         Ok(existed)
     }
@@ -236,6 +245,7 @@ impl kv::Host for HostState {
             .grants
             .kv
             .insert(&key, &value, ttl_ms)
+            .await
             .map_err(kv_error)?;
         if stored {
             settle(self.grants.clone(), durable).await?;
@@ -255,6 +265,7 @@ impl kv::Host for HostState {
             .grants
             .kv
             .compare_and_swap(&key, expected.as_deref(), &value, ttl_ms)
+            .await
             .map_err(kv_error)?;
         if swapped {
             settle(self.grants.clone(), durable).await?;
@@ -272,6 +283,7 @@ impl kv::Host for HostState {
         self.grants
             .kv
             .scan(&prefix, after.as_deref(), limit)
+            .await
             .map_err(kv_error)
     }
 }
