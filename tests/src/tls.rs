@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -263,6 +263,15 @@ impl TlsUpstream {
 
     /// Starts it, requiring a client certificate issued by `clients` when given.
     pub fn start_with(issued: &Issued, clients: Option<&TestCa>) -> Self {
+        Self::serve(issued, clients, None)
+    }
+
+    /// Starts it, answering `GET path` with `body` (JSON) besides the usual answers.
+    pub fn with_document(issued: &Issued, path: &str, body: String) -> Self {
+        Self::serve(issued, None, Some((path.to_string(), Bytes::from(body))))
+    }
+
+    fn serve(issued: &Issued, clients: Option<&TestCa>, document: Option<(String, Bytes)>) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("non-blocking");
         let address = listener.local_addr().expect("address");
@@ -283,7 +292,7 @@ impl TlsUpstream {
                         },
                         _ = &mut stopped => break,
                     };
-                    let acceptor = acceptor.clone();
+                    let (acceptor, document) = (acceptor.clone(), document.clone());
                     tokio::spawn(async move {
                         let Ok(stream) = acceptor.accept(tcp).await else {
                             return;
@@ -296,7 +305,15 @@ impl TlsUpstream {
                         });
                         let service = hyper::service::service_fn(move |request| {
                             let client_cert = client_cert.clone();
+                            let document = document
+                                .clone()
+                                .filter(|(path, _)| request.uri().path() == path);
                             async move {
+                                if let Some((_, body)) = document {
+                                    return Ok(http::Response::new(
+                                        Full::new(body).map_err(|never| match never {}).boxed(),
+                                    ));
+                                }
                                 let mut response = answer(request).await?;
                                 if let Some(hash) = client_cert {
                                     response.headers_mut().insert("x-client-cert-sha256", hash);

@@ -5,7 +5,7 @@
 //! what was negotiated. To upstreams: `https://` endpoints verified against a
 //! service's `ca_file` (and refused when unverifiable), the service's client
 //! certificate shown to an upstream that asks for one, HTTP/2 by ALPN, gRPC-style
-//! trailers passed through.
+//! trailers passed through, and a plugin's outbound call to an `https://` service.
 
 use std::path::Path;
 use std::process::Command;
@@ -436,6 +436,80 @@ async fn a_service_shows_its_client_certificate_to_an_upstream_that_asks_for_one
     assert_eq!(response.status(), 502);
     let envelope: serde_json::Value = response.json().await.unwrap();
     assert_eq!(envelope["code"], "BAD_GATEWAY", "{envelope}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_fetches_its_keys_from_an_https_service() {
+    // `jwt-auth` takes its keys from a JWKS document served over HTTPS, through the
+    // `http` import on a granted service verified against the test CA.
+    use base64::Engine;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    // An ES256 key (rcgen's default: ECDSA P-256); its public point 04 || x || y.
+    let signing = rcgen::KeyPair::generate().unwrap();
+    let point = signing.public_key_raw();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC",
+        "crv": "P-256",
+        "kid": "served",
+        "x": b64(&point[1..33]),
+        "y": b64(&point[33..65]),
+    }]});
+    let ca = TestCa::new();
+    let idp = TlsUpstream::with_document(
+        &ca.issue(&["127.0.0.1"]),
+        "/.well-known/jwks.json",
+        jwks.to_string(),
+    );
+    let upstream = Upstream::start();
+    let certs = tempfile::tempdir().unwrap();
+    let ca_file = certs.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("jwt-auth", "jwt-auth")
+        .toml(&format!(
+            "[services.idp]\nendpoints = [\"https://127.0.0.1:{}\"]\nca_file = {:?}\n\n\
+             [plugins.jwt-auth]\nhttp = [\"idp\"]\n\n\
+             [[routes]]\nname = \"api\"\nprefix = \"/api\"\nservice = \"echo\"\n\
+             [[routes.plugins]]\nname = \"jwt-auth\"\n\
+             config = {{ jwks = {{ service = \"idp\", path = \"/.well-known/jwks.json\" }} }}\n",
+            idp.address.port(),
+            ca_file.display().to_string()
+        ))
+        .start();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("served".into());
+    let sign = |key: &rcgen::KeyPair| {
+        jsonwebtoken::encode(
+            &header,
+            &serde_json::json!({"sub": "u-1", "exp": exp}),
+            &EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    let token = sign(&signing);
+    let http = reqwest::Client::new();
+    let response = http
+        .get(gateway.url("/api/items"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "log:\n{}", gateway.log());
+    let forged = sign(&rcgen::KeyPair::generate().unwrap());
+    let response = http
+        .get(gateway.url("/api/items"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
 }
 
 #[test]
