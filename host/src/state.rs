@@ -5,9 +5,9 @@
 //! optional TTL (an expired value reads as absent), `incr` on decimal text with the
 //! TTL set only when it creates the counter, insert-if-absent and compare-and-swap
 //! that are atomic against every other client, and `scan` by prefix in key order,
-//! in pages. A sweep (every `[state] sweep_interval_ms`) reclaims sled's expired
-//! entries and counts each namespace's live entries and bytes for `/admin/state` and
-//! `/metrics`.
+//! in pages. A sweep (every `[state] sweep_interval_ms` on sled; on Redis, which
+//! expires keys itself, only when asked) reclaims sled's expired entries and counts
+//! each namespace's live entries and bytes for `/admin/state` and `/metrics`.
 //!
 //! This module owns persistence only; who may use which namespace is decided by the
 //! plugin runtime from the config.
@@ -286,14 +286,16 @@ impl Namespace {
 }
 
 /// Sweeps `store` every `interval` (none when zero) until `stop`, and publishes what
-/// each pass found as metrics.
+/// each pass found as metrics. Not on Redis, which expires keys itself: counting
+/// there walks every key (`SCAN`) of every replica's shared store, so it is done only
+/// when asked (`POST /admin/state/sweep`).
 pub fn spawn_sweeper(
     store: StateStore,
     metrics: Arc<Metrics>,
     interval: Duration,
     stop: CancellationToken,
 ) {
-    if interval.is_zero() {
+    if interval.is_zero() || matches!(store.backend, Backend::Redis(_)) {
         return;
     }
     tokio::spawn(async move {

@@ -233,6 +233,11 @@ async fn scan_pages_through_live_entries_under_a_prefix_in_key_order(store: &Sta
         ]
     );
     assert_eq!(ns.scan("key:1", None, 1).await.unwrap()[0].1, b"key:1");
+    assert_eq!(
+        ns.scan("", None, 0).await.unwrap(),
+        vec![],
+        "limit 0: nothing"
+    );
     // `after` before the prefix starts at the prefix.
     assert_eq!(
         keys(ns.scan("key:", Some("a"), 1).await.unwrap()),

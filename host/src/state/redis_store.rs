@@ -430,6 +430,9 @@ impl RedisNamespace {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let pattern = format!("{}{}*", glob_escape(&self.keys), glob_escape(prefix));
         let mut keys: Vec<String> = self
             .store
