@@ -35,7 +35,7 @@
 #       wasmgate target (self time by shared object and by symbol)
 #   BASELINE=/tmp/wasmgate-old TARGETS="nginx wasmgate-3 baseline-3" bench/run.sh
 #       an A/B: a second gateway (another build of wasmgate) with the same config
-#       serves baseline-0/1/3/5; TARGETS picks the targets to measure;
+#       serves baseline-0/1/3/5/rl; TARGETS picks the targets to measure;
 #       BASELINE_PLUGINS=DIR gives it its own plugins (from scripts/build-plugins.sh
 #       DIR in that build's tree) when the two builds' plugin contracts differ
 #
@@ -291,7 +291,7 @@ targets=(direct nginx)
 [ -n "$envoy_bin" ] && targets+=(envoy envoy-wasm)
 targets+=(wasmgate-0 wasmgate-1 wasmgate-3 wasmgate-5 wasmgate-rb wasmgate-rl)
 [ -n "$redis_pid" ] && targets+=(wasmgate-rl-redis)
-[ -n "$baseline_pid" ] && targets+=(baseline-0 baseline-1 baseline-3 baseline-5)
+[ -n "$baseline_pid" ] && targets+=(baseline-0 baseline-1 baseline-3 baseline-5 baseline-rl)
 if [ -n "${TARGETS:-}" ]; then
     for t in $TARGETS; do
         [[ " ${targets[*]} " == *" $t "* ]] || { echo "TARGETS: no target $t (have: ${targets[*]})" >&2; exit 2; }
@@ -311,6 +311,7 @@ url() {
         wasmgate-rb) echo "http://127.0.0.1:$port_wasmgate/prb/items" ;;
         wasmgate-rl) echo "http://127.0.0.1:$port_wasmgate/prl/items" ;;
         wasmgate-rl-redis) echo "http://127.0.0.1:$port_wasmgate_redis/prl/items" ;;
+        baseline-rl) echo "http://127.0.0.1:$port_baseline/prl/items" ;;
         baseline-[0135]) echo "http://127.0.0.1:$port_baseline/p${1#baseline-}/items" ;;
     esac
 }
@@ -336,7 +337,7 @@ for t in envoy-wasm wasmgate-1 wasmgate-3 wasmgate-5 baseline-1 baseline-3 basel
     curl -s -D - -o /dev/null -H "Authorization: Bearer $token" "$(url "$t")" |
         grep -qi '^x-bench-response: 1' || { echo "$t: no x-bench-response header" >&2; exit 1; }
 done
-for t in wasmgate-rl wasmgate-rl-redis; do
+for t in wasmgate-rl wasmgate-rl-redis baseline-rl; do
     [[ " ${targets[*]} " == *" $t "* ]] || continue
     curl -s -D - -o /dev/null "$(url "$t")" | grep -qi '^x-ratelimit-limit: 1000000000' ||
         { echo "$t: no x-ratelimit-limit header" >&2; exit 1; }

@@ -121,24 +121,18 @@ async fn open_state(
     };
     let place = loaded.place(redis.span().start);
     let redis = redis.get_ref();
+    // A password file's line ending is not part of the password.
     let password = match &redis.password {
         None => None,
-        Some(source) => Some(match (&source.env, &source.file) {
-            (Some(var), _) => std::env::var(var).map_err(|_| {
-                Fatal::Config(format!(
-                    "{place}: [state.redis] password: environment variable {var} is not set"
-                ))
-            })?,
-            (None, Some(path)) => std::fs::read_to_string(path)
+        Some(source) => Some(
+            source
+                .read()
+                .and_then(|bytes| {
+                    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())
+                })
                 .map(|text| text.trim_end_matches(['\r', '\n']).to_string())
-                .map_err(|e| {
-                    Fatal::Config(format!(
-                        "{place}: [state.redis] password: cannot read {}: {e}",
-                        path.display()
-                    ))
-                })?,
-            (None, None) => unreachable!("validated: env or file"),
-        }),
+                .map_err(|why| Fatal::Config(format!("{place}: [state.redis] password: {why}")))?,
+        ),
     };
     let options = crate::state::RedisOptions {
         url: redis.url.clone(),

@@ -245,14 +245,7 @@ fn read_secrets(loaded: &LoadedConfig) -> Result<BTreeMap<String, Arc<Secrets>>,
                 name: name.clone(),
                 reason,
             };
-            let value: Vec<u8> = match (&source.get_ref().env, &source.get_ref().file) {
-                (Some(var), _) => std::env::var_os(var)
-                    .ok_or_else(|| fail(format!("environment variable {var} is not set")))?
-                    .into_encoded_bytes(),
-                (None, Some(file)) => std::fs::read(file)
-                    .map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?,
-                (None, None) => unreachable!("validated: env or file"),
-            };
+            let value = source.get_ref().read().map_err(fail)?;
             if value.is_empty() {
                 return Err(fail("it is empty".into()));
             }

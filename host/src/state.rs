@@ -190,7 +190,10 @@ impl Namespace {
     /// The value under `key`, if present and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => ns.get(key),
+            Inner::Sled(ns) => {
+                let key = key.to_owned();
+                off_reactor(ns, move |ns| ns.get(&key)).await
+            }
             Inner::Redis(ns) => ns.get(key).await,
         }
     }
@@ -203,7 +206,10 @@ impl Namespace {
         ttl_ms: Option<u64>,
     ) -> Result<(), StateError> {
         match &self.0 {
-            Inner::Sled(ns) => ns.set(key, value, ttl_ms),
+            Inner::Sled(ns) => {
+                let (key, value) = (key.to_owned(), value.to_vec());
+                off_reactor(ns, move |ns| ns.set(&key, &value, ttl_ms)).await
+            }
             Inner::Redis(ns) => ns.set(key, value, ttl_ms).await,
         }
     }
@@ -217,7 +223,10 @@ impl Namespace {
         ttl_ms: Option<u64>,
     ) -> Result<i64, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => ns.incr(key, delta, ttl_ms),
+            Inner::Sled(ns) => {
+                let key = key.to_owned();
+                off_reactor(ns, move |ns| ns.incr(&key, delta, ttl_ms)).await
+            }
             Inner::Redis(ns) => ns.incr(key, delta, ttl_ms).await,
         }
     }
@@ -225,7 +234,10 @@ impl Namespace {
     /// Removes `key`; whether a live value was there.
     pub async fn delete(&self, key: &str) -> Result<bool, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => ns.delete(key),
+            Inner::Sled(ns) => {
+                let key = key.to_owned();
+                off_reactor(ns, move |ns| ns.delete(&key)).await
+            }
             Inner::Redis(ns) => ns.delete(key).await,
         }
     }
@@ -239,7 +251,10 @@ impl Namespace {
         ttl_ms: Option<u64>,
     ) -> Result<bool, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => ns.insert(key, value, ttl_ms),
+            Inner::Sled(ns) => {
+                let (key, value) = (key.to_owned(), value.to_vec());
+                off_reactor(ns, move |ns| ns.insert(&key, &value, ttl_ms)).await
+            }
             Inner::Redis(ns) => ns.insert(key, value, ttl_ms).await,
         }
     }
@@ -255,7 +270,14 @@ impl Namespace {
         ttl_ms: Option<u64>,
     ) -> Result<bool, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => ns.compare_and_swap(key, expected, value, ttl_ms),
+            Inner::Sled(ns) => {
+                let (key, expected, value) =
+                    (key.to_owned(), expected.map(<[u8]>::to_vec), value.to_vec());
+                off_reactor(ns, move |ns| {
+                    ns.compare_and_swap(&key, expected.as_deref(), &value, ttl_ms)
+                })
+                .await
+            }
             Inner::Redis(ns) => ns.compare_and_swap(key, expected, value, ttl_ms).await,
         }
     }
@@ -269,7 +291,10 @@ impl Namespace {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => ns.scan(prefix, after, limit),
+            Inner::Sled(ns) => {
+                let (prefix, after) = (prefix.to_owned(), after.map(str::to_owned));
+                off_reactor(ns, move |ns| ns.scan(&prefix, after.as_deref(), limit)).await
+            }
             Inner::Redis(ns) => ns.scan(prefix, after, limit).await,
         }
     }
@@ -283,6 +308,19 @@ impl Namespace {
             Inner::Redis(_) => Ok(()),
         }
     }
+}
+
+/// Runs one sled call on tokio's blocking pool. Sled answers most calls from its
+/// cache, but a call may read pages from disk or wait on its log, and that must not
+/// hold up the reactor thread every other connection on it shares.
+async fn off_reactor<T: Send + 'static>(
+    ns: &SledNamespace,
+    call: impl FnOnce(&SledNamespace) -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    let ns = ns.clone();
+    tokio::task::spawn_blocking(move || call(&ns))
+        .await
+        .map_err(|e| StateError::Unavailable(format!("a state call failed: {e}")))?
 }
 
 /// Sweeps `store` every `interval` (none when zero) until `stop`, and publishes what

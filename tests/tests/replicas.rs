@@ -1,7 +1,8 @@
 //! Two real gateway processes on one real Redis (`[state] backend = "redis"`): a rate
 //! limit of N holds across both, an API key created through one works on the other,
 //! a user registered through one logs in through the other and a token revoked
-//! through one is refused by the other;
+//! through one is refused by the other; a service instance registered through one
+//! receives traffic through the other;
 //! and a Redis stopped under a bounded load: requests get their documented answers
 //! within the store's timeout, `/health` says the state store is down, and once Redis
 //! is back the gateway serves normally without a restart.
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wasmgate_e2e::{
     GatewayProcess, RedisServer, TestGateway, Upstream, admin_json, client, redis_state_toml,
-    shared_redis,
+    register_instance, registry_toml, shared_redis,
 };
 
 /// A key prefix no other test uses.
@@ -317,4 +318,71 @@ async fn a_user_registered_through_one_gateway_logs_in_and_is_revoked_through_th
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+}
+
+/// A gateway on `redis_url` under `prefix` with the service registry
+/// (`/discovery`, `/services`, `/api/{service}/…`), loopback instances allowed.
+fn registry_replica(redis_url: &str, prefix: &str) -> GatewayProcess {
+    TestGateway::new()
+        .plugin("registry", "registry")
+        .toml(&redis_state_toml(redis_url, prefix))
+        .toml(&registry_toml("\"http://127.0.0.1:*\"", 30, 200))
+        .start()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_registered_through_one_gateway_receives_traffic_from_the_other() {
+    let (url, _server) = shared_redis();
+    let prefix = fresh_prefix("registry");
+    let one = registry_replica(&url, &prefix);
+    let two = registry_replica(&url, &prefix);
+    let (a, b) = (Upstream::start(), Upstream::start());
+    let http = client();
+
+    register_instance(&one, "orders", "orders-a", a.address).await;
+    register_instance(&one, "orders", "orders-b", b.address).await;
+    // The other replica knows both at once (its plugin instances have read nothing
+    // yet) and takes turns with the same counter: 3 requests there, 3 through one.
+    for gateway in [&two, &one, &two, &one, &two, &one] {
+        let response = http
+            .get(gateway.url("/api/orders/o/1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!((a.hits(), b.hits()), (3, 3));
+    assert_eq!(a.paths()[0], "/o/1");
+
+    // Unregistered through the other: neither replica sends it traffic once their
+    // lists are read again.
+    let response = http
+        .delete(two.url("/discovery/unregister/orders-a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a_then = a.hits();
+    for gateway in [&one, &two, &one, &two] {
+        let response = http
+            .get(gateway.url("/api/orders/o/1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(a.hits(), a_then);
+    let listed: serde_json::Value = http
+        .get(one.url("/services"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["data"]["services"],
+        json!([{"name": "orders", "instances": 1, "healthy": 1, "endpoints": [format!("http://{}", b.address)]}])
+    );
 }

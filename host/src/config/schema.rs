@@ -455,6 +455,36 @@ pub struct SecretSource {
     pub file: Option<PathBuf>,
 }
 
+impl SecretSource {
+    /// What a config must say about a source that names neither or both of `env` and
+    /// `file` (or an empty one).
+    pub const NEEDS_ONE: &'static str =
+        "needs exactly one of `env = \"VAR\"` and `file = \"PATH\"`";
+
+    /// Whether it names exactly one of `env` and `file`, and that one is not empty.
+    pub fn is_valid(&self) -> bool {
+        match (&self.env, &self.file) {
+            (Some(var), None) => !var.is_empty(),
+            (None, Some(file)) => !file.as_os_str().is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The secret: the variable's value or the file's bytes, as they are; why not
+    /// when the variable is unset or the file unreadable.
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        match (&self.env, &self.file) {
+            (Some(var), _) => std::env::var_os(var)
+                .map(std::ffi::OsString::into_encoded_bytes)
+                .ok_or_else(|| format!("environment variable {var} is not set")),
+            (None, Some(file)) => {
+                std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+            }
+            (None, None) => Err(Self::NEEDS_ONE.into()),
+        }
+    }
+}
+
 impl Default for PluginSettings {
     fn default() -> Self {
         Self {

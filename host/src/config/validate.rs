@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde_spanned::Spanned;
 
-use super::schema::{Balance, Config, PluginSettings, RouteConfig, ServiceConfig};
+use super::schema::{Balance, Config, PluginSettings, RouteConfig, SecretSource, ServiceConfig};
 use crate::router::{PathPattern, is_valid_host};
 use crate::upstream::HashOn;
 use crate::upstream::retry::{MAX_ATTEMPTS, TryFailure};
@@ -185,18 +185,14 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
                     ),
                 ));
             }
-            let source_ref = source.get_ref();
-            match (&source_ref.env, &source_ref.file) {
-                (Some(var), None) if !var.is_empty() => {}
-                (None, Some(file)) if !file.as_os_str().is_empty() => {}
-                _ => {
-                    return Err(at(
-                        source,
-                        format!(
-                            "plugin {name:?}: secret {secret:?} needs exactly one of `env = \"VAR\"` and `file = \"PATH\"`"
-                        ),
-                    ));
-                }
+            if !source.get_ref().is_valid() {
+                return Err(at(
+                    source,
+                    format!(
+                        "plugin {name:?}: secret {secret:?} {}",
+                        SecretSource::NEEDS_ONE
+                    ),
+                ));
             }
         }
         for service in s.http.iter().chain(&s.services) {
@@ -592,44 +588,39 @@ fn check_state(config: &Config) -> Result<(), Invalid> {
         };
     };
     let settings = redis.get_ref();
-    let problem = if !(settings.url.starts_with("redis://")
-        || settings.url.starts_with("rediss://"))
-    {
-        Some(format!(
-            "url = {:?} must start with redis:// (or rediss:// for TLS)",
-            settings.url
-        ))
-    } else if !(1..=64).contains(&settings.pool_size) {
-        Some("pool_size must be 1 to 64".into())
-    } else if !(1..=60_000).contains(&settings.timeout_ms) {
-        Some("timeout_ms must be 1 to 60000".into())
-    } else if let Some((plugin, timeout)) =
-        std::iter::once(("(default)", PluginSettings::default().timeout_ms))
-            .chain(
-                config
-                    .plugins
-                    .iter()
-                    .map(|(name, p)| (name.as_str(), p.get_ref().timeout_ms)),
-            )
-            .find(|(_, timeout)| settings.timeout_ms >= *timeout)
-    {
-        Some(format!(
-            "timeout_ms = {} must be below the plugins' timeout_ms ({plugin}: {timeout}), so a \
+    let problem =
+        if !(settings.url.starts_with("redis://") || settings.url.starts_with("rediss://")) {
+            Some(format!(
+                "url = {:?} must start with redis:// (or rediss:// for TLS)",
+                settings.url
+            ))
+        } else if !(1..=64).contains(&settings.pool_size) {
+            Some("pool_size must be 1 to 64".into())
+        } else if !(1..=60_000).contains(&settings.timeout_ms) {
+            Some("timeout_ms must be 1 to 60000".into())
+        } else if let Some((plugin, timeout)) =
+            std::iter::once(("(default)", PluginSettings::default().timeout_ms))
+                .chain(
+                    config
+                        .plugins
+                        .iter()
+                        .map(|(name, p)| (name.as_str(), p.get_ref().timeout_ms)),
+                )
+                .find(|(_, timeout)| settings.timeout_ms >= *timeout)
+        {
+            Some(format!(
+                "timeout_ms = {} must be below the plugins' timeout_ms ({plugin}: {timeout}), so a \
              plugin has time to answer a store failure itself",
-            settings.timeout_ms
-        ))
-    } else {
-        match &settings.password {
-            Some(source) => match (&source.env, &source.file) {
-                (Some(var), None) if !var.is_empty() => None,
-                (None, Some(file)) if !file.as_os_str().is_empty() => None,
-                _ => Some(
-                    "password needs exactly one of `env = \"VAR\"` and `file = \"PATH\"`".into(),
-                ),
-            },
-            None => None,
-        }
-    };
+                settings.timeout_ms
+            ))
+        } else {
+            match &settings.password {
+                Some(source) if !source.is_valid() => {
+                    Some(format!("password {}", SecretSource::NEEDS_ONE))
+                }
+                _ => None,
+            }
+        };
     match problem {
         Some(problem) => Err(at(redis, format!("[state.redis] {problem}"))),
         None => Ok(()),
