@@ -3,8 +3,9 @@
 //!
 //! | variable | `[log]` field | meaning |
 //! |---|---|---|
-//! | `LOG_LEVEL`, else `RUST_LOG` | `level` | a level or filter (`info,wasmgate=debug`) |
+//! | `LOG_LEVEL`, else `RUST_LOG` | `level` | a level or filter (`info,wasmgate=debug`); Python's level names too (`WARNING`, `CRITICAL`) |
 //! | `LOG_FORMAT` | `format` | `console` or `json` |
+//! | `JSON_LOGS` (without `LOG_FORMAT`) | `format` | `true`: `json`, `false`: `console` |
 //! | `LOG_TO_FILE` | (`file` set) | `true` also writes to the file |
 //! | `LOG_FILE_PATH` | `file` | the file (default `logs/wasmgate.log`) |
 //! | `LOG_FILE_MAX_BYTES` | `file_max_bytes` | rotate once the file passes this size |
@@ -47,14 +48,21 @@ pub fn effective(
     settings: &LogSettings,
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Effective, String> {
-    let level = var("LOG_LEVEL")
-        .or_else(|| var("RUST_LOG"))
-        .unwrap_or_else(|| settings.level.clone());
+    let level = level_filter(
+        &var("LOG_LEVEL")
+            .or_else(|| var("RUST_LOG"))
+            .unwrap_or_else(|| settings.level.clone()),
+    );
     let format = match var("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase) {
-        None => settings.format,
         Some(f) if f == "json" => LogFormat::Json,
         Some(f) if f == "console" || f == "text" => LogFormat::Console,
         Some(other) => return Err(format!("LOG_FORMAT={other:?}: use \"console\" or \"json\"")),
+        None => match var("JSON_LOGS").as_deref().map(str::to_ascii_lowercase) {
+            None => settings.format,
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => LogFormat::Json,
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "") => LogFormat::Console,
+            Some(other) => return Err(format!("JSON_LOGS={other:?}: use true or false")),
+        },
     };
     let to_file = match var("LOG_TO_FILE").as_deref().map(str::to_ascii_lowercase) {
         None => settings.file.is_some(),
@@ -89,6 +97,36 @@ pub fn effective(
         format,
         file,
     })
+}
+
+/// `filter` with each level written as Python's `logging` names it (`WARNING`,
+/// `CRITICAL`, `FATAL`, `NOTSET`, any case: the seeds' `LOG_LEVEL` values) or in
+/// capitals (`DEBUG`) turned into the filter's own (`warn`, `error`, `error`, `trace`,
+/// `debug`), alone or after `target=`. Anything else is left as it is: a bare word
+/// that is no level is a target (`wasmgate` shows only the gateway's lines).
+fn level_filter(filter: &str) -> String {
+    let level = |word: &str| -> Option<&'static str> {
+        Some(match word.trim().to_ascii_lowercase().as_str() {
+            "trace" | "notset" => "trace",
+            "debug" => "debug",
+            "info" => "info",
+            "warn" | "warning" => "warn",
+            "error" | "critical" | "fatal" => "error",
+            "off" => "off",
+            _ => return None,
+        })
+    };
+    filter
+        .split(',')
+        .map(|directive| match directive.rsplit_once('=') {
+            Some((target, word)) => match level(word) {
+                Some(level) => format!("{target}={level}"),
+                None => directive.to_string(),
+            },
+            None => level(directive).map_or_else(|| directive.to_string(), str::to_string),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Installs the global subscriber for `settings` (after the environment). Call once.
@@ -403,6 +441,50 @@ mod tests {
         assert_eq!(
             default_file.file.unwrap().0,
             PathBuf::from("logs/wasmgate.log")
+        );
+    }
+
+    #[test]
+    fn python_level_names_are_levels_not_targets() {
+        let settings = LogSettings::default();
+        for (given, level) in [
+            ("WARNING", "warn"),
+            ("CRITICAL", "error"),
+            ("fatal", "error"),
+            ("DEBUG", "debug"),
+            ("Info", "info"),
+            ("NOTSET", "trace"),
+            (
+                "ERROR,wasmgate::pipeline=WARNING",
+                "error,wasmgate::pipeline=warn",
+            ),
+            ("info,wasmgate=debug", "info,wasmgate=debug"),
+            ("wasmgate", "wasmgate"),
+        ] {
+            let set = effective(&settings, env(&[("LOG_LEVEL", given)])).unwrap();
+            assert_eq!(set.level, level, "LOG_LEVEL={given}");
+        }
+        let config = LogSettings {
+            level: "WARNING".into(),
+            ..LogSettings::default()
+        };
+        assert_eq!(effective(&config, env(&[])).unwrap().level, "warn");
+    }
+
+    #[test]
+    fn json_logs_is_log_format_json_unless_log_format_says() {
+        let settings = LogSettings::default();
+        let format = |vars: &[(&str, &str)]| effective(&settings, env(vars)).map(|e| e.format);
+        assert_eq!(format(&[("JSON_LOGS", "true")]), Ok(LogFormat::Json));
+        assert_eq!(format(&[("JSON_LOGS", "False")]), Ok(LogFormat::Console));
+        assert_eq!(
+            format(&[("JSON_LOGS", "true"), ("LOG_FORMAT", "console")]),
+            Ok(LogFormat::Console)
+        );
+        assert!(
+            format(&[("JSON_LOGS", "maybe")])
+                .unwrap_err()
+                .contains("JSON_LOGS")
         );
     }
 

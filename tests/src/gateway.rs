@@ -149,14 +149,16 @@ impl TestGateway {
         config
     }
 
-    /// Runs `wasmgate check` on the config: (exit status, stdout + stderr).
+    /// Runs `wasmgate check` on the config, with the variables of [`TestGateway::env`]:
+    /// (exit status, stdout + stderr).
     pub fn check(self) -> (ExitStatus, String) {
         let config = self.write();
-        let output = Command::new(wasmgate_bin())
-            .args(["check", "--config"])
-            .arg(&config)
-            .output()
-            .expect("run wasmgate check");
+        let mut command = Command::new(wasmgate_bin());
+        command.args(["check", "--config"]).arg(&config);
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("run wasmgate check");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),

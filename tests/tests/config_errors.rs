@@ -162,3 +162,15 @@ fn a_non_loopback_admin_address_needs_allow_remote() {
     let (code, output) = run_on("check", &allowed);
     assert_eq!(code, Some(0), "{output}");
 }
+
+#[test]
+fn an_unset_environment_variable_names_its_line() {
+    let output = refused(TestGateway::new().env("E2E_SET_LIMIT", "5").toml(
+        "[limits]\nmax_header_bytes = ${E2E_SET_LIMIT}0000\nmax_body_bytes = ${E2E_UNSET_BODY}\n",
+    ));
+    assert_line(
+        &output,
+        10,
+        "environment variable E2E_UNSET_BODY is not set (write `${E2E_UNSET_BODY:-default}`",
+    );
+}

@@ -570,3 +570,71 @@ config = { response = { set = { "x-out" = "1" } } }
         .unwrap();
     assert_eq!(quiet["plugins"][0]["request_only"], true, "{quiet}");
 }
+
+/// The seeds' own variables: `${VAR}` and `${VAR:-default}` in the config (a quoted
+/// value stays one string, a bare one is a number), `LOG_LEVEL=WARNING` as a level
+/// (warnings logged, info lines not) and `JSON_LOGS=true` as JSON lines.
+#[tokio::test]
+async fn seed_environment_variables_configure_the_gateway_and_its_log() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("headers", "headers")
+        .plugin("rate-limit", "rate-limit")
+        .plugin("registry", "registry")
+        .env("LOG_LEVEL", "WARNING")
+        .env("JSON_LOGS", "true")
+        .env("E2E_GREETING", r#"say "hi" \o/"#)
+        .toml(
+            r#"
+[[routes]]
+name = "limited"
+prefix = "/limited"
+service = "echo"
+[[routes.plugins]]
+name = "headers"
+config = { response = { set = { "x-greeting" = "${E2E_GREETING}" } } }
+[[routes.plugins]]
+name = "rate-limit"
+config = { limit = { requests = ${E2E_UNSET_LIMIT:-2}, per = "1h" } }
+
+[[routes]]
+name = "api"
+prefix = "/api"
+[[routes.plugins]]
+name = "registry"
+config = { proxy = "/api" }
+"#,
+        )
+        .start();
+    let http = client();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = http.get(gateway.url("/limited/x")).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 200 {
+            assert_eq!(response.headers()["x-greeting"], r#"say "hi" \o/"#);
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429], "the default limit of 2 holds");
+
+    // A warning (no instance to send /api/nobody to) is logged, as JSON; no info line
+    // is (the start-up line is info).
+    let response = http.get(gateway.url("/api/nobody/x")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let log = gateway.wait_for_log("no live instance");
+    let lines = gateway.json_log();
+    assert_eq!(lines.len(), log.lines().count(), "JSON_LOGS=true: {log}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "WARN" && l["message"] == "no live instance"),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
+        "LOG_LEVEL=WARNING let other levels through: {lines:?}"
+    );
+}

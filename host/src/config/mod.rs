@@ -1,9 +1,11 @@
-//! The gateway's TOML configuration: the schema, its defaults, and loading with
-//! validation that reports `file:line: what is wrong`.
+//! The gateway's TOML configuration: the schema, its defaults, environment variables
+//! in its text (`interpolate.rs`), and loading with validation that reports
+//! `file:line: what is wrong`.
 //!
 //! This module owns what an operator may write. It does not build anything that serves
 //! traffic: `snapshot` turns a validated [`Config`] into a runtime snapshot.
 
+mod interpolate;
 mod schema;
 mod validate;
 
@@ -72,8 +74,16 @@ impl LoadedConfig {
         Self::parse(file, &text)
     }
 
-    /// Parses and validates `text` as if read from `file`.
+    /// Parses and validates `text` as if read from `file`, with the process's
+    /// environment variables in place of `${NAME}` and `${NAME:-default}`.
     pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let text = &interpolate::interpolate(text, |name| std::env::var(name).ok()).map_err(
+            |unresolved| ConfigError::Invalid {
+                file: file.to_path_buf(),
+                line: line_of(text, unresolved.offset),
+                message: unresolved.message,
+            },
+        )?;
         let mut config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
             file: file.to_path_buf(),
             line: error
