@@ -190,10 +190,7 @@ impl Namespace {
     /// The value under `key`, if present and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => {
-                let key = key.to_owned();
-                off_reactor(ns, move |ns| ns.get(&key)).await
-            }
+            Inner::Sled(ns) => ns.get(key),
             Inner::Redis(ns) => ns.get(key).await,
         }
     }
@@ -206,10 +203,7 @@ impl Namespace {
         ttl_ms: Option<u64>,
     ) -> Result<(), StateError> {
         match &self.0 {
-            Inner::Sled(ns) => {
-                let (key, value) = (key.to_owned(), value.to_vec());
-                off_reactor(ns, move |ns| ns.set(&key, &value, ttl_ms)).await
-            }
+            Inner::Sled(ns) => ns.set(key, value, ttl_ms),
             Inner::Redis(ns) => ns.set(key, value, ttl_ms).await,
         }
     }
@@ -223,10 +217,7 @@ impl Namespace {
         ttl_ms: Option<u64>,
     ) -> Result<i64, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => {
-                let key = key.to_owned();
-                off_reactor(ns, move |ns| ns.incr(&key, delta, ttl_ms)).await
-            }
+            Inner::Sled(ns) => ns.incr(key, delta, ttl_ms),
             Inner::Redis(ns) => ns.incr(key, delta, ttl_ms).await,
         }
     }
@@ -234,10 +225,7 @@ impl Namespace {
     /// Removes `key`; whether a live value was there.
     pub async fn delete(&self, key: &str) -> Result<bool, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => {
-                let key = key.to_owned();
-                off_reactor(ns, move |ns| ns.delete(&key)).await
-            }
+            Inner::Sled(ns) => ns.delete(key),
             Inner::Redis(ns) => ns.delete(key).await,
         }
     }
@@ -251,10 +239,7 @@ impl Namespace {
         ttl_ms: Option<u64>,
     ) -> Result<bool, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => {
-                let (key, value) = (key.to_owned(), value.to_vec());
-                off_reactor(ns, move |ns| ns.insert(&key, &value, ttl_ms)).await
-            }
+            Inner::Sled(ns) => ns.insert(key, value, ttl_ms),
             Inner::Redis(ns) => ns.insert(key, value, ttl_ms).await,
         }
     }
@@ -270,14 +255,7 @@ impl Namespace {
         ttl_ms: Option<u64>,
     ) -> Result<bool, StateError> {
         match &self.0 {
-            Inner::Sled(ns) => {
-                let (key, expected, value) =
-                    (key.to_owned(), expected.map(<[u8]>::to_vec), value.to_vec());
-                off_reactor(ns, move |ns| {
-                    ns.compare_and_swap(&key, expected.as_deref(), &value, ttl_ms)
-                })
-                .await
-            }
+            Inner::Sled(ns) => ns.compare_and_swap(key, expected, value, ttl_ms),
             Inner::Redis(ns) => ns.compare_and_swap(key, expected, value, ttl_ms).await,
         }
     }
@@ -310,9 +288,15 @@ impl Namespace {
     }
 }
 
-/// Runs one sled call on tokio's blocking pool. Sled answers most calls from its
-/// cache, but a call may read pages from disk or wait on its log, and that must not
-/// hold up the reactor thread every other connection on it shares.
+/// Runs a sled call that walks many entries (a `scan`) on tokio's blocking pool, so
+/// a long walk does not hold up the other connections of its reactor thread.
+///
+/// Point operations (`get`, `set`, `incr`, `insert`, `delete`, compare-and-swap) run
+/// in place: sled answers them from its page cache in microseconds, and its disk
+/// writes are made by its own flusher thread (a durable write awaits `flush_async`).
+/// Moving them to the blocking pool was measured: rate limiting went from 12,700 to
+/// 8,900 requests/s (`bench/run.sh`, BENCHMARKS.md), for a wait only a cold page
+/// read would bring.
 async fn off_reactor<T: Send + 'static>(
     ns: &SledNamespace,
     call: impl FnOnce(&SledNamespace) -> Result<T, StateError> + Send + 'static,

@@ -463,7 +463,8 @@ pub mod http {
         InvalidRequest(String),
         /// No endpoint of the service could be reached; why.
         Unreachable(String),
-        /// The service did not answer within the plugin's deadline.
+        /// The service did not answer in time: the gateway gives up with a tenth of the
+        /// plugin's `timeout_ms` left, so the plugin can still answer its client.
         Timeout,
         /// The response body was over the gateway's limit.
         TooLarge,
@@ -486,7 +487,8 @@ pub mod http {
 
     impl std::error::Error for Error {}
 
-    /// Sends `request` and waits for the whole response (within the plugin's deadline).
+    /// Sends `request` and waits for the whole response, until a tenth of the plugin's
+    /// `timeout_ms` is left (then [`Error::Timeout`]).
     pub fn send(request: OutboundRequest) -> Result<OutboundResponse, Error> {
         #[cfg(target_arch = "wasm32")]
         {

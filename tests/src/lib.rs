@@ -9,6 +9,7 @@
 
 mod background;
 mod gateway;
+mod keystone;
 mod raw;
 mod redis;
 mod registry;
@@ -18,6 +19,7 @@ mod websocket;
 
 pub use background::Background;
 pub use gateway::{GatewayProcess, TestGateway, plugin_wasm, wasmgate_bin};
+pub use keystone::{FakeKeystone, KEYSTONE_USER};
 pub use raw::{RawConnection, RawResponse, raw_request};
 pub use redis::{RedisServer, redis_state_toml, shared_redis};
 pub use registry::{register_instance, registry_toml};

@@ -4,7 +4,7 @@
 //! context grants nothing (no preopened directories, no sockets, no environment).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -52,6 +52,8 @@ pub struct HostState {
     pub request_id: String,
     /// The trace id of the current call, for log lines.
     pub trace_id: String,
+    /// When the current call's time runs out, and how long it was given.
+    pub call_deadline: Option<(Instant, Duration)>,
     metrics: Arc<Metrics>,
 }
 
@@ -66,6 +68,7 @@ impl HostState {
             memory_refused: false,
             request_id: String::new(),
             trace_id: String::new(),
+            call_deadline: None,
             metrics,
         }
     }
@@ -302,7 +305,17 @@ impl http::Host for HostState {
         &mut self,
         request: http::OutboundRequest,
     ) -> Result<http::OutboundResponse, http::HttpError> {
-        self.grants.http.send(request).await
+        // A slow service is answered `timeout` with a tenth of the call's time left, so
+        // the plugin can still tell its client (a 504, say) before its own deadline.
+        let Some((deadline, given)) = self.call_deadline else {
+            return self.grants.http.send(request).await;
+        };
+        let within = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(given / 10);
+        tokio::time::timeout(within, self.grants.http.send(request))
+            .await
+            .unwrap_or(Err(http::HttpError::Timeout))
     }
 }
 

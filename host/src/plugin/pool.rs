@@ -359,6 +359,7 @@ impl InstancePool {
         state.request_id.push_str(request_id);
         state.trace_id.clear();
         state.trace_id.push_str(trace_id);
+        state.call_deadline = Some((std::time::Instant::now() + self.timeout, self.timeout));
         instance.store.set_epoch_deadline(ticks(self.timeout));
     }
 

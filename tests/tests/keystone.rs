@@ -1,0 +1,152 @@
+//! The `keystone` plugin (AIMS's `POST /openstack/connect`) against a fake Keystone v3
+//! on loopback: good credentials, bad credentials, an unreachable Keystone and a slow
+//! one, each with its envelope and its named log event.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wasmgate_e2e::{
+    FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, assert_envelope, client,
+};
+
+/// A gateway whose `/openstack/connect` reaches `good` by default, and a closed port
+/// (`http://down.test/v3`) and `slow` by their auth URLs; the plugin has 1 s a call.
+fn gateway(good: &FakeKeystone, slow: &FakeKeystone) -> GatewayProcess {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    TestGateway::new()
+        .service("keystone", good.address)
+        .service("down", closed)
+        .service("slow", slow.address)
+        .plugin("keystone", "keystone")
+        .env("LOG_FORMAT", "json")
+        .env("OS_AUTH_URL", "http://openstack.test:5000/v3")
+        .toml(
+            r#"
+[plugins.keystone]
+http = ["keystone", "down", "slow"]
+timeout_ms = 1000
+
+[[routes]]
+name = "openstack"
+path = "/openstack/connect"
+[[routes.plugins]]
+name = "keystone"
+config = { auth_url = "${OS_AUTH_URL}", service = "keystone", region_name = "RegionOne", clouds = [
+    { auth_url = "http://down.test/v3", service = "down" },
+    { auth_url = "http://slow.test/v3", service = "slow" },
+] }
+"#,
+        )
+        .start()
+}
+
+fn form(auth_url: Option<&str>, password: &str) -> Value {
+    let (username, _, project) = KEYSTONE_USER;
+    let mut form = json!({
+        "username": username, "password": password, "project_name": project,
+        "user_domain_name": "Default", "project_domain_name": "Default",
+        "region_name": "RegionOne", "interface": "public",
+    });
+    if let Some(url) = auth_url {
+        form["auth_url"] = json!(url);
+    }
+    form
+}
+
+async fn connect(gateway: &GatewayProcess, form: &Value) -> (u16, String, Vec<u8>) {
+    let response = client()
+        .post(gateway.url("/openstack/connect"))
+        .json(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (status, id, response.bytes().await.unwrap().to_vec())
+}
+
+/// The log line of `event` for request `id`.
+fn event(gateway: &GatewayProcess, event: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(line) = gateway
+            .json_log()
+            .into_iter()
+            .find(|l| l["event"] == event && l["request_id"] == id)
+        {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {event} for {id}:\n{}",
+            gateway.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_answers_each_keystone_outcome_with_its_envelope_and_event() {
+    let (good, slow) = (
+        FakeKeystone::start(Duration::ZERO),
+        FakeKeystone::start(Duration::from_secs(5)),
+    );
+    let gateway = gateway(&good, &slow);
+    let (_, password, _) = KEYSTONE_USER;
+
+    // Good credentials: connected, with the project, the user and the expiry.
+    let (status, id, body) = connect(&gateway, &form(None, password)).await;
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["connected"], true);
+    assert_eq!(answer["data"]["project_id"], "p-91c2");
+    assert_eq!(answer["data"]["user_id"], "u-7f3a");
+    assert_eq!(answer["data"]["expires_at"], "2030-01-01T00:00:00.000000Z");
+    assert_eq!(
+        answer["data"]["auth_url"], "http://openstack.test:5000/v3",
+        "the default is ${{OS_AUTH_URL}}"
+    );
+    assert_eq!(answer["request_id"], id.as_str());
+    event(&gateway, "openstack_connect_attempt", &id);
+    let success = event(&gateway, "openstack_connect_success", &id);
+    assert_eq!(success["project_id"], "p-91c2");
+    assert!(!gateway.log().contains(password), "a password was logged");
+
+    // Bad credentials: 401 and a failed event.
+    let (status, id, body) = connect(&gateway, &form(None, "wrong")).await;
+    assert_envelope(status, Some(&id), &body, 401, "UNAUTHORIZED");
+    let failed = event(&gateway, "openstack_connect_failed", &id);
+    assert_eq!(failed["keystone_status"], 401);
+    assert_eq!(good.requests(), 2);
+
+    // Keystone unreachable: 502.
+    let (status, id, body) = connect(&gateway, &form(Some("http://down.test/v3"), password)).await;
+    assert_envelope(status, Some(&id), &body, 502, "BAD_GATEWAY");
+    event(&gateway, "openstack_connect_failed", &id);
+
+    // Keystone slow: 504 from the plugin itself, before its own 1 s deadline.
+    let started = Instant::now();
+    let (status, id, body) = connect(&gateway, &form(Some("http://slow.test/v3/"), password)).await;
+    assert_envelope(status, Some(&id), &body, 504, "GATEWAY_TIMEOUT");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        started.elapsed()
+    );
+    let failed = event(&gateway, "openstack_connect_failed", &id);
+    assert!(
+        failed["reason"].as_str().unwrap().contains("in time"),
+        "{failed}"
+    );
+
+    // An auth URL the operator did not configure is refused before any call.
+    let (status, id, body) =
+        connect(&gateway, &form(Some("http://127.0.0.1:1/v3"), password)).await;
+    assert_envelope(status, Some(&id), &body, 400, "VALIDATION_ERROR");
+}
