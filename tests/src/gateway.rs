@@ -137,6 +137,13 @@ impl TestGateway {
         self
     }
 
+    /// Leaves out a variable [`TestGateway::env`] set (the process still inherits the
+    /// test's own environment, which the tests' variables are not in).
+    pub fn without_env(mut self, name: &str) -> Self {
+        self.env.retain(|(set, _)| set != name);
+        self
+    }
+
     /// Writes the config and plugin dir; returns the config path.
     fn write(&self) -> PathBuf {
         let plugins = self.dir.path().join("plugins");
