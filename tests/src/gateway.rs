@@ -56,6 +56,8 @@ pub struct TestGateway {
     config: String,
     plugins: Vec<(String, PathBuf)>,
     env: Vec<(String, String)>,
+    /// The config is an example's file as it is, without the builder's own lines.
+    verbatim: bool,
 }
 
 impl Default for TestGateway {
@@ -73,7 +75,36 @@ impl TestGateway {
             config: String::new(),
             plugins: Vec::new(),
             env: Vec::new(),
+            verbatim: false,
         }
+    }
+
+    /// The example `examples/NAME/wasmgate.toml` as it is, with the first-party
+    /// plugins its routes name in its plugin dir (its `run.sh` puts every one there;
+    /// compiling the others would only slow the test) and its relative paths (data)
+    /// in a temp dir. Set the example's own variables with
+    /// [`TestGateway::env`] (its ports to 0, say).
+    pub fn example(name: &str) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the repository")
+            .to_path_buf();
+        let file = root.join("examples").join(name).join("wasmgate.toml");
+        let mut gateway = Self::new();
+        gateway.config =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        gateway.verbatim = true;
+        let mut plugins: Vec<String> = std::fs::read_dir(root.join("plugins"))
+            .expect("plugins/")
+            .filter_map(|entry| Some(entry.ok()?.file_name().to_str()?.to_string()))
+            .collect();
+        plugins.sort();
+        for plugin in plugins {
+            if gateway.config.contains(&format!("name = \"{plugin}\"")) {
+                gateway = gateway.plugin(&plugin, &plugin);
+            }
+        }
+        gateway
     }
 
     /// Keeps state in `dir` (default: a fresh temp dir), e.g. to restart on it.
@@ -87,6 +118,9 @@ impl TestGateway {
     /// `[gateway]` section takes lines 2-6 and line 7 is blank, so TOML appended with
     /// [`TestGateway::toml`] starts on line 8.
     fn config_text(&self) -> String {
+        if self.verbatim {
+            return self.config.clone();
+        }
         let data_dir = self
             .data_dir
             .clone()
