@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wasmgate_e2e::{GatewayProcess, TestGateway, client, wasmgate_bin};
+use wasmgate_e2e::{
+    FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, client, wasmgate_bin,
+};
 
 /// One of the MSA example's services (`msa-service NAME`), registering itself with
 /// `gateway`; killed when dropped.
@@ -210,4 +212,115 @@ async fn msa_gateway_replays_the_seeds_documented_api() {
     assert_eq!(status, 503);
     assert_eq!(missing["code"], "SERVICE_UNAVAILABLE");
     assert_eq!(missing["request_id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aims_gateway_replays_the_seeds_documented_api() {
+    use reqwest::Method;
+    let keystone = FakeKeystone::start(Duration::ZERO);
+    let gateway = TestGateway::example("aims")
+        .env("SERVER_PORT", "0")
+        .env("ADMIN_PORT", "0")
+        .env("JWT_SECRET_KEY", "an AIMS example signing key of 32+ bytes")
+        .env("OS_AUTH_URL", &format!("http://{}/v3", keystone.address))
+        .env("KEYSTONE_ENDPOINT", &format!("http://{}", keystone.address))
+        .env("LOG_LEVEL", "INFO")
+        .env("JSON_LOGS", "true")
+        .start();
+    let http = client();
+
+    let (status, id, root) = call(&gateway, Method::GET, "/", None).await;
+    assert_eq!((status, &root["status"]), (200, &json!("running")));
+    assert_eq!(root["request_id"], id.as_str());
+    let (status, _, health) = call(&gateway, Method::GET, "/health", None).await;
+    assert_eq!(status, 200, "{health}");
+
+    // No public registration (as in the seed); the operator makes the user on the
+    // admin listener.
+    let user =
+        json!({"username": "operator", "email": "op@example.com", "password": "correct-horse-9"});
+    let (status, _, _) = call(&gateway, Method::POST, "/auth/register", Some(user.clone())).await;
+    assert_eq!(status, 404);
+    let made = http
+        .post(gateway.admin_url("/auth/register"))
+        .json(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+
+    // POST /auth/login, GET /auth/me.
+    let (status, _, login) = call(
+        &gateway,
+        Method::POST,
+        "/auth/login",
+        Some(json!({"username": "operator", "password": "correct-horse-9"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["data"]["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let me: Value = http
+        .get(gateway.url("/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["data"]["user"]["username"], "operator", "{me}");
+    let (status, _, refused) = call(&gateway, Method::GET, "/auth/me", None).await;
+    assert_eq!((status, &refused["code"]), (401, &json!("UNAUTHORIZED")));
+    let (status, _, _) = call(
+        &gateway,
+        Method::POST,
+        "/auth/login",
+        Some(json!({"username": "operator", "password": "wrong-horse-9"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // POST /openstack/connect with the seed's body (auth_url left out: OS_AUTH_URL).
+    let (name, password, project) = KEYSTONE_USER;
+    let body = json!({
+        "username": name, "password": password, "project_name": project,
+        "user_domain_name": "Default", "project_domain_name": "Default",
+        "region_name": "RegionOne", "interface": "public",
+    });
+    let (status, id, connected) = call(
+        &gateway,
+        Method::POST,
+        "/openstack/connect",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{connected}");
+    assert_eq!(connected["data"]["connected"], true);
+    assert_eq!(connected["data"]["project_id"], "p-91c2");
+    assert!(connected["data"]["expires_at"].is_string());
+    let mut wrong = body.clone();
+    wrong["password"] = json!("nope");
+    let (status, _, _) = call(&gateway, Method::POST, "/openstack/connect", Some(wrong)).await;
+    assert_eq!(status, 401);
+
+    // The seed's named events, as JSON log lines (JSON_LOGS=true); log lines reach
+    // the test some time after the answers.
+    for (event, request) in [
+        ("openstack_connect_attempt", Some(id.as_str())),
+        ("openstack_connect_success", Some(id.as_str())),
+        ("openstack_connect_failed", None),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !gateway
+            .json_log()
+            .iter()
+            .any(|l| l["event"] == event && request.is_none_or(|id| l["request_id"] == id))
+        {
+            assert!(Instant::now() < deadline, "no {event}:\n{}", gateway.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
