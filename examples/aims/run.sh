@@ -36,7 +36,8 @@ AIMS API Gateway on wasmgate: try these in another terminal
 
   curl -s -X POST http://127.0.0.1:$port/openstack/connect -H 'content-type: application/json' \\
        -d '{"username": "demo", "password": "secret", "project_name": "demo"}'
-      asks the Keystone at OS_AUTH_URL (502 when none answers there)
+      asks the Keystone at OS_AUTH_URL (default http://127.0.0.1:5000/v3; 502 when
+      none answers there)
 
   curl -s http://127.0.0.1:$port/health
 

@@ -140,7 +140,8 @@ fn filtered(store: &Shared, field: &str, value: &str) -> Json<Value> {
             .values()
             .filter(|item| match &item[field] {
                 Value::String(text) => text == value,
-                other => other.to_string() == value,
+                Value::Number(number) => number.as_u64().is_some_and(|n| value.parse() == Ok(n)),
+                _ => false,
             })
             .cloned()
             .collect(),
