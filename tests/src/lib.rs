@@ -82,6 +82,59 @@ pub fn client() -> reqwest::Client {
         .expect("client builds")
 }
 
+/// What a test reads of an answer: its status, its `X-Request-Id` (empty without
+/// one) and its whole body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The `X-Request-Id` header.
+    pub request_id: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON; `Null` when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Checks that the body is the gateway's error envelope with `status` and `code`
+    /// (see [`assert_envelope`]) and returns it.
+    pub fn assert_envelope(&self, status: u16, code: &str) -> serde_json::Value {
+        assert_envelope(
+            self.status,
+            Some(&self.request_id),
+            &self.body,
+            status,
+            code,
+        )
+    }
+}
+
+/// Sends `method url`, with `body` as JSON when given, and reads the whole answer.
+pub async fn send(method: reqwest::Method, url: &str, body: Option<&serde_json::Value>) -> Answer {
+    let mut request = client().request(method, url);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.expect("an answer");
+    let status = response.status().as_u16();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = response.bytes().await.expect("the body").to_vec();
+    Answer {
+        status,
+        request_id,
+        body,
+    }
+}
+
 /// Parses a response body as the gateway's error envelope and checks its shape:
 /// `success: false`, the `code`, a `request_id` equal to the `X-Request-Id` header,
 /// and an RFC 3339 `timestamp`.

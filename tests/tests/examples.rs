@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasmgate_e2e::{
-    FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, client, wasmgate_bin,
+    FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, client, send, wasmgate_bin,
 };
 
 /// One of the MSA example's services (`msa-service NAME`), registering itself with
@@ -49,18 +49,8 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, String, Value) {
-    let mut request = client().request(method, gateway.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let id = response
-        .headers()
-        .get("x-request-id")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, id, response.json().await.unwrap_or(Value::Null))
+    let answer = send(method, &gateway.url(path), body.as_ref()).await;
+    (answer.status, answer.request_id.clone(), answer.json())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,6 +299,9 @@ async fn aims_gateway_replays_the_seeds_documented_api() {
     // The seed's named events, as JSON log lines (JSON_LOGS=true); log lines reach
     // the test some time after the answers.
     for (event, request) in [
+        ("login_attempt", None),
+        ("login_success", None),
+        ("login_failed", None),
         ("openstack_connect_attempt", Some(id.as_str())),
         ("openstack_connect_success", Some(id.as_str())),
         ("openstack_connect_failed", None),

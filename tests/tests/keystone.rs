@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use wasmgate_e2e::{
-    FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, assert_envelope, client,
+    Answer, FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, assert_envelope, send,
 };
 
 /// A gateway whose `/openstack/connect` reaches `good` by default, and a closed port
@@ -56,19 +57,8 @@ fn form(auth_url: Option<&str>, password: &str) -> Value {
     form
 }
 
-async fn connect(gateway: &GatewayProcess, form: &Value) -> (u16, String, Vec<u8>) {
-    let response = client()
-        .post(gateway.url("/openstack/connect"))
-        .json(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    (status, id, response.bytes().await.unwrap().to_vec())
+async fn connect(gateway: &GatewayProcess, form: &Value) -> Answer {
+    send(Method::POST, &gateway.url("/openstack/connect"), Some(form)).await
 }
 
 /// The log line of `event` for request `id`.
@@ -101,7 +91,11 @@ async fn connect_answers_each_keystone_outcome_with_its_envelope_and_event() {
     let (_, password, _) = KEYSTONE_USER;
 
     // Good credentials: connected, with the project, the user and the expiry.
-    let (status, id, body) = connect(&gateway, &form(None, password)).await;
+    let Answer {
+        status,
+        request_id: id,
+        body,
+    } = connect(&gateway, &form(None, password)).await;
     let answer: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["data"]["connected"], true);
@@ -119,20 +113,32 @@ async fn connect_answers_each_keystone_outcome_with_its_envelope_and_event() {
     assert!(!gateway.log().contains(password), "a password was logged");
 
     // Bad credentials: 401 and a failed event.
-    let (status, id, body) = connect(&gateway, &form(None, "wrong")).await;
+    let Answer {
+        status,
+        request_id: id,
+        body,
+    } = connect(&gateway, &form(None, "wrong")).await;
     assert_envelope(status, Some(&id), &body, 401, "UNAUTHORIZED");
     let failed = event(&gateway, "openstack_connect_failed", &id);
     assert_eq!(failed["keystone_status"], 401);
     assert_eq!(good.requests(), 2);
 
     // Keystone unreachable: 502.
-    let (status, id, body) = connect(&gateway, &form(Some("http://down.test/v3"), password)).await;
+    let Answer {
+        status,
+        request_id: id,
+        body,
+    } = connect(&gateway, &form(Some("http://down.test/v3"), password)).await;
     assert_envelope(status, Some(&id), &body, 502, "BAD_GATEWAY");
     event(&gateway, "openstack_connect_failed", &id);
 
     // Keystone slow: 504 from the plugin itself, before its own 1 s deadline.
     let started = Instant::now();
-    let (status, id, body) = connect(&gateway, &form(Some("http://slow.test/v3/"), password)).await;
+    let Answer {
+        status,
+        request_id: id,
+        body,
+    } = connect(&gateway, &form(Some("http://slow.test/v3/"), password)).await;
     assert_envelope(status, Some(&id), &body, 504, "GATEWAY_TIMEOUT");
     assert!(
         started.elapsed() < Duration::from_millis(2500),
@@ -146,7 +152,10 @@ async fn connect_answers_each_keystone_outcome_with_its_envelope_and_event() {
     );
 
     // An auth URL the operator did not configure is refused before any call.
-    let (status, id, body) =
-        connect(&gateway, &form(Some("http://127.0.0.1:1/v3"), password)).await;
+    let Answer {
+        status,
+        request_id: id,
+        body,
+    } = connect(&gateway, &form(Some("http://127.0.0.1:1/v3"), password)).await;
     assert_envelope(status, Some(&id), &body, 400, "VALIDATION_ERROR");
 }

@@ -7,10 +7,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::Value;
 use wasmgate_e2e::{
-    GatewayProcess, TestGateway, Upstream, UpstreamProcess, assert_envelope, client,
-    register_instance, registry_toml,
+    Answer, GatewayProcess, TestGateway, Upstream, UpstreamProcess, client, register_instance,
+    registry_toml, send,
 };
 
 /// Live for this long after a heartbeat.
@@ -24,42 +25,31 @@ fn gateway(allowed: &[SocketAddr]) -> GatewayProcess {
         .start()
 }
 
-/// Status, request id and body of `GET path`.
-async fn get(gateway: &GatewayProcess, path: &str) -> (u16, String, Vec<u8>) {
-    let response = client().get(gateway.url(path)).send().await.unwrap();
-    let status = response.status().as_u16();
-    let id = response
-        .headers()
-        .get("x-request-id")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, id, response.bytes().await.unwrap().to_vec())
+async fn get(gateway: &GatewayProcess, path: &str) -> Answer {
+    send(Method::GET, &gateway.url(path), None).await
 }
 
 /// Which instance served `GET path` (the echo's `Host`, which the gateway sets to
 /// the instance's address) with which path; `None` for an answer of the gateway's own
 /// (503 with none live, 502 from a dead instance).
 async fn served_by(gateway: &GatewayProcess, path: &str) -> Option<(String, String)> {
-    let (status, _, body) = get(gateway, path).await;
-    match status {
+    let answer = get(gateway, path).await;
+    match answer.status {
         200 => {
-            let echo: Value = serde_json::from_slice(&body).expect("the echo's JSON");
+            let echo = answer.json();
             Some((
                 echo["headers"]["host"][0].as_str().unwrap().to_string(),
                 echo["path"].as_str().unwrap().to_string(),
             ))
         }
         502 | 503 => None,
-        other => panic!("{other}: {}", String::from_utf8_lossy(&body)),
+        other => panic!("{other}: {}", String::from_utf8_lossy(&answer.body)),
     }
 }
 
 async fn post(gateway: &GatewayProcess, path: &str) -> (u16, Value) {
-    let response = client().post(gateway.url(path)).send().await.unwrap();
-    (
-        response.status().as_u16(),
-        response.json().await.unwrap_or(Value::Null),
-    )
+    let answer = send(Method::POST, &gateway.url(path), None).await;
+    (answer.status, answer.json())
 }
 
 /// Sends `GET /api/users/x` until `done` holds for what served it, within `limit`.
@@ -102,8 +92,9 @@ async fn instances_register_heartbeat_and_expire_and_traffic_follows_them() {
     let gateway = gateway(&[a.address, b.address]);
 
     // Nothing registered: the documented 503.
-    let (status, id, body) = get(&gateway, "/api/users/profile/7").await;
-    assert_envelope(status, Some(&id), &body, 503, "SERVICE_UNAVAILABLE");
+    get(&gateway, "/api/users/profile/7")
+        .await
+        .assert_envelope(503, "SERVICE_UNAVAILABLE");
 
     // A registration takes traffic within one heartbeat TTL, with the rest of the
     // path.
@@ -181,8 +172,9 @@ async fn instances_register_heartbeat_and_expire_and_traffic_follows_them() {
         .unwrap();
     assert_eq!(response.status(), 200);
     until_steady(&gateway, TTL, None).await;
-    let (status, id, body) = get(&gateway, "/api/users/x").await;
-    assert_envelope(status, Some(&id), &body, 503, "SERVICE_UNAVAILABLE");
+    get(&gateway, "/api/users/x")
+        .await
+        .assert_envelope(503, "SERVICE_UNAVAILABLE");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,11 +185,11 @@ async fn a_registered_address_outside_the_allowlist_is_never_called() {
     register_instance(&gateway, "evil", "evil-2", "127.0.0.3:9".parse().unwrap()).await;
     register_instance(&gateway, "good", "good-1", allowed.address).await;
     for _ in 0..4 {
-        let (status, id, body) = get(&gateway, "/api/evil/x").await;
-        assert_envelope(status, Some(&id), &body, 500, "PLUGIN_ERROR");
+        get(&gateway, "/api/evil/x")
+            .await
+            .assert_envelope(500, "PLUGIN_ERROR");
     }
     assert_eq!(outside.hits(), 0, "an address outside the grant was called");
-    let (status, _, _) = get(&gateway, "/api/good/x").await;
-    assert_eq!(status, 200);
+    assert_eq!(get(&gateway, "/api/good/x").await.status, 200);
     assert_eq!(allowed.hits(), 1);
 }

@@ -330,6 +330,16 @@ impl IdentityService {
         // canonical form), whether or not anyone has it.
         let account = canonical::key(login);
         let client = client_subject(&ctx.client_addr());
+        // AIMS's event names, in the `event` field of each login line.
+        log::event(
+            Level::Info,
+            "login attempt",
+            &[
+                ("event", "login_attempt".into()),
+                ("user", login.into()),
+                ("client", client.as_str().into()),
+            ],
+        );
         let attempt = match self.login_limits.charge(&account, &client)? {
             Ok(attempt) => attempt,
             Err(locked) => {
@@ -337,6 +347,7 @@ impl IdentityService {
                     Level::Warn,
                     "login refused",
                     &[
+                        ("event", "login_failed".into()),
                         ("user", login.into()),
                         ("client", client.as_str().into()),
                         ("reason", "too many failed logins".into()),
@@ -367,6 +378,7 @@ impl IdentityService {
                     Level::Info,
                     "login success",
                     &[
+                        ("event", "login_success".into()),
                         ("user", user.id.as_str().into()),
                         ("username", user.username.as_str().into()),
                     ],
@@ -386,6 +398,7 @@ impl IdentityService {
                     "unknown user"
                 };
                 let mut fields = vec![
+                    ("event", "login_failed".into()),
                     ("user", login.into()),
                     ("client", client.as_str().into()),
                     ("reason", reason.into()),

@@ -446,6 +446,30 @@ fn logins_and_registrations_are_logged_with_fields() {
         logged(&h, "login failure", "reason").as_deref(),
         Some("unknown user")
     );
+    // AIMS's event names: an attempt, then a success or a failure, per login.
+    let events: Vec<String> = h
+        .log_lines()
+        .iter()
+        .filter_map(|line| match line.field("event")? {
+            LogValue::Text(event) => Some(event.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "login_attempt",
+            "login_success",
+            "login_attempt",
+            "login_failed",
+            "login_attempt",
+            "login_failed"
+        ]
+    );
+    assert_eq!(
+        logged(&h, "login attempt", "user").as_deref(),
+        Some("eve@example.com")
+    );
     // No password, in any line or field.
     for line in h.log_lines() {
         let text = format!("{line:?}");
