@@ -266,6 +266,7 @@ async fn routes(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value
                     "request_body": p.request_body,
                     "response_body": p.response_body,
                     "request_only": p.request_only,
+                    "global": p.global,
                 })).collect::<Vec<_>>(),
             })
         })

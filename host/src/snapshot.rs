@@ -381,6 +381,8 @@ pub struct ChainPlugin {
     pub request_only: bool,
     /// The plugin is called in the log phase.
     pub log: bool,
+    /// It comes from `[[global.plugins]]`, not the route's own chain.
+    pub global: bool,
 }
 
 /// A route ready to serve.
@@ -501,8 +503,9 @@ impl Snapshot {
         let mut admin_matchers = Vec::new();
         for route in &config.routes {
             let name: Arc<str> = route.name.get_ref().as_str().into();
-            let mut chain = Vec::with_capacity(route.plugins.len());
-            for entry in &route.plugins {
+            let entries = config.chain(route);
+            let mut chain = Vec::with_capacity(entries.len());
+            for entry in entries {
                 let plugin_name = entry.name.get_ref();
                 let place = loaded.place(entry.name.span().start);
                 let Some(plugin) = plugins.get(plugin_name) else {
@@ -528,7 +531,7 @@ impl Snapshot {
                     granted_secrets,
                     &direct,
                 )?;
-                let json = serde_json::to_string(&entry.config.clone().unwrap_or_default())
+                let json = serde_json::to_string(&entry.config.cloned().unwrap_or_default())
                     .expect("TOML values serialise as JSON");
                 let pool = plugin
                     .configure(
@@ -552,6 +555,7 @@ impl Snapshot {
                     response_body: wants.response_body,
                     request_only: wants.request_only,
                     log: wants.log,
+                    global: entry.global,
                 });
             }
             let pattern = match (&route.path, &route.prefix) {

@@ -42,9 +42,117 @@ pub struct Config {
     /// `[services.NAME]`: upstream services.
     #[serde(default)]
     pub services: BTreeMap<String, Spanned<ServiceConfig>>,
+    /// `[global]`: what applies to every route.
+    #[serde(default)]
+    pub global: GlobalSettings,
     /// `[[routes]]`: the routes, each with its plugin chain.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+impl Config {
+    /// The plugins `route` runs, in request order: the global plugins of its listener
+    /// placed `before` (less those it skips), its own, then the global ones placed
+    /// `after`.
+    pub fn chain<'a>(&'a self, route: &'a RouteConfig) -> Vec<ChainEntry<'a>> {
+        let skips = |name: &str| {
+            route
+                .skip_global
+                .iter()
+                .any(|s| s.get_ref() == "*" || s.get_ref() == name)
+        };
+        let global = |position: Position| {
+            self.global
+                .plugins
+                .iter()
+                .filter(move |g| {
+                    g.position == position
+                        && g.listener == route.listener
+                        && !skips(g.name.get_ref())
+                })
+                .map(|g| ChainEntry {
+                    name: &g.name,
+                    config: g.config.as_ref(),
+                    on_error: g.on_error,
+                    global: true,
+                })
+        };
+        let own = route.plugins.iter().map(|p| ChainEntry {
+            name: &p.name,
+            config: p.config.as_ref(),
+            on_error: p.on_error,
+            global: false,
+        });
+        global(Position::Before)
+            .chain(own)
+            .chain(global(Position::After))
+            .collect()
+    }
+}
+
+/// One plugin of a route's whole chain: its own or a global one.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainEntry<'a> {
+    /// The plugin's name, where it is written.
+    pub name: &'a Spanned<String>,
+    /// Its `config` table.
+    pub config: Option<&'a toml::Table>,
+    /// Its own `on_error`, if set.
+    pub on_error: Option<OnError>,
+    /// It comes from `[[global.plugins]]`.
+    pub global: bool,
+}
+
+/// `[global]`: plugins that run on every route, so that a policy meant for all
+/// (CORS, authentication, an access log) is written once.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalSettings {
+    /// `[[global.plugins]]`: in order; each runs before (or after) every route's own
+    /// chain on its listener, unless the route opts out with `skip_global`.
+    #[serde(default)]
+    pub plugins: Vec<GlobalPluginRef>,
+}
+
+/// `[[global.plugins]]`: one plugin on every route of a listener.
+///
+/// ```toml
+/// [[global.plugins]]
+/// name = "jwt-auth"
+/// position = "before"      # or "after": around each route's own plugins
+/// listener = "gateway"     # whose routes get it
+/// config = { keys = [{ alg = "HS256", secret = "jwt" }] }
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalPluginRef {
+    /// `name = "cors"`: the plugin, file `NAME.wasm` in the plugin directory.
+    pub name: Spanned<String>,
+    /// `config = { … }`: handed to the plugin's `configure` as JSON (once per route).
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+    /// `on_error = "skip"`: overrides each route's `on_error` for this plugin.
+    #[serde(default)]
+    pub on_error: Option<OnError>,
+    /// `position = "before"`: `"before"` runs it ahead of the route's own plugins on
+    /// requests (and after them on responses); `"after"` behind them.
+    #[serde(default)]
+    pub position: Position,
+    /// `listener = "gateway"`: the routes of which listener get it (`"gateway"` or
+    /// `"admin"`).
+    #[serde(default)]
+    pub listener: Listener,
+}
+
+/// Where a global plugin sits in a route's chain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Position {
+    /// Ahead of the route's own plugins.
+    #[default]
+    Before,
+    /// Behind the route's own plugins.
+    After,
 }
 
 /// `[gateway]`
@@ -728,9 +836,13 @@ pub struct RouteConfig {
     #[serde(default)]
     pub on_error: OnError,
     /// `[[routes.plugins]]`: the chain, run in order on requests and in reverse on
-    /// responses.
+    /// responses (between the global plugins placed `before` and `after` it).
     #[serde(default)]
     pub plugins: Vec<PluginRef>,
+    /// `skip_global = ["jwt-auth"]`: global plugins this route goes without, by name;
+    /// `["*"]` skips them all.
+    #[serde(default)]
+    pub skip_global: Vec<Spanned<String>>,
     /// `[routes.retry]`: when a failed upstream call is tried again. Without the
     /// table: one more try on another endpoint after a connect failure or a reset, for
     /// idempotent methods.

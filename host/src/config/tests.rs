@@ -302,3 +302,70 @@ fn a_redis_state_backend_is_checked_with_its_line() {
         assert!(error.contains(want), "{text}: {error}");
     }
 }
+
+#[test]
+fn a_routes_chain_is_its_listeners_global_plugins_around_its_own() {
+    let loaded = parse(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+[services.s]
+endpoints = ["http://127.0.0.1:1"]
+[[global.plugins]]
+name = "after"
+position = "after"
+[[global.plugins]]
+name = "first"
+[[global.plugins]]
+name = "ops"
+listener = "admin"
+[[global.plugins]]
+name = "second"
+[[routes]]
+name = "a"
+prefix = "/"
+service = "s"
+[[routes.plugins]]
+name = "own"
+[[routes]]
+name = "b"
+path = "/b"
+service = "s"
+skip_global = ["second", "after"]
+[[routes]]
+name = "c"
+path = "/c"
+service = "s"
+skip_global = ["*"]
+[[routes]]
+name = "d"
+path = "/d"
+service = "s"
+listener = "admin"
+"#,
+    )
+    .unwrap();
+    let config = &loaded.config;
+    let chain = |route: usize| -> Vec<(String, bool)> {
+        config
+            .chain(&config.routes[route])
+            .iter()
+            .map(|e| (e.name.get_ref().clone(), e.global))
+            .collect()
+    };
+    let names = |list: &[(&str, bool)]| -> Vec<(String, bool)> {
+        list.iter().map(|(n, g)| (n.to_string(), *g)).collect()
+    };
+    assert_eq!(
+        chain(0),
+        names(&[
+            ("first", true),
+            ("second", true),
+            ("own", false),
+            ("after", true)
+        ])
+    );
+    assert_eq!(chain(1), names(&[("first", true)]));
+    assert!(chain(2).is_empty());
+    assert_eq!(chain(3), names(&[("ops", true)]));
+}

@@ -221,6 +221,7 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     // Where each route's path, folded to lower case, was first seen, with the path as
     // written and whether any route with that folded path is case-insensitive.
     let mut folded: HashMap<FoldedPath, (&str, bool)> = HashMap::new();
+    validate_global(config)?;
     for route in &config.routes {
         let name = &route.name;
         if name.get_ref().is_empty() {
@@ -415,12 +416,56 @@ fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
             ));
         }
     }
+    for skip in &route.skip_global {
+        let skipped = skip.get_ref();
+        if skipped != "*"
+            && !config
+                .global
+                .plugins
+                .iter()
+                .any(|g| g.name.get_ref() == skipped && g.listener == route.listener)
+        {
+            let global = config
+                .global
+                .plugins
+                .iter()
+                .filter(|g| g.listener == route.listener)
+                .map(|g| g.name.get_ref());
+            return Err(at(
+                skip,
+                format!(
+                    "route {name:?}: skip_global names {skipped:?}, which is not a global plugin \
+                     of this route's listener{}",
+                    known(global)
+                ),
+            ));
+        }
+    }
     for plugin in &route.plugins {
         let plugin_name = plugin.name.get_ref();
         // Whether NAME.wasm exists is checked when the snapshot is built, against the
         // plugin files read at the same moment.
         check_plugin_name(plugin_name)
             .map_err(|why| at(&plugin.name, format!("route {name:?}: {why}")))?;
+    }
+    Ok(())
+}
+
+/// `[[global.plugins]]`: plugin names, and a listener that is on.
+fn validate_global(config: &Config) -> Result<(), Invalid> {
+    for plugin in &config.global.plugins {
+        check_plugin_name(plugin.name.get_ref())
+            .map_err(|why| at(&plugin.name, format!("[[global.plugins]]: {why}")))?;
+        if plugin.listener == super::schema::Listener::Admin && !config.admin.enabled {
+            return Err(at(
+                &plugin.name,
+                format!(
+                    "[[global.plugins]] {:?}: listener = \"admin\", but the admin API is off \
+                     ([admin] enabled = false)",
+                    plugin.name.get_ref()
+                ),
+            ));
+        }
     }
     Ok(())
 }
