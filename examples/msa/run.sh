@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 if command -v rustup >/dev/null 2>&1; then
     rustup target add wasm32-wasip2
 fi
-cargo build --release -p wasmgate -p msa-services
+cargo build --release -p wasmgate -p example-services
 mkdir -p examples/msa/plugins
 scripts/build-plugins.sh examples/msa/plugins
 

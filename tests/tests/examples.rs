@@ -11,15 +11,19 @@ use wasmgate_e2e::{
     FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, client, send, wasmgate_bin,
 };
 
-/// One of the MSA example's services (`msa-service NAME`), registering itself with
-/// `gateway`; killed when dropped.
-struct MsaService(Child);
+/// One of the examples' services (`examples/services`: `msa-service`,
+/// `ts-portal-service`) on a free loopback port; killed when dropped.
+struct ExampleService {
+    child: Child,
+    address: String,
+}
 
-impl MsaService {
-    fn start(name: &str, gateway: &GatewayProcess) -> Self {
-        let bin = wasmgate_bin().with_file_name("msa-service");
+impl ExampleService {
+    /// Starts `bin` with `args` and waits for its `NAME listening on ADDRESS` line.
+    fn start(bin: &str, args: &[&str]) -> Self {
+        let bin = wasmgate_bin().with_file_name(bin);
         let mut child = Command::new(&bin)
-            .args([name, "127.0.0.1:0", &gateway.url("")])
+            .args(args)
             .env("HEARTBEAT_SECONDS", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -29,15 +33,30 @@ impl MsaService {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(line.contains("listening on"), "{name} said {line:?}");
-        Self(child)
+        let address = line
+            .trim()
+            .split_once(" listening on ")
+            .unwrap_or_else(|| panic!("{} said {line:?}", bin.display()))
+            .1
+            .to_string();
+        Self { child, address }
+    }
+
+    /// One of the MSA example's services, registering itself with `gateway`.
+    fn msa(name: &str, gateway: &GatewayProcess) -> Self {
+        Self::start("msa-service", &[name, "127.0.0.1:0", &gateway.url("")])
+    }
+
+    /// `http://ADDRESS`.
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
     }
 }
 
-impl Drop for MsaService {
+impl Drop for ExampleService {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -61,9 +80,9 @@ async fn msa_gateway_replays_the_seeds_documented_api() {
         .env("ADMIN_PORT", "0")
         .env("LOG_LEVEL", "WARNING")
         .start();
-    let _services: Vec<MsaService> = ["user-service", "order-service", "product-service"]
+    let _services: Vec<ExampleService> = ["user-service", "order-service", "product-service"]
         .iter()
-        .map(|name| MsaService::start(name, &gateway))
+        .map(|name| ExampleService::msa(name, &gateway))
         .collect();
 
     // The services register themselves: GET /services lists all three, live.
@@ -315,5 +334,369 @@ async fn aims_gateway_replays_the_seeds_documented_api() {
             assert!(Instant::now() < deadline, "no {event}:\n{}", gateway.log());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// `GET path` with `token`: the whole response.
+async fn get_with(gateway: &GatewayProcess, path: &str, token: &str) -> reqwest::Response {
+    client()
+        .get(gateway.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `METHOD path` with `token` and a JSON body: (status, body).
+async fn send_with(
+    gateway: &GatewayProcess,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (u16, Value) {
+    let response = client()
+        .request(method, gateway.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until `/health` shows every service of `names` with `status`.
+async fn wait_for_health(gateway: &GatewayProcess, names: &[&str], status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, _, health) = call(gateway, reqwest::Method::GET, "/health", None).await;
+        if names
+            .iter()
+            .all(|name| health["services"][name]["status"] == status)
+        {
+            return health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "services {names:?} never {status}: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_portal_gateway_replays_the_seeds_documented_api() {
+    use reqwest::Method;
+    const LIMIT: usize = 40;
+    let names = [
+        ("member-service", "MEMBER_SERVICE_URL"),
+        ("customer-service", "CUSTOMER_SERVICE_URL"),
+        ("calendar-service", "CALENDAR_SERVICE_URL"),
+        ("notice-service", "NOTICE_SERVICE_URL"),
+        ("honeybox", "HONEYBOX_SERVICE_URL"),
+    ];
+    let mut services: Vec<ExampleService> = names
+        .iter()
+        .map(|(name, _)| ExampleService::start("ts-portal-service", &[name, "127.0.0.1:0"]))
+        .collect();
+    let mut example = TestGateway::example("ts-portal")
+        .env("PORT", "0")
+        .env("ADMIN_PORT", "0")
+        .env(
+            "JWT_SECRET_KEY",
+            "a TS Portal example signing key, 32+ bytes",
+        )
+        .env("HEALTH_CHECK_INTERVAL", "1")
+        .env("RATE_LIMIT_REQUESTS", &LIMIT.to_string())
+        .env("RATE_LIMIT_WINDOW", "3600")
+        .env("LOG_LEVEL", "INFO")
+        .env("JSON_LOGS", "true");
+    for ((_, variable), service) in names.iter().zip(&services) {
+        example = example.env(variable, &service.url());
+    }
+    let gateway = example.start();
+    let http = client();
+
+    // GET /, /health (every service, with its response time), /metrics.
+    let (status, id, root) = call(&gateway, Method::GET, "/", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(root["name"], "TS Portal API Gateway");
+    assert_eq!(root["request_id"], id.as_str());
+    let all = ["member", "customer", "calendar", "notice", "honeybox"];
+    let health = wait_for_health(&gateway, &all, "healthy").await;
+    assert_eq!(health["status"], "healthy", "{health}");
+    assert!(
+        health["services"]["member"]["response_time"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("ms")),
+        "{health}"
+    );
+
+    // No token: 401 with the envelope and WWW-Authenticate, on every service route.
+    for path in [
+        "/api/members",
+        "/api/customers",
+        "/api/calendar/events",
+        "/api/notices",
+        "/api/feeds",
+        "/api/auth/me",
+    ] {
+        let response = http.get(gateway.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+        assert_eq!(
+            response.headers()["www-authenticate"].to_str().unwrap(),
+            "Bearer"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "UNAUTHORIZED", "{path}: {body}");
+    }
+
+    // Accounts: made on the admin listener; the first is admin.
+    let register = |username: &str| json!({"username": username, "email": format!("{username}@example.com"), "password": "change-me-now-1"});
+    let mut ids = Vec::new();
+    for username in ["seungdobae", "jisoo"] {
+        let made = http
+            .post(gateway.admin_url("/api/auth/register"))
+            .json(&register(username))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(made.status(), 201);
+        let made: Value = made.json().await.unwrap();
+        ids.push(made["data"]["user"]["id"].as_str().unwrap().to_string());
+    }
+    let (status, _, _) = call(
+        &gateway,
+        Method::POST,
+        "/api/auth/register",
+        Some(register("mallory")),
+    )
+    .await;
+    assert_eq!(status, 401, "no public registration");
+
+    // POST /api/auth/login, GET /api/auth/me.
+    let login = |username: &str| {
+        let gateway = &gateway;
+        let username = username.to_string();
+        async move {
+            let (status, _, login) = call(
+                gateway,
+                Method::POST,
+                "/api/auth/login",
+                Some(json!({"username": username, "password": "change-me-now-1"})),
+            )
+            .await;
+            assert_eq!(status, 200, "{login}");
+            login["data"]["token"].as_str().unwrap().to_string()
+        }
+    };
+    let admin = login("seungdobae").await;
+    let user = login("jisoo").await;
+    let me: Value = get_with(&gateway, "/api/auth/me", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["data"]["user"]["username"], "seungdobae", "{me}");
+    assert_eq!(me["data"]["user"]["role"], "admin");
+
+    // Members: CRUD, the caller reaching the service as X-User-ID and X-Username, and
+    // every answer with X-Request-Id and the rate limit's headers.
+    let listed = get_with(&gateway, "/api/members", &admin).await;
+    assert_eq!(listed.status(), 200);
+    for header in [
+        "x-request-id",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+    ] {
+        assert!(listed.headers().contains_key(header), "{header}");
+    }
+    assert_eq!(
+        listed.headers()["x-ratelimit-limit"],
+        LIMIT.to_string().as_str()
+    );
+    let members: Value = listed.json().await.unwrap();
+    assert_eq!(members.as_array().map(Vec::len), Some(2));
+    let (status, created) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/members",
+        &admin,
+        json!({"name": "Choi Yuna", "team": "TS"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["created_by"], ids[0].as_str());
+    assert_eq!(created["created_by_name"], "seungdobae");
+    let path = format!("/api/members/{}", created["id"]);
+    let (status, updated) =
+        send_with(&gateway, Method::PUT, &path, &admin, json!({"team": "CSG"})).await;
+    assert_eq!((status, &updated["team"]), (200, &json!("CSG")));
+    assert_eq!(get_with(&gateway, &path, &admin).await.status(), 200);
+    let (status, _) = send_with(&gateway, Method::DELETE, &path, &admin, json!(null)).await;
+    assert_eq!(status, 200);
+    assert_eq!(get_with(&gateway, &path, &admin).await.status(), 404);
+
+    // The other services' documented lists.
+    for (path, len) in [
+        ("/api/customers", 1),
+        ("/api/calendar/events", 1),
+        ("/api/notices", 1),
+        ("/api/feeds", 3),
+    ] {
+        let listed: Value = get_with(&gateway, path, &user).await.json().await.unwrap();
+        assert_eq!(
+            listed.as_array().map(Vec::len),
+            Some(len),
+            "{path}: {listed}"
+        );
+    }
+    let latest = get_with(&gateway, "/api/feeds/latest", &user).await;
+    assert_eq!(latest.status(), 200);
+    assert_eq!(latest.headers()["x-cache"], "MISS");
+    let again = get_with(&gateway, "/api/feeds/latest", &admin).await;
+    assert_eq!(
+        again.headers()["x-cache"],
+        "HIT",
+        "HoneyBox's feed is cached"
+    );
+
+    // Notices: everyone reads, only an admin writes.
+    let notice = json!({"title": "Maintenance", "body": "Saturday"});
+    let (status, refused) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/notices",
+        &user,
+        notice.clone(),
+    )
+    .await;
+    assert_eq!((status, &refused["code"]), (403, &json!("FORBIDDEN")));
+    let (status, _) = send_with(&gateway, Method::POST, "/api/notices", &admin, notice).await;
+    assert_eq!(status, 201);
+
+    // CORS for the Vue frontend: preflight and actual request.
+    let preflight = http
+        .request(Method::OPTIONS, gateway.url("/api/members"))
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let actual = http
+        .get(gateway.url("/api/members"))
+        .header("origin", "http://localhost:3000")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(actual.headers()["access-control-allow-credentials"], "true");
+
+    // Refresh and logout: a refreshed or logged-out token is refused.
+    let (status, refreshed) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/auth/refresh",
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let fresh = refreshed["data"]["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        get_with(&gateway, "/api/members", &admin).await.status(),
+        401
+    );
+    assert_eq!(
+        get_with(&gateway, "/api/members", &fresh).await.status(),
+        200
+    );
+    let (status, _) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/auth/logout",
+        &fresh,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        get_with(&gateway, "/api/members", &fresh).await.status(),
+        401
+    );
+
+    // A service that stops: /health says so, and its route answers 503.
+    drop(services.remove(1));
+    let health = wait_for_health(&gateway, &["customer"], "down").await;
+    assert_eq!(health["status"], "degraded");
+    let down = get_with(&gateway, "/api/customers", &user).await;
+    assert_eq!(down.status(), 503);
+    let down: Value = down.json().await.unwrap();
+    assert_eq!(down["code"], "SERVICE_UNAVAILABLE");
+
+    // The rate limit, per user: 429 RATE_LIMITED with Retry-After once it is spent.
+    let mut passed = 0;
+    let refused = loop {
+        let response = get_with(&gateway, "/api/notices", &user).await;
+        if response.status() == 429 {
+            break response;
+        }
+        assert_eq!(response.status(), 200);
+        passed += 1;
+        assert!(passed <= LIMIT, "more than {LIMIT} requests passed");
+    };
+    assert!(refused.headers().contains_key("retry-after"));
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["code"], "RATE_LIMITED");
+    assert_eq!(
+        get_with(&gateway, "/api/feeds", &admin).await.status(),
+        401,
+        "the admin's tokens are revoked"
+    );
+
+    // Metrics by the seed's names.
+    let metrics = http
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "http_requests_total",
+        "http_request_duration_seconds",
+        "http_requests_in_progress",
+        "service_health_status",
+        "rate_limit_exceeded_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+
+    // The access log: one JSON line per request with the caller and the service.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gateway.json_log().iter().any(|line| {
+        line["message"] == "access"
+            && line["user"] == ids[0].as_str()
+            && line["service"] == "member"
+            && line["status"] == 201
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no access line:\n{}",
+            gateway.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -141,7 +141,11 @@ async fn global_plugins_run_around_every_routes_own_chain() {
     assert!(echoed(&public.json(), "x-chain").is_empty());
 
     // Global plugins are per listener: the admin listener's routes are untouched.
-    let ops = client().get(gateway.admin_url("/ops")).send().await.unwrap();
+    let ops = client()
+        .get(gateway.admin_url("/ops"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ops.status(), 200);
     let ops: Value = ops.json().await.unwrap();
     assert!(echoed(&ops, "x-chain").is_empty());
@@ -230,7 +234,9 @@ fn bad_global_values_are_refused_with_file_and_line() {
         "{output}"
     );
 
-    let output = refused("[[global.plugins]]\nname = \"missing\"\n\n[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"echo\"\n");
+    let output = refused(
+        "[[global.plugins]]\nname = \"missing\"\n\n[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"echo\"\n",
+    );
     assert!(
         output.contains("wasmgate.toml:12:") && output.contains("unknown plugin \"missing\""),
         "{output}"

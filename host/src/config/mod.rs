@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 
 pub use schema::{
     AdminSettings, Balance, BreakerConfig, CertificateSettings, ChainEntry, ClientCertificates,
-    CompressionConfig, Config, EndpointConfig, GatewaySettings, HealthSettings, LargeResponses,
-    GlobalPluginRef, GlobalSettings, Limits, Listener, LogFormat, LogSettings, MetricsSettings, OnError, OutlierConfig, PluginRef,
-    PluginSettings, Position, RedisSettings, ReloadSettings, RetryConfig, RouteConfig, SecretSource,
-    ServiceConfig, StateBackend, TlsSettings, WebSocketSettings, default_connect_timeout_ms,
+    CompressionConfig, Config, EndpointConfig, GatewaySettings, GlobalPluginRef, GlobalSettings,
+    HealthSettings, LargeResponses, Limits, Listener, LogFormat, LogSettings, MetricsSettings,
+    OnError, OutlierConfig, PluginRef, PluginSettings, Position, RedisSettings, ReloadSettings,
+    RetryConfig, RouteConfig, SecretSource, ServiceConfig, StateBackend, TlsSettings,
+    WebSocketSettings, default_connect_timeout_ms,
 };
 pub use validate::is_plugin_name;
 

@@ -14,26 +14,15 @@
 //! | `order-service` | `/orders`, `/orders/{id}`, `/orders/user/{user_id}` |
 //! | `product-service` | `/products`, `/products/{id}`, `/products/category/{category}` |
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use example_services::{Shared, Store, address, crud, health, serve};
 use serde_json::{Value, json};
-
-/// One collection, by id.
-#[derive(Default)]
-struct Store {
-    items: BTreeMap<u64, Value>,
-    next: u64,
-}
-
-type Shared = Arc<Mutex<Store>>;
 
 /// The seed data of each service's collection.
 fn seed(name: &str) -> Option<(&'static str, Vec<Value>)> {
@@ -63,89 +52,18 @@ fn seed(name: &str) -> Option<(&'static str, Vec<Value>)> {
     })
 }
 
-fn insert(store: &mut Store, mut item: Value) -> Value {
-    store.next += 1;
-    item["id"] = json!(store.next);
-    store.items.insert(store.next, item.clone());
-    item
-}
-
-fn not_found(what: &str) -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"detail": format!("{what} not found")})),
-    )
-}
-
-async fn list(State(store): State<Shared>) -> Json<Value> {
-    Json(Value::Array(
-        store.lock().unwrap().items.values().cloned().collect(),
-    ))
-}
-
-async fn one(State(store): State<Shared>, Path(id): Path<u64>) -> (StatusCode, Json<Value>) {
-    match store.lock().unwrap().items.get(&id) {
-        Some(item) => (StatusCode::OK, Json(item.clone())),
-        None => not_found("item"),
-    }
-}
-
-async fn create(State(store): State<Shared>, Json(item): Json<Value>) -> (StatusCode, Json<Value>) {
-    if !item.is_object() {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"detail": "a JSON object is expected"})),
-        );
-    }
-    (
-        StatusCode::CREATED,
-        Json(insert(&mut store.lock().unwrap(), item)),
-    )
-}
-
-async fn update(
-    State(store): State<Shared>,
-    Path(id): Path<u64>,
-    Json(change): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    let mut store = store.lock().unwrap();
-    let (Some(item), Some(change)) = (store.items.get_mut(&id), change.as_object()) else {
-        return not_found("item");
-    };
-    for (field, value) in change {
-        if field != "id" {
-            item[field] = value.clone();
-        }
-    }
-    (StatusCode::OK, Json(item.clone()))
-}
-
-async fn remove(State(store): State<Shared>, Path(id): Path<u64>) -> (StatusCode, Json<Value>) {
-    match store.lock().unwrap().items.remove(&id) {
-        Some(_) => (
-            StatusCode::OK,
-            Json(json!({"message": "deleted", "id": id})),
-        ),
-        None => not_found("item"),
-    }
-}
-
-/// The items whose `field` is `value` (as text).
-fn filtered(store: &Shared, field: &str, value: &str) -> Json<Value> {
-    Json(Value::Array(
-        store
-            .lock()
-            .unwrap()
-            .items
-            .values()
-            .filter(|item| match &item[field] {
-                Value::String(text) => text == value,
-                Value::Number(number) => number.as_u64().is_some_and(|n| value.parse() == Ok(n)),
-                _ => false,
-            })
-            .cloned()
-            .collect(),
-    ))
+/// `GET path/{value}`: the items whose `field` is `value`.
+fn filter_route(path: &str, field: &'static str, store: Shared) -> axum::Router {
+    axum::Router::new()
+        .route(
+            path,
+            get(
+                move |State(store): State<Shared>, Path(value): Path<String>| async move {
+                    Json(Value::Array(store.lock().unwrap().filtered(field, &value)))
+                },
+            ),
+        )
+        .with_state(store)
 }
 
 /// Registers with the gateway until it answers, then sends heartbeats; registers
@@ -203,11 +121,7 @@ async fn main() {
         "usage: msa-service user-service|order-service|product-service ADDRESS [GATEWAY_URL]";
     let name = args.next().expect(usage);
     let (collection, items) = seed(&name).expect(usage);
-    let address: SocketAddr = args
-        .next()
-        .unwrap_or_else(|| "127.0.0.1:0".into())
-        .parse()
-        .expect("ADDRESS is host:port");
+    let address = address(args.next());
     let gateway = args
         .next()
         .or_else(|| std::env::var("GATEWAY_URL").ok())
@@ -217,47 +131,20 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .map_or(Duration::from_secs(5), Duration::from_secs);
 
-    let store: Shared = Arc::default();
-    for item in items {
-        insert(&mut store.lock().unwrap(), item);
-    }
-    let base = format!("/{collection}");
-    let mut app = Router::new().route(&base, get(list).post(create)).route(
-        &format!("{base}/{{id}}"),
-        get(one).put(update).delete(remove),
-    );
+    let store = Store::with(items);
+    let mut app = crud(&format!("/{collection}"), store.clone()).merge(health(&name));
     app = match collection {
-        "orders" => app.route(
-            "/orders/user/{user_id}",
-            get(
-                |State(store): State<Shared>, Path(user): Path<String>| async move {
-                    filtered(&store, "user_id", &user)
-                },
-            ),
-        ),
-        "products" => app.route(
+        "orders" => app.merge(filter_route("/orders/user/{user_id}", "user_id", store)),
+        "products" => app.merge(filter_route(
             "/products/category/{category}",
-            get(
-                |State(store): State<Shared>, Path(category): Path<String>| async move {
-                    filtered(&store, "category", &category)
-                },
-            ),
-        ),
+            "category",
+            store,
+        )),
         _ => app,
     };
     let service = name.clone();
-    let app = app
-        .route(
-            "/health",
-            get(move || async move { Json(json!({"status": "healthy", "service": service})) }),
-        )
-        .with_state(store);
-
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .expect("bind the service's address");
-    let address = listener.local_addr().expect("the bound address");
-    println!("{name} listening on {address}");
-    tokio::spawn(stay_registered(gateway, name, address, every));
-    axum::serve(listener, app).await.expect("serve");
+    serve(&name, address, app, move |address| {
+        tokio::spawn(stay_registered(gateway, service, address, every));
+    })
+    .await;
 }
