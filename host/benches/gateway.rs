@@ -332,6 +332,7 @@ fn thousand_routes() -> RouteTable {
                 methods: (i % 7 == 0).then(|| vec![Method::GET]),
                 pattern,
                 case_insensitive: false,
+                conditions: Vec::new(),
             }
         })
         .collect();

@@ -256,7 +256,13 @@ async fn routes(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value
                 "path": config.path.as_ref().map(|p| p.get_ref()),
                 "prefix": config.prefix.as_ref().map(|p| p.get_ref()),
                 "strip_prefix": route.strip_prefix,
-                "service": route.service.as_ref().map(|s| &*s.name),
+                "service": config.service.as_ref().map(|s| s.get_ref()),
+                "services": config.services.as_ref().map(|split| split.get_ref().iter().map(|w| json!({
+                    "name": w.name.get_ref(),
+                    "weight": w.weight,
+                })).collect::<Vec<_>>()),
+                "headers": config.headers.iter().map(|c| condition_json(c.get_ref())).collect::<Vec<_>>(),
+                "query": config.query.iter().map(|c| condition_json(c.get_ref())).collect::<Vec<_>>(),
                 "timeout_ms": route.timeout.as_millis() as u64,
                 "max_body_bytes": route.max_body_bytes,
                 "plugins": route.chain.iter().map(|p| json!({
@@ -272,6 +278,15 @@ async fn routes(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value
         })
         .collect();
     Json(json!({ "generation": snapshot.generation, "routes": routes }))
+}
+
+/// A route's header or query condition as the config has it.
+fn condition_json(condition: &crate::config::MatchCondition) -> serde_json::Value {
+    json!({
+        "name": condition.name,
+        "value": condition.value,
+        "regex": condition.regex,
+    })
 }
 
 async fn services(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Value> {

@@ -35,7 +35,7 @@ use crate::plugin::{
     MessageVerdict, PluginFailure, PluginTime, ResponseState, SocketMessage, Upstream,
     UpstreamCall, wit_method,
 };
-use crate::router::Miss;
+use crate::router::{Miss, RequestParts};
 use crate::snapshot::{ChainPlugin, Route, Snapshot};
 use crate::trace::{TRACEPARENT, TraceContext};
 use crate::upstream::retry::{MAX_ATTEMPTS, TryFailure};
@@ -173,7 +173,15 @@ pub async fn handle(
     let host = request_host(&parts.uri, &parts.headers);
     let found = snapshot
         .table(listener)
-        .lookup(host.as_deref(), &parts.method, &path)
+        .lookup_request(
+            host.as_deref(),
+            &parts.method,
+            &path,
+            &RequestParts {
+                headers: &parts.headers,
+                query: parts.uri.query(),
+            },
+        )
         .map_err(|miss| refuse(miss, &parts.method, &path))?;
     let index = found.index;
     let route = &snapshot.routes[index];
@@ -777,7 +785,7 @@ async fn forward(
     let (service, endpoint) = match target {
         Some(Upstream::Service(service)) => (service, None),
         Some(Upstream::Endpoint(direct, endpoint)) => (direct, Some(endpoint)),
-        None => match &route.service {
+        None => match route.pick_service() {
             Some(service) => (service.clone(), None),
             None => {
                 trail.fail(LogFailureKind::NoUpstream, None);

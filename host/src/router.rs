@@ -1,9 +1,10 @@
-//! Route matching: host, method and path (exact, `{param}` segments, or segment-wise
-//! prefix) to a route index.
+//! Route matching: host, method, path (exact, `{param}` segments, or segment-wise
+//! prefix) and the route's header and query conditions (`conditions.rs`) to a route
+//! index.
 //!
 //! Routes are tried from the most specific to the least: routes with a host before
 //! those without, exact paths before patterns before prefixes, more literal segments
-//! and longer prefixes first; ties keep config order. A lookup tries only the routes
+//! and longer prefixes first, then more conditions first; ties keep config order. A lookup tries only the routes
 //! that can match the path: a hash index of literal exact paths and one of first
 //! path segments narrow 1,000 routes to a handful. The router sees only normalised
 //! paths (see `normalize`) and knows nothing of plugins or upstreams.
@@ -18,10 +19,14 @@
 //! trailing slash (`/admin/`), which most frameworks serve as the same resource; the
 //! upstream receives the path as sent.
 
+mod conditions;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 use http::Method;
+
+pub use conditions::{Condition, RequestParts, Test};
 
 /// One segment of an exact path pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,12 +262,19 @@ pub struct RouteMatcher {
     pub pattern: PathPattern,
     /// Whether the path's letters match whatever their case.
     pub case_insensitive: bool,
+    /// Conditions on headers and query parameters, all of which must hold.
+    pub conditions: Vec<Condition>,
 }
 
 impl RouteMatcher {
-    /// Sort key: smaller is more specific (a host, then the pattern's rank).
-    fn specificity(&self) -> (bool, (u8, usize)) {
-        (self.host.is_none(), self.pattern.rank())
+    /// Sort key: smaller is more specific (a host, then the pattern's rank, then more
+    /// conditions).
+    fn specificity(&self) -> (bool, (u8, usize), usize) {
+        (
+            self.host.is_none(),
+            self.pattern.rank(),
+            usize::MAX - self.conditions.len(),
+        )
     }
 }
 
@@ -336,15 +348,33 @@ impl RouteTable {
         self.ordered.is_empty()
     }
 
-    /// Finds the route for a request. `host` is the request's host without port.
-    ///
-    /// Only the routes the indexes name are tried, in the table's order, so the
-    /// answer is the one a walk over every route would give.
+    /// Finds the route for a request without headers or query (routes with
+    /// conditions never match it). `host` is the request's host without port.
     pub fn lookup(
         &self,
         host: Option<&str>,
         method: &Method,
         path: &str,
+    ) -> Result<RouteMatch, Miss> {
+        let headers = http::HeaderMap::new();
+        let request = RequestParts {
+            headers: &headers,
+            query: None,
+        };
+        self.lookup_request(host, method, path, &request)
+    }
+
+    /// Finds the route for a request. `host` is the request's host without port;
+    /// `request` is what routes' conditions look at.
+    ///
+    /// Only the routes the indexes name are tried, in the table's order, so the
+    /// answer is the one a walk over every route would give.
+    pub fn lookup_request(
+        &self,
+        host: Option<&str>,
+        method: &Method,
+        path: &str,
+        request: &RequestParts<'_>,
     ) -> Result<RouteMatch, Miss> {
         const NONE: &[usize] = &[];
         let folded = if path.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -369,6 +399,7 @@ impl RouteTable {
             host,
             method,
             path,
+            request,
         )
     }
 
@@ -380,7 +411,12 @@ impl RouteTable {
         method: &Method,
         path: &str,
     ) -> Result<RouteMatch, Miss> {
-        self.try_in_order(0..self.ordered.len(), host, method, path)
+        let headers = http::HeaderMap::new();
+        let request = RequestParts {
+            headers: &headers,
+            query: None,
+        };
+        self.try_in_order(0..self.ordered.len(), host, method, path, &request)
     }
 
     /// Tries the routes at `positions` (ascending) and takes the first that matches,
@@ -391,6 +427,7 @@ impl RouteTable {
         host: Option<&str>,
         method: &Method,
         path: &str,
+        request: &RequestParts<'_>,
     ) -> Result<RouteMatch, Miss> {
         let mut allowed: Vec<Method> = Vec::new();
         // The first (most specific) case-sensitive route a case variant matched.
@@ -408,6 +445,11 @@ impl RouteTable {
                     None => continue,
                 },
             };
+            // A route whose conditions fail is not there for this request: it neither
+            // takes it, nor answers 405, nor shadows a case variant.
+            if !matcher.conditions.iter().all(|c| c.holds(request)) {
+                continue;
+            }
             match &matcher.methods {
                 Some(methods) if !methods.contains(method) => {
                     if takes_it {

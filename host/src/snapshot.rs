@@ -393,8 +393,9 @@ pub struct Route {
     pub pattern: PathPattern,
     /// Remove the prefix before calling the upstream.
     pub strip_prefix: bool,
-    /// The upstream service, if any.
-    pub service: Option<Arc<Service>>,
+    /// The upstream service and its weight: one (`service`), several that share the
+    /// requests by weight (`services`), or none.
+    pub services: Vec<(Arc<Service>, u32)>,
     /// Time allowed for the upstream's response headers.
     pub timeout: Duration,
     /// Cap on buffered bodies.
@@ -417,6 +418,29 @@ pub struct Route {
     pub compression: Option<CompressionPolicy>,
     /// How it relays WebSockets, when it does.
     pub websocket: Option<crate::websocket::Policy>,
+}
+
+impl Route {
+    /// The service for one request: the route's own, or one of its `services` drawn
+    /// at random by weight.
+    pub fn pick_service(&self) -> Option<&Arc<Service>> {
+        match self.services.as_slice() {
+            [] => None,
+            [(one, _)] => Some(one),
+            split => {
+                let total: u32 = split.iter().map(|(_, weight)| weight).sum();
+                let mut ticket = fastrand::u32(0..total.max(1));
+                split
+                    .iter()
+                    .find(|(_, weight)| {
+                        let here = ticket < *weight;
+                        ticket = ticket.saturating_sub(*weight);
+                        here
+                    })
+                    .map(|(service, _)| service)
+            }
+        }
+    }
 }
 
 /// Everything a request needs, swapped whole on reload.
@@ -585,6 +609,9 @@ impl Snapshot {
                     }),
                     pattern: pattern.clone(),
                     case_insensitive: route.case_insensitive,
+                    conditions: crate::config::route_conditions(route)
+                        .map(|c| c.expect("validated conditions"))
+                        .collect(),
                 },
             ));
             let compression = route.compression.as_ref().and_then(|table| {
@@ -594,10 +621,15 @@ impl Snapshot {
                 name,
                 pattern,
                 strip_prefix: route.strip_prefix,
-                service: route
-                    .service
-                    .as_ref()
-                    .map(|s| services[s.get_ref()].clone()),
+                services: match (&route.service, &route.services) {
+                    (Some(one), _) => vec![(services[one.get_ref()].clone(), 1)],
+                    (None, Some(split)) => split
+                        .get_ref()
+                        .iter()
+                        .map(|w| (services[w.name.get_ref()].clone(), w.weight))
+                        .collect(),
+                    (None, None) => Vec::new(),
+                },
                 timeout: Duration::from_millis(route.timeout_ms),
                 max_body_bytes: route.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
                 large_responses: route.large_responses,

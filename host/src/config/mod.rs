@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 pub use schema::{
     AdminSettings, Balance, BreakerConfig, CertificateSettings, ChainEntry, ClientCertificates,
     CompressionConfig, Config, EndpointConfig, GatewaySettings, GlobalPluginRef, GlobalSettings,
-    HealthSettings, LargeResponses, Limits, Listener, LogFormat, LogSettings, MetricsSettings,
-    OnError, OutlierConfig, PluginRef, PluginSettings, Position, RedisSettings, ReloadSettings,
-    RetryConfig, RouteConfig, SecretSource, ServiceConfig, StateBackend, TlsSettings,
-    WebSocketSettings, default_connect_timeout_ms,
+    HealthSettings, LargeResponses, Limits, Listener, LogFormat, LogSettings, MatchCondition,
+    MetricsSettings, OnError, OutlierConfig, PluginRef, PluginSettings, Position, RedisSettings,
+    ReloadSettings, RetryConfig, RouteConfig, SecretSource, ServiceConfig, StateBackend,
+    TlsSettings, WebSocketSettings, WeightedService, default_connect_timeout_ms,
 };
-pub use validate::is_plugin_name;
+pub use validate::{is_plugin_name, route_conditions};
 
 /// A configuration that cannot be used, with the place that is wrong.
 #[derive(Debug, thiserror::Error)]

@@ -806,9 +806,22 @@ pub struct RouteConfig {
     /// `strip_prefix = true`: remove the prefix before calling the upstream.
     #[serde(default)]
     pub strip_prefix: bool,
+    /// `headers = [{ name = "x-canary", value = "1" }]`: match only requests whose
+    /// headers meet every condition (see [`MatchCondition`]).
+    #[serde(default)]
+    pub headers: Vec<Spanned<MatchCondition>>,
+    /// `query = [{ name = "version", value = "2" }]`: match only requests whose query
+    /// parameters meet every condition.
+    #[serde(default)]
+    pub query: Vec<Spanned<MatchCondition>>,
     /// `service = "users"`: the upstream service; optional when a plugin answers.
     #[serde(default)]
     pub service: Option<Spanned<String>>,
+    /// `services = [{ name = "v1", weight = 90 }, { name = "v2", weight = 10 }]`: split
+    /// the route's requests between services by weight, each request drawn at random
+    /// (a canary); instead of `service`.
+    #[serde(default)]
+    pub services: Option<Spanned<Vec<WeightedService>>>,
     /// `timeout_ms = 30000`: time allowed for the upstream's response headers (504).
     #[serde(default = "default_route_timeout_ms")]
     pub timeout_ms: u64,
@@ -857,6 +870,36 @@ pub struct RouteConfig {
     /// headers are dropped and the request goes upstream as a plain one).
     #[serde(default)]
     pub websocket: Option<Spanned<WebSocketSettings>>,
+}
+
+/// One condition of a route's `headers` or `query`: the header or parameter `name`
+/// is present (with neither `value` nor `regex`), has one value equal to `value`, or
+/// one value in which `regex` finds a match (anchor it with `^…$` to match whole
+/// values). Header names are compared in any letter case; parameter names and values
+/// after percent-decoding.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchCondition {
+    /// `name = "x-canary"`: the header or query parameter.
+    pub name: String,
+    /// `value = "1"`: one of its values is exactly this.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// `regex = "^Mozilla/.*Mobile"`: one of its values matches this (Rust's `regex`
+    /// syntax: linear time, no look-around or back-references).
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// One entry of a route's `services`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedService {
+    /// `name = "users-v2"`: a `[services.NAME]`.
+    pub name: Spanned<String>,
+    /// `weight = 10`: its share of the requests against the others' weights (0 to
+    /// 1000; 0 sends it nothing).
+    pub weight: u32,
 }
 
 /// `[routes.websocket]`: the route relays WebSockets; the table alone turns it on:

@@ -345,7 +345,49 @@ fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
             ),
         ));
     }
-    if route.service.is_none() && route.plugins.is_empty() {
+    for condition in route_conditions(route) {
+        condition?;
+    }
+    if let Some(split) = &route.services {
+        if route.service.is_some() {
+            return Err(at(
+                split,
+                format!("route {name:?}: give either `service` or `services`, not both"),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for entry in split.get_ref() {
+            let service = entry.name.get_ref();
+            if !config.services.contains_key(service) {
+                return Err(at(
+                    &entry.name,
+                    format!(
+                        "route {name:?}: unknown service {service:?}{}",
+                        known(config.services.keys())
+                    ),
+                ));
+            }
+            if !seen.insert(service) {
+                return Err(at(
+                    &entry.name,
+                    format!("route {name:?}: service {service:?} is listed twice in `services`"),
+                ));
+            }
+            if entry.weight > 1000 {
+                return Err(at(
+                    &entry.name,
+                    format!("route {name:?}: service {service:?}: weight must be 0 to 1000"),
+                ));
+            }
+        }
+        if split.get_ref().iter().all(|entry| entry.weight == 0) {
+            return Err(at(
+                split,
+                format!("route {name:?}: `services` needs at least one weight above 0"),
+            ));
+        }
+    }
+    if route.service.is_none() && route.services.is_none() && route.plugins.is_empty() {
         return Err(at(
             &route.name,
             format!("route {name:?}: needs a `service`, or plugins that answer the requests"),
@@ -449,6 +491,29 @@ fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
             .map_err(|why| at(&plugin.name, format!("route {name:?}: {why}")))?;
     }
     Ok(())
+}
+
+/// A route's `headers` and `query` conditions, each built for the router or refused
+/// at its entry.
+pub fn route_conditions(
+    route: &RouteConfig,
+) -> impl Iterator<Item = Result<crate::router::Condition, Invalid>> + '_ {
+    use crate::router::{Condition, Test};
+    let name = route.name.get_ref();
+    let build = move |kind: &'static str, entry: &Spanned<super::schema::MatchCondition>| {
+        let condition = entry.get_ref();
+        Test::parse(condition.value.as_deref(), condition.regex.as_deref())
+            .and_then(|test| match kind {
+                "headers" => Condition::header(&condition.name, test),
+                _ => Condition::query(&condition.name, test),
+            })
+            .map_err(|why| at(entry, format!("route {name:?}: {kind}: {why}")))
+    };
+    route
+        .headers
+        .iter()
+        .map(move |entry| build("headers", entry))
+        .chain(route.query.iter().map(move |entry| build("query", entry)))
 }
 
 /// `[[global.plugins]]`: plugin names, and a listener that is on.

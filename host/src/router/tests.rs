@@ -8,6 +8,7 @@ fn matcher(host: Option<&str>, methods: Option<&[&str]>, pattern: PathPattern) -
         methods: methods.map(|m| m.iter().map(|m| m.parse().unwrap()).collect()),
         pattern,
         case_insensitive: false,
+        conditions: Vec::new(),
     }
 }
 
@@ -383,4 +384,54 @@ fn parameter_names_are_letters_digits_and_underscores() {
             .unwrap_err()
             .contains("letters, digits, _")
     );
+}
+
+#[test]
+fn routes_with_conditions_are_tried_first_and_skipped_when_they_fail() {
+    let mut canary = matcher(None, None, prefix("/api"));
+    canary.conditions = vec![
+        Condition::header("x-canary", Test::parse(Some("1"), None).unwrap()).unwrap(),
+        Condition::query("v", Test::Present).unwrap(),
+    ];
+    let mut beta = matcher(None, Some(&["POST"]), prefix("/api"));
+    beta.conditions = vec![Condition::header("x-beta", Test::Present).unwrap()];
+    // Config order puts the plain route first; conditions still win.
+    let table = RouteTable::new(vec![
+        matcher(None, Some(&["GET"]), prefix("/api")),
+        canary,
+        beta,
+    ]);
+    let find = |headers: &[(&str, &str)], query: Option<&str>, method: Method| {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        table.lookup_request(
+            None,
+            &method,
+            "/api/x",
+            &RequestParts {
+                headers: &map,
+                query,
+            },
+        )
+    };
+    let index = |r: Result<RouteMatch, Miss>| r.unwrap().index;
+    assert_eq!(
+        index(find(&[("x-canary", "1")], Some("v=2"), Method::GET)),
+        1
+    );
+    assert_eq!(index(find(&[("x-canary", "1")], None, Method::GET)), 0);
+    assert_eq!(index(find(&[("x-canary", "2")], Some("v"), Method::GET)), 0);
+    assert_eq!(index(find(&[("x-beta", "")], None, Method::POST)), 2);
+    // Without the header, the beta route's POST is not there: only GET is allowed.
+    assert_eq!(
+        find(&[], None, Method::POST).unwrap_err(),
+        Miss::MethodNotAllowed(vec![Method::GET])
+    );
+    // The plain lookup has no headers: conditions never hold.
+    assert_eq!(table.lookup(None, &Method::GET, "/api/x").unwrap().index, 0);
 }

@@ -78,6 +78,7 @@ impl Route {
             methods: self.methods.clone(),
             pattern: self.shape.pattern(),
             case_insensitive: self.case_insensitive,
+            conditions: Vec::new(),
         }
     }
 
@@ -352,6 +353,7 @@ proptest! {
                     methods: None,
                     pattern: pattern.ok()?,
                     case_insensitive: fold,
+                    conditions: Vec::new(),
                 })
             })
             .collect();
