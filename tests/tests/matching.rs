@@ -46,7 +46,7 @@ headers = [{ name = "X-Canary", value = "1" }]
 name = "api-mobile"
 prefix = "/api"
 service = "beta"
-headers = [{ name = "user-agent", regex = "(?i)iphone|android" }, { name = "x-app" }]
+headers = [{ name = "user-agent", regex = "(?i).*(iphone|android).*" }, { name = "x-app" }]
 
 [[routes]]
 name = "api-v2"
@@ -112,7 +112,7 @@ query = [{ name = "version", value = "2" }]
         .iter()
         .find(|r| r["name"] == "api-mobile")
         .unwrap();
-    assert_eq!(mobile["headers"][0]["regex"], "(?i)iphone|android");
+    assert_eq!(mobile["headers"][0]["regex"], "(?i).*(iphone|android).*");
     assert_eq!(mobile["headers"][1]["name"], "x-app");
 }
 

@@ -874,8 +874,7 @@ pub struct RouteConfig {
 
 /// One condition of a route's `headers` or `query`: the header or parameter `name`
 /// is present (with neither `value` nor `regex`), has one value equal to `value`, or
-/// one value in which `regex` finds a match (anchor it with `^…$` to match whole
-/// values). Header names are compared in any letter case; parameter names and values
+/// one value that `regex` matches as a whole (it is anchored). Header names are compared in any letter case; parameter names and values
 /// after percent-decoding.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -885,8 +884,8 @@ pub struct MatchCondition {
     /// `value = "1"`: one of its values is exactly this.
     #[serde(default)]
     pub value: Option<String>,
-    /// `regex = "^Mozilla/.*Mobile"`: one of its values matches this (Rust's `regex`
-    /// syntax: linear time, no look-around or back-references).
+    /// `regex = "Mozilla/.*Mobile.*"`: one of its values matches this as a whole (Rust's
+    /// `regex` syntax: linear time, no look-around or back-references).
     #[serde(default)]
     pub regex: Option<String>,
 }

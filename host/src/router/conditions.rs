@@ -4,15 +4,16 @@
 //! same host and path pattern, those with more conditions are tried first.
 //!
 //! A condition holds when the header or parameter is present, or when one of its
-//! values equals the wanted value, or when the regex finds a match in one of them.
-//! Values are compared as bytes, so a header value that is not UTF-8 can still be
-//! matched (and never panics); query names and values are percent-decoded first
-//! (`+` is a space, as in forms).
+//! values equals the wanted value, or when one of them matches the regex as a whole
+//! (the pattern is anchored, as `request-validator`'s are).
+//! Exact values are compared as bytes; a regex sees a value that is not UTF-8 with
+//! U+FFFD for each bad sequence (so it can still match, and never panics). Query
+//! names and values are percent-decoded first (`+` is a space, as in forms).
 
 use std::borrow::Cow;
 
 use http::{HeaderMap, HeaderName};
-use regex::bytes::{Regex, RegexBuilder};
+use regex::{Regex, RegexBuilder};
 
 /// The largest compiled regex allowed in a condition.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -24,7 +25,7 @@ pub enum Test {
     Present,
     /// One value is exactly this.
     Exact(Vec<u8>),
-    /// The regex finds a match in one value.
+    /// One value matches the regex as a whole.
     Regex(Regex),
 }
 
@@ -34,7 +35,8 @@ impl Test {
         match (value, regex) {
             (Some(_), Some(_)) => Err("give `value` or `regex`, not both".into()),
             (Some(value), None) => Ok(Self::Exact(value.as_bytes().to_vec())),
-            (None, Some(pattern)) => RegexBuilder::new(pattern)
+            // Anchored: the whole value must match, as in `request-validator`.
+            (None, Some(pattern)) => RegexBuilder::new(&format!("^(?:{pattern})$"))
                 .size_limit(REGEX_SIZE_LIMIT)
                 .build()
                 .map(Self::Regex)
@@ -47,7 +49,7 @@ impl Test {
         match self {
             Self::Present => true,
             Self::Exact(want) => value == want.as_slice(),
-            Self::Regex(regex) => regex.is_match(value),
+            Self::Regex(regex) => regex.is_match(&String::from_utf8_lossy(value)),
         }
     }
 }
@@ -156,8 +158,13 @@ mod tests {
         assert!(holds("x-canary", None, None));
         assert!(holds("X-CANARY", Some("yes"), None));
         assert!(!holds("x-canary", Some("YES"), None));
-        assert!(holds("user-agent", None, Some("Mobile")));
-        assert!(!holds("user-agent", None, Some("^Mobile")));
+        assert!(holds("user-agent", None, Some(".*Mobile.*")));
+        assert!(!holds("user-agent", None, Some("Mobile")), "anchored");
+        assert!(
+            holds("x-canary", None, Some("y.s|maybe")),
+            "alternatives stay inside"
+        );
+        assert!(!holds("x-canary", None, Some("n|y")));
         assert!(!holds("x-absent", None, None));
     }
 
