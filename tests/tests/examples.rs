@@ -594,6 +594,15 @@ async fn ts_portal_gateway_replays_the_seeds_documented_api() {
         preflight.headers()["access-control-allow-origin"],
         "http://localhost:3000"
     );
+    let login_preflight = http
+        .request(Method::OPTIONS, gateway.url("/api/auth/login"))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login_preflight.status(), 204, "the login page's preflight");
     let actual = http
         .get(gateway.url("/api/members"))
         .header("origin", "http://localhost:3000")
@@ -698,5 +707,190 @@ async fn ts_portal_gateway_replays_the_seeds_documented_api() {
             gateway.log()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paca_api_replays_the_seeds_documented_api() {
+    use futures_util::{SinkExt, StreamExt};
+    use reqwest::Method;
+    use tokio_tungstenite::tungstenite::Message;
+    const LIMIT: usize = 30;
+    let backend = ExampleService::start("paca-service", &["127.0.0.1:0"]);
+    let gateway = TestGateway::example("paca")
+        .env("API_PORT", "0")
+        .env("ADMIN_PORT", "0")
+        .env("JWT_SECRET_KEY", "a PACA example signing key of 32+ bytes")
+        .env("PACA_SERVICE_URL", &backend.url())
+        .env("CORS_ORIGINS", r#"["http://localhost:3000"]"#)
+        .env("RATE_LIMIT_REQUESTS", &LIMIT.to_string())
+        .env("RATE_LIMIT_PERIOD", "3600")
+        .start();
+    let http = client();
+
+    // GET /api/v1/health: public, the backend's own answer.
+    let (status, _, health) = call(&gateway, Method::GET, "/api/v1/health", None).await;
+    assert_eq!((status, &health["status"]), (200, &json!("healthy")));
+
+    // A token: an account made on the admin listener, then login.
+    let account =
+        json!({"username": "paca", "email": "paca@example.com", "password": "change-me-now-1"});
+    let made = http
+        .post(gateway.admin_url("/api/v1/auth/register"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let user_id = made.json::<Value>().await.unwrap()["data"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, login) = call(
+        &gateway,
+        Method::POST,
+        "/api/v1/auth/login",
+        Some(json!({"username": "paca", "password": "change-me-now-1"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["data"]["token"].as_str().unwrap().to_string();
+
+    // POST /api/v1/cognitive/process with the seed's client body; no token: 401.
+    let task = json!({"type": "reasoning", "input": "복잡한 논리 문제", "context": {"domain": "mathematics"}});
+    let (status, _, refused) = call(
+        &gateway,
+        Method::POST,
+        "/api/v1/cognitive/process",
+        Some(task.clone()),
+    )
+    .await;
+    assert_eq!((status, &refused["code"]), (401, &json!("UNAUTHORIZED")));
+    let (status, accepted) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/v1/cognitive/process",
+        &token,
+        task,
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(
+        accepted["user_id"],
+        user_id.as_str(),
+        "the caller reaches the backend"
+    );
+    let task_id = accepted["task_id"].as_str().unwrap().to_string();
+
+    // Pydantic's job: a body that does not fit is refused before the backend.
+    for bad in [
+        json!({"input": "no type"}),
+        json!({"type": "reasoning", "input": ""}),
+        json!({"type": "reasoning", "input": "x", "extra": 1}),
+    ] {
+        let (status, body) = send_with(
+            &gateway,
+            Method::POST,
+            "/api/v1/cognitive/process",
+            &token,
+            bad.clone(),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["code"]),
+            (400, &json!("VALIDATION_ERROR")),
+            "{bad}"
+        );
+    }
+
+    // GET /api/v1/cognitive/status/{task_id}.
+    let found: Value = get_with(
+        &gateway,
+        &format!("/api/v1/cognitive/status/{task_id}"),
+        &token,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(found["task_id"], task_id.as_str());
+    assert_eq!(
+        get_with(&gateway, "/api/v1/cognitive/status/task-404", &token)
+            .await
+            .status(),
+        404
+    );
+
+    // POST /api/v1/reasoning/execute, a large answer gzipped for a client that takes it.
+    let long = "전제 ".repeat(400);
+    let response = http
+        .post(gateway.url("/api/v1/reasoning/execute"))
+        .bearer_auth(&token)
+        .header("accept-encoding", "gzip")
+        .json(&json!({"input": long}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+
+    // CORS for the configured origin.
+    let preflight = http
+        .request(Method::OPTIONS, gateway.url("/api/v1/cognitive/process"))
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+
+    // WebSocket /ws/realtime with ?token=…; without one the handshake is refused.
+    let ws = |query: &str| {
+        format!(
+            "ws://{}/ws/realtime{query}",
+            gateway.url("").trim_start_matches("http://")
+        )
+    };
+    let refused = tokio_tungstenite::connect_async(ws("")).await;
+    assert!(refused.is_err(), "a WebSocket without a token was let in");
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws(&format!("?token={token}")))
+        .await
+        .expect("the handshake with a token");
+    socket.send(Message::Text("hello".into())).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("an answer in time")
+        .unwrap()
+        .unwrap();
+    let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    assert_eq!(reply["echo"], "hello");
+    assert_eq!(reply["user_id"], user_id.as_str());
+    drop(socket);
+
+    // The rate limit: RATE_LIMIT_REQUESTS per RATE_LIMIT_PERIOD, then 429.
+    let mut passed = 0;
+    loop {
+        let response = get_with(
+            &gateway,
+            &format!("/api/v1/cognitive/status/{task_id}"),
+            &token,
+        )
+        .await;
+        if response.status() == 429 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["code"], "RATE_LIMITED");
+            break;
+        }
+        assert_eq!(response.status(), 200);
+        passed += 1;
+        assert!(passed <= LIMIT, "more than {LIMIT} requests passed");
     }
 }
