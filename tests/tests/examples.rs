@@ -894,3 +894,288 @@ async fn paca_api_replays_the_seeds_documented_api() {
         assert!(passed <= LIMIT, "more than {LIMIT} requests passed");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skyclust_api_replays_the_seeds_documented_api() {
+    use futures_util::{SinkExt, StreamExt};
+    use reqwest::Method;
+    use tokio_tungstenite::tungstenite::Message;
+    const ANONYMOUS: usize = 8;
+    let backend = ExampleService::start("skyclust-service", &["127.0.0.1:0"]);
+    let gateway = TestGateway::example("skyclust")
+        .env("PORT", "0")
+        .env("ADMIN_PORT", "0")
+        .env(
+            "JWT_SECRET_KEY",
+            "a SkyClust example signing key, 32+ bytes",
+        )
+        .env("SKYCLUST_SERVICE_URL", &backend.url())
+        .env("RATE_LIMIT_ANONYMOUS", &ANONYMOUS.to_string())
+        .start();
+    let http = client();
+
+    // Registration and login (public): the first account is admin, later ones user.
+    let account = |name: &str| json!({"username": name, "email": format!("{name}@example.com"), "password": "cloud-pass-42"});
+    let (status, _, first) = call(
+        &gateway,
+        Method::POST,
+        "/api/v1/auth/register",
+        Some(account("admin")),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["success"], true);
+    assert_eq!(first["data"]["user"]["role"], "admin");
+    let admin_id = first["data"]["user"]["id"].as_str().unwrap().to_string();
+    let admin = first["data"]["token"].as_str().unwrap().to_string();
+    let (status, _, second) = call(
+        &gateway,
+        Method::POST,
+        "/api/v1/auth/register",
+        Some(account("dev")),
+    )
+    .await;
+    assert_eq!(
+        (status, &second["data"]["user"]["role"]),
+        (201, &json!("user"))
+    );
+    let (status, _, taken) = call(
+        &gateway,
+        Method::POST,
+        "/api/v1/auth/register",
+        Some(account("dev")),
+    )
+    .await;
+    assert_eq!((status, &taken["code"]), (409, &json!("CONFLICT")));
+    let (status, _, login) = call(
+        &gateway,
+        Method::POST,
+        "/api/v1/auth/login",
+        Some(json!({"email": "dev@example.com", "password": "cloud-pass-42"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    assert_eq!(login["data"]["user"]["username"], "dev");
+    let user = login["data"]["token"].as_str().unwrap().to_string();
+
+    // Everything else needs a token or a key: the envelope, 401.
+    let (status, _, refused) = call(&gateway, Method::GET, "/api/v1/workspaces", None).await;
+    assert_eq!((status, &refused["code"]), (401, &json!("UNAUTHORIZED")));
+    assert_eq!(refused["success"], false);
+
+    // The WebSocket, authenticated by its first message, then told of a new VM.
+    let ws_url = format!("ws://{}/ws", gateway.url("").trim_start_matches("http://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+        .await
+        .expect("the handshake");
+    socket
+        .send(Message::Text(
+            json!({"type": "auth", "token": user}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+
+    // Workspaces: made by the admin (owner from X-User-ID), paginated.
+    let (status, workspace) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/v1/workspaces",
+        &admin,
+        json!({"name": "prod", "description": "production"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{workspace}");
+    assert_eq!(workspace["success"], true);
+    assert_eq!(workspace["data"]["owner_id"], admin_id.as_str());
+    let workspace_id = workspace["data"]["id"].as_str().unwrap().to_string();
+    let listed = get_with(&gateway, "/api/v1/workspaces?limit=10&offset=0", &user).await;
+    assert_eq!(
+        listed.headers()["x-ratelimit-limit"],
+        "1000",
+        "a user's hourly limit"
+    );
+    let request_id = listed.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let listed: Value = listed.json().await.unwrap();
+    assert_eq!(listed["data"]["pagination"]["total"], 1, "{listed}");
+    assert_eq!(listed["request_id"], request_id.as_str());
+
+    // VMs: a user may make one; the WebSocket hears of it.
+    let (status, vm) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/v1/vms",
+        &user,
+        json!({"name": "web-1", "provider": "aws", "instance_type": "t3.micro", "region": "us-east-1", "workspace_id": workspace_id}),
+    )
+    .await;
+    assert_eq!(
+        (status, &vm["data"]["status"]),
+        (201, &json!("pending")),
+        "{vm}"
+    );
+    let vm_id = vm["data"]["id"].clone();
+    let event = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let message = socket.next().await.expect("the socket is open").unwrap();
+            let event: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+            if event["type"] == "vm_status_changed" {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("a vm_status_changed event");
+    assert_eq!(event["data"]["vm_id"], vm_id);
+    let filtered: Value = get_with(&gateway, "/api/v1/vms?provider=aws", &user)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(filtered["data"]["vms"].as_array().map(Vec::len), Some(1));
+
+    // Credentials: their secrets are never shown back.
+    let (status, credential) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/v1/credentials",
+        &user,
+        json!({"name": "aws-main", "provider": "aws", "data": {"access_key": "AK", "secret_key": "SK", "region": "us-east-1"}}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(credential["data"].get("data").is_none(), "{credential}");
+
+    // Roles: audit logs and the system's health are an admin's (403 for a user).
+    for path in [
+        "/api/v1/audit-logs",
+        "/api/v1/health/db",
+        "/api/v1/health/redis",
+    ] {
+        let response = get_with(&gateway, path, &user).await;
+        assert_eq!(response.status(), 403, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "FORBIDDEN");
+        assert_eq!(
+            get_with(&gateway, path, &admin).await.status(),
+            200,
+            "{path}"
+        );
+    }
+    let audit: Value = get_with(&gateway, "/api/v1/audit-logs?action=create", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["data"]["pagination"]["total"], 3, "{audit}");
+
+    // Cost analysis and notifications.
+    let cost: Value = get_with(&gateway, "/api/v1/cost-analysis?period=30d", &user)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cost["data"]["currency"], "USD");
+    let notes: Value = get_with(&gateway, "/api/v1/notifications?unread_only=true", &user)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        notes["data"]["notifications"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let (status, _) = send_with(
+        &gateway,
+        Method::PUT,
+        "/api/v1/notifications/read-all",
+        &user,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // API keys: made by an admin only; a viewer's key reads at the API-key rate and
+    // cannot write.
+    let (status, _) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/v1/api-keys",
+        &user,
+        json!({"consumer": "report-svc", "role": "viewer"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, made) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/v1/api-keys",
+        &admin,
+        json!({"consumer": "report-svc", "role": "viewer"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let key = made["data"]["key"]
+        .as_str()
+        .or(made["key"].as_str())
+        .expect("the key, shown once")
+        .to_string();
+    let read = http
+        .get(gateway.url("/api/v1/workspaces"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.headers()["x-ratelimit-limit"], "10000");
+    let write = http
+        .post(gateway.url("/api/v1/workspaces"))
+        .header("x-api-key", &key)
+        .json(&json!({"name": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 403);
+
+    // Logout: the token is refused from then on.
+    let (status, _) = send_with(
+        &gateway,
+        Method::POST,
+        "/api/v1/auth/logout",
+        &user,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        get_with(&gateway, "/api/v1/workspaces", &user)
+            .await
+            .status(),
+        401
+    );
+
+    // Anonymous callers (registration, login, the WebSocket's handshake) share a
+    // small hourly limit per address: 429 RATE_LIMITED once it is spent.
+    let mut answered = 0;
+    loop {
+        let (status, _, body) = call(
+            &gateway,
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(json!({"username": ""})),
+        )
+        .await;
+        if status == 429 {
+            assert_eq!(body["code"], "RATE_LIMITED");
+            break;
+        }
+        assert_eq!(status, 400, "{body}");
+        answered += 1;
+        assert!(
+            answered <= ANONYMOUS,
+            "more than {ANONYMOUS} anonymous requests passed"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! What the seed examples' upstream services share: an in-memory CRUD collection
 //! (`GET` and `POST` on its path, `GET`, `PUT` and `DELETE` on `{id}` under it), a
 //! `GET /health`, and serving on an address given on the command line. The binaries
-//! (`msa-service`, `ts-portal-service`, `paca-service`) choose the collections and what else each
+//! (`msa-service`, `ts-portal-service`, `paca-service`, `skyclust-service`) choose what each
 //! service does.
 //!
 //! A created item records who made it when the gateway says so: the `X-User-ID` and
