@@ -3,7 +3,7 @@
 //! Keystone checks it (methods, user name and domain, password, project name and
 //! domain), answering 201 with `X-Subject-Token` and a token document, 401 with
 //! Keystone's error document for bad credentials, 400 for a malformed request; or
-//! after a delay, to be slow.
+//! after a delay, to be slow; over plain HTTP or HTTPS.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,6 +35,20 @@ pub struct FakeKeystone {
 impl FakeKeystone {
     /// Starts one on a free loopback port that answers after `delay`.
     pub fn start(delay: Duration) -> Self {
+        Self::serve(delay, None)
+    }
+
+    /// Starts one that speaks HTTPS only, with `issued`'s certificate.
+    pub fn start_tls(issued: &crate::Issued) -> Self {
+        Self::serve(
+            Duration::ZERO,
+            Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+                issued, None,
+            ))),
+        )
+    }
+
+    fn serve(delay: Duration, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind keystone");
         listener.set_nonblocking(true).expect("nonblocking");
         let address = listener.local_addr().expect("address");
@@ -51,15 +65,30 @@ impl FakeKeystone {
                     _ = &mut stopped => return,
                 };
                 let counter = counter.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
                         counter.fetch_add(1, Ordering::SeqCst);
                         answer(request, delay)
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        None => {
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .timer(TokioTimer::new())
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        // HTTP/2 too, as the TLS config offers it by ALPN.
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = hyper_util::server::conn::auto::Builder::new(
+                                    hyper_util::rt::TokioExecutor::new(),
+                                )
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                            }
+                        }
+                    }
                 });
             }
         });

@@ -159,3 +159,43 @@ async fn connect_answers_each_keystone_outcome_with_its_envelope_and_event() {
     } = connect(&gateway, &form(Some("http://127.0.0.1:1/v3"), password)).await;
     assert_envelope(status, Some(&id), &body, 400, "VALIDATION_ERROR");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_reaches_keystone_over_https_verified_by_the_services_ca() {
+    let ca = wasmgate_e2e::TestCa::new();
+    let keystone = FakeKeystone::start_tls(&ca.issue(&["keystone.test", "127.0.0.1"]));
+    let certs = tempfile::tempdir().unwrap();
+    let ca_file = certs.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let gateway = TestGateway::new()
+        .plugin("keystone", "keystone")
+        .toml(&format!(
+            r#"
+[services.keystone]
+endpoints = ["https://{address}"]
+ca_file = {ca_file:?}
+
+[plugins.keystone]
+http = ["keystone"]
+timeout_ms = 2000
+
+[[routes]]
+name = "openstack"
+path = "/openstack/connect"
+[[routes.plugins]]
+name = "keystone"
+config = {{ auth_url = "https://{address}/v3", service = "keystone" }}
+"#,
+            address = keystone.address,
+            ca_file = ca_file.display().to_string(),
+        ))
+        .start();
+    let (_, password, _) = KEYSTONE_USER;
+    let answer = connect(&gateway, &form(None, password)).await;
+    let body = answer.json();
+    assert_eq!(answer.status, 200, "{body}\n{}", gateway.log());
+    assert_eq!(body["data"]["project_id"], "p-91c2");
+    assert_eq!(keystone.requests(), 1);
+    let refused = connect(&gateway, &form(None, "wrong")).await;
+    refused.assert_envelope(401, "UNAUTHORIZED");
+}
