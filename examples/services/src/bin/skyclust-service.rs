@@ -69,6 +69,16 @@ fn fail(headers: &HeaderMap, status: StatusCode, code: &str, error: &str) -> Ans
     )
 }
 
+/// Whether a query parameter's `text` names `value` (a string, boolean or number).
+fn equals(value: &Value, text: &str) -> bool {
+    match value {
+        Value::String(string) => string == text,
+        Value::Bool(boolean) => text.parse() == Ok(*boolean),
+        Value::Number(number) => text.parse::<f64>().ok() == number.as_f64(),
+        _ => false,
+    }
+}
+
 /// What a listing shows of an item: credentials never show their `data`.
 fn shown(collection: &str, item: &Value) -> Value {
     let mut item = item.clone();
@@ -95,9 +105,9 @@ impl Backend {
             .flat_map(|items| items.values())
             .filter(|item| {
                 filters.iter().all(|field| {
-                    params.get(*field).is_none_or(|want| {
-                        item[*field].as_str() == Some(want) || item[*field].to_string() == *want
-                    })
+                    params
+                        .get(*field)
+                        .is_none_or(|want| equals(&item[*field], want))
                 })
             })
             .map(|item| shown(collection, item))
