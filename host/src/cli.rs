@@ -1,6 +1,9 @@
 //! The command line: `wasmgate run` serves a config (the gateway listener, the admin
 //! API, the file watcher and `SIGHUP` reloads), `wasmgate check` validates one
-//! (including loading and configuring every plugin) without serving.
+//! (including loading and configuring every plugin) without serving, and `wasmgate
+//! plugin new | build | inspect` (`cli/plugin.rs`) serve plugin authors.
+
+mod plugin;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +50,9 @@ pub enum Command {
         #[arg(short, long, default_value = "wasmgate.toml")]
         config: PathBuf,
     },
+    /// Make, build and inspect plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// A failure that ends the process, with the exit code to use.
@@ -163,6 +169,7 @@ async fn bind(what: &str, address: &str) -> Result<tokio::net::TcpListener, Fata
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Fatal> {
     match cli.command {
+        Command::Plugin(command) => plugin::run(command),
         Command::Check { config } => {
             // A scratch state store: the running gateway holds the real one's lock.
             let scratch = tempfile::tempdir().map_err(anyhow::Error::from)?;

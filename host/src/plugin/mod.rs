@@ -244,6 +244,41 @@ impl PluginRuntime {
         })
     }
 
+    /// What a plugin file is, for `wasmgate plugin inspect` and `plugin build`: its
+    /// imports and exports, and whether this gateway would load it (the contract
+    /// version, then linking). `Err` only when it is no component at all.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, LoadError> {
+        let started = std::time::Instant::now();
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let ty = component.component_type();
+        let imports = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let loadable = self.check_version(&component).and_then(|version| {
+            let pre = self
+                .linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+            bindings::ExportsPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+            Ok(version)
+        });
+        Ok(Inspection {
+            hash: content_hash(bytes),
+            size: bytes.len(),
+            compile_ms,
+            imports,
+            exports,
+            loadable: loadable.map_err(|e| e.to_string()),
+        })
+    }
+
     /// Finds the version of `wasmgate:plugin/handler` the component exports and checks
     /// it against ours: same major, or for 0.x the same minor.
     fn check_version(&self, component: &Component) -> Result<String, LoadError> {
@@ -266,6 +301,24 @@ impl PluginRuntime {
         }
         Ok(version)
     }
+}
+
+/// What [`PluginRuntime::inspect`] found in a plugin file.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// SHA-256 of the file, hex.
+    pub hash: String,
+    /// Its size in bytes.
+    pub size: usize,
+    /// How long compiling it took.
+    pub compile_ms: f64,
+    /// The component's imports (`wasmgate:plugin/kv@0.5.2`, `wasi:io/streams@0.2.6` …).
+    pub imports: Vec<String>,
+    /// Its exports.
+    pub exports: Vec<String>,
+    /// The contract version it was built against if this gateway would load it, else
+    /// why not.
+    pub loadable: Result<String, String>,
 }
 
 /// The SHA-256 of a plugin file, hex: its identity in logs, the cache and reloads.
