@@ -7,19 +7,11 @@
 # this run when it is not set). Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source examples/lib.sh
 
-if command -v rustup >/dev/null 2>&1; then
-    rustup target add wasm32-wasip2
-fi
-cargo build --release -p wasmgate
-mkdir -p examples/aims/plugins
-scripts/build-plugins.sh examples/aims/plugins
+build_example aims
 
-if [ -z "${JWT_SECRET_KEY:-}" ]; then
-    JWT_SECRET_KEY="$(head -c 32 /dev/urandom | base64)"
-    export JWT_SECRET_KEY
-    echo "JWT_SECRET_KEY is not set: tokens of this run are signed with a random key"
-fi
+ensure_jwt_secret
 port="${SERVER_PORT:-8000}"
 cat <<TRY
 
@@ -44,4 +36,4 @@ AIMS API Gateway on wasmgate: try these in another terminal
 Ctrl-C stops the gateway.
 
 TRY
-exec "${CARGO_TARGET_DIR:-target}/release/wasmgate" run --config examples/aims/wasmgate.toml
+exec "$target/release/wasmgate" run --config examples/aims/wasmgate.toml

@@ -6,24 +6,15 @@
 # GATEWAY_PORT and LOG_LEVEL work as in the seed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source examples/lib.sh
 
-if command -v rustup >/dev/null 2>&1; then
-    rustup target add wasm32-wasip2
-fi
-cargo build --release -p wasmgate -p example-services
-mkdir -p examples/msa/plugins
-scripts/build-plugins.sh examples/msa/plugins
+build_example msa example-services
 
-target="${CARGO_TARGET_DIR:-target}"
 gateway="http://127.0.0.1:${GATEWAY_PORT:-8000}"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-"$target/release/wasmgate" run --config examples/msa/wasmgate.toml &
-pids+=($!)
+start "$target/release/wasmgate" run --config examples/msa/wasmgate.toml
 port=8001
 for service in user-service order-service product-service; do
-    "$target/release/msa-service" "$service" "127.0.0.1:$port" "$gateway" &
-    pids+=($!)
+    start "$target/release/msa-service" "$service" "127.0.0.1:$port" "$gateway"
     port=$((port + 1))
 done
 

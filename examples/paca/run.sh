@@ -7,26 +7,13 @@
 # set). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source examples/lib.sh
 
-if command -v rustup >/dev/null 2>&1; then
-    rustup target add wasm32-wasip2
-fi
-cargo build --release -p wasmgate -p example-services
-mkdir -p examples/paca/plugins
-scripts/build-plugins.sh examples/paca/plugins
+build_example paca example-services
 
-if [ -z "${JWT_SECRET_KEY:-}" ]; then
-    JWT_SECRET_KEY="$(head -c 32 /dev/urandom | base64)"
-    export JWT_SECRET_KEY
-    echo "JWT_SECRET_KEY is not set: tokens of this run are signed with a random key"
-fi
-target="${CARGO_TARGET_DIR:-target}"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-"$target/release/paca-service" 127.0.0.1:8100 &
-pids+=($!)
-"$target/release/wasmgate" run --config examples/paca/wasmgate.toml &
-pids+=($!)
+ensure_jwt_secret
+start "$target/release/paca-service" 127.0.0.1:8100
+start "$target/release/wasmgate" run --config examples/paca/wasmgate.toml
 
 api="http://127.0.0.1:${API_PORT:-8000}"
 cat <<TRY

@@ -6,26 +6,13 @@
 # is not set). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source examples/lib.sh
 
-if command -v rustup >/dev/null 2>&1; then
-    rustup target add wasm32-wasip2
-fi
-cargo build --release -p wasmgate -p example-services
-mkdir -p examples/skyclust/plugins
-scripts/build-plugins.sh examples/skyclust/plugins
+build_example skyclust example-services
 
-if [ -z "${JWT_SECRET_KEY:-}" ]; then
-    JWT_SECRET_KEY="$(head -c 32 /dev/urandom | base64)"
-    export JWT_SECRET_KEY
-    echo "JWT_SECRET_KEY is not set: tokens of this run are signed with a random key"
-fi
-target="${CARGO_TARGET_DIR:-target}"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-"$target/release/skyclust-service" 127.0.0.1:8081 &
-pids+=($!)
-"$target/release/wasmgate" run --config examples/skyclust/wasmgate.toml &
-pids+=($!)
+ensure_jwt_secret
+start "$target/release/skyclust-service" 127.0.0.1:8081
+start "$target/release/wasmgate" run --config examples/skyclust/wasmgate.toml
 
 api="http://127.0.0.1:${PORT:-8080}/api/v1"
 cat <<TRY

@@ -8,32 +8,18 @@
 # Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source examples/lib.sh
 
-if command -v rustup >/dev/null 2>&1; then
-    rustup target add wasm32-wasip2
-fi
-cargo build --release -p wasmgate -p example-services
-mkdir -p examples/ts-portal/plugins
-scripts/build-plugins.sh examples/ts-portal/plugins
+build_example ts-portal example-services
 
-if [ -z "${JWT_SECRET_KEY:-}" ]; then
-    JWT_SECRET_KEY="$(head -c 32 /dev/urandom | base64)"
-    export JWT_SECRET_KEY
-    echo "JWT_SECRET_KEY is not set: tokens of this run are signed with a random key"
-fi
-target="${CARGO_TARGET_DIR:-target}"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+ensure_jwt_secret
 port=8001
 for service in member-service customer-service calendar-service notice-service; do
-    "$target/release/ts-portal-service" "$service" "127.0.0.1:$port" &
-    pids+=($!)
+    start "$target/release/ts-portal-service" "$service" "127.0.0.1:$port"
     port=$((port + 1))
 done
-"$target/release/ts-portal-service" honeybox 127.0.0.1:8000 &
-pids+=($!)
-"$target/release/wasmgate" run --config examples/ts-portal/wasmgate.toml &
-pids+=($!)
+start "$target/release/ts-portal-service" honeybox 127.0.0.1:8000
+start "$target/release/wasmgate" run --config examples/ts-portal/wasmgate.toml
 
 gateway="http://127.0.0.1:${PORT:-8080}"
 cat <<TRY

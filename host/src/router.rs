@@ -356,12 +356,7 @@ impl RouteTable {
         method: &Method,
         path: &str,
     ) -> Result<RouteMatch, Miss> {
-        let headers = http::HeaderMap::new();
-        let request = RequestParts {
-            headers: &headers,
-            query: None,
-        };
-        self.lookup_request(host, method, path, &request)
+        self.lookup_request(host, method, path, &RequestParts::bare())
     }
 
     /// Finds the route for a request. `host` is the request's host without port;
@@ -411,12 +406,13 @@ impl RouteTable {
         method: &Method,
         path: &str,
     ) -> Result<RouteMatch, Miss> {
-        let headers = http::HeaderMap::new();
-        let request = RequestParts {
-            headers: &headers,
-            query: None,
-        };
-        self.try_in_order(0..self.ordered.len(), host, method, path, &request)
+        self.try_in_order(
+            0..self.ordered.len(),
+            host,
+            method,
+            path,
+            &RequestParts::bare(),
+        )
     }
 
     /// Tries the routes at `positions` (ascending) and takes the first that matches,

@@ -208,6 +208,18 @@ impl TestGateway {
         (output.status, text)
     }
 
+    /// Runs `wasmgate check`, which must refuse the config (exit code 2) naming the
+    /// config file; returns its output.
+    pub fn check_refused(self) -> String {
+        let (status, output) = self.check();
+        assert_eq!(status.code(), Some(2), "exit status; output: {output}");
+        assert!(
+            output.contains("wasmgate.toml:"),
+            "names the file: {output}"
+        );
+        output
+    }
+
     /// Starts `wasmgate run` and waits until it listens. Panics with its output if it
     /// exits instead.
     pub fn start(self) -> GatewayProcess {

@@ -5,13 +5,7 @@ use wasmgate_e2e::TestGateway;
 
 /// Runs `wasmgate check` on `toml` and returns the output, asserting exit code 2.
 fn refused(gateway: TestGateway) -> String {
-    let (status, output) = gateway.check();
-    assert_eq!(status.code(), Some(2), "exit status; output: {output}");
-    assert!(
-        output.contains("wasmgate.toml:"),
-        "names the file: {output}"
-    );
-    output
+    gateway.check_refused()
 }
 
 fn assert_line(output: &str, line: usize, what: &str) {

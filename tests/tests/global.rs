@@ -5,7 +5,7 @@
 use jsonwebtoken::{EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{Value, json};
-use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, client, send};
+use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, admin_json, client, send};
 
 const SECRET: &str = "global-chain-test-secret-of-32-bytes!";
 
@@ -151,14 +151,7 @@ async fn global_plugins_run_around_every_routes_own_chain() {
     assert!(echoed(&ops, "x-chain").is_empty());
 
     // The admin API shows each route's whole chain, global entries marked.
-    let routes: Value = client()
-        .get(gateway.admin_url("/admin/routes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let routes: Value = admin_json(&gateway, "/admin/routes").await;
     let chain = |route: &str| -> Vec<(String, bool)> {
         let route = routes["routes"]
             .as_array()
@@ -199,12 +192,10 @@ async fn global_plugins_run_around_every_routes_own_chain() {
 /// `check` output for a config with `toml` after the builder's lines (see
 /// config_errors.rs: appended TOML starts on line 8).
 fn refused(toml: &str) -> String {
-    let (status, output) = TestGateway::new()
+    TestGateway::new()
         .service("echo", "127.0.0.1:1".parse().unwrap())
         .toml(toml)
-        .check();
-    assert_eq!(status.code(), Some(2), "exit status; output: {output}");
-    output
+        .check_refused()
 }
 
 #[test]

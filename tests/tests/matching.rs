@@ -2,7 +2,7 @@
 //! traffic between services by weight (a canary), on a real gateway with two real
 //! upstreams; and `check`'s errors for bad values.
 
-use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, UpstreamBehaviour, client};
+use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, UpstreamBehaviour, admin_json, client};
 
 /// An echo upstream that marks its answers `x-which: NAME`.
 fn upstream(name: &str) -> Upstream {
@@ -98,14 +98,7 @@ query = [{ name = "version", value = "2" }]
     assert_eq!(stable.hits() + beta.hits(), 8);
 
     // The admin API shows the conditions.
-    let routes: serde_json::Value = client()
-        .get(gateway.admin_url("/admin/routes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let routes: serde_json::Value = admin_json(&gateway, "/admin/routes").await;
     let mobile = routes["routes"]
         .as_array()
         .unwrap()
@@ -153,13 +146,11 @@ services = [{ name = "stable", weight = 80 }, { name = "canary", weight = 20 }, 
 /// `check` output for `toml` after two services (lines 8-13: the TOML below starts
 /// on line 14).
 fn refused(toml: &str) -> String {
-    let (status, output) = TestGateway::new()
+    TestGateway::new()
         .service("a", "127.0.0.1:1".parse().unwrap())
         .service("b", "127.0.0.1:2".parse().unwrap())
         .toml(toml)
-        .check();
-    assert_eq!(status.code(), Some(2), "exit status; output: {output}");
-    output
+        .check_refused()
 }
 
 #[test]

@@ -113,6 +113,18 @@ pub struct RequestParts<'a> {
     pub query: Option<&'a str>,
 }
 
+impl RequestParts<'static> {
+    /// A request with no headers and no query: no condition holds for it.
+    pub fn bare() -> Self {
+        static NO_HEADERS: std::sync::LazyLock<HeaderMap> =
+            std::sync::LazyLock::new(HeaderMap::new);
+        Self {
+            headers: &NO_HEADERS,
+            query: None,
+        }
+    }
+}
+
 /// The (name, value) pairs of a query string, percent-decoded, `+` as a space; a pair
 /// without `=` has an empty value.
 fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, [u8]>, Cow<'_, [u8]>)> {
