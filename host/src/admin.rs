@@ -18,6 +18,8 @@
 //!   `POST /admin/state/sweep` sweeps now (removes expired entries) and answers with
 //!   what it found.
 //!
+//! - `GET /admin/openapi.json`: this API described in OpenAPI 3.1 (`admin/openapi.rs`).
+//! - `GET /`: the dashboard (`admin/dashboard.rs`), drawn from the endpoints above.
 //! - `GET /metrics`, `/health`, `/health/live`, `/health/ready`: as on the gateway
 //!   listener (see `status`), always here whatever paths the gateway listener uses.
 //!
@@ -25,6 +27,9 @@
 //!   operator-only endpoints made by plugins (an API-key manager, say).
 //!
 //! Every response carries `X-Request-Id`; errors are the gateway's JSON envelope.
+
+mod dashboard;
+mod openapi;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,6 +56,10 @@ use crate::upstream::full_body;
 /// The admin API's routes.
 pub fn router(reloader: Arc<Reloader>) -> Router {
     Router::new()
+        .route(
+            "/admin/openapi.json",
+            get(|| async { Json(openapi::document(env!("CARGO_PKG_VERSION"))) }),
+        )
         .route("/admin/plugins", get(plugins))
         .route("/admin/routes", get(routes))
         .route("/admin/services", get(services))
@@ -62,6 +71,7 @@ pub fn router(reloader: Arc<Reloader>) -> Router {
         .route("/health", get(builtin_health))
         .route("/health/live", get(builtin_live))
         .route("/health/ready", get(builtin_ready))
+        .merge(dashboard::routes())
         .fallback(plugin_routes)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(reloader)
@@ -316,6 +326,7 @@ async fn snapshot(State(reloader): State<Arc<Reloader>>) -> Json<serde_json::Val
             "applied": status.applied,
             "rejected": status.rejected,
             "last_rejection": status.last_rejection,
+            "recent": status.recent,
         },
     }))
 }

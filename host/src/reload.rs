@@ -77,6 +77,35 @@ pub struct ReloadStatus {
     /// The latest rejection about each plugin, by plugin name.
     #[serde(skip)]
     pub plugin_rejections: BTreeMap<String, Rejection>,
+    /// The latest reloads that applied or were rejected, newest first (at most
+    /// [`RECENT_RELOADS`]).
+    pub recent: std::collections::VecDeque<ReloadEvent>,
+}
+
+/// How many reloads [`ReloadStatus::recent`] keeps.
+pub const RECENT_RELOADS: usize = 20;
+
+/// One reload that applied or was rejected.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadEvent {
+    /// When.
+    #[serde(serialize_with = "rfc3339")]
+    pub at: SystemTime,
+    /// What asked for it.
+    pub trigger: Trigger,
+    /// `"applied"` or `"rejected"`.
+    pub result: &'static str,
+    /// The generation serving after it.
+    pub generation: u64,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+}
+
+impl ReloadStatus {
+    fn remember(&mut self, event: ReloadEvent) {
+        self.recent.push_front(event);
+        self.recent.truncate(RECENT_RELOADS);
+    }
 }
 
 /// Builds and swaps snapshots for one running gateway.
@@ -149,7 +178,17 @@ impl Reloader {
                 let generation = snapshot.generation;
                 let (routes, plugins) = (snapshot.routes.len(), snapshot.plugins.len());
                 self.shared.snapshot.store(Arc::new(snapshot));
-                self.status.lock().expect("status lock").applied += 1;
+                {
+                    let mut status = self.status.lock().expect("status lock");
+                    status.applied += 1;
+                    status.remember(ReloadEvent {
+                        at: SystemTime::now(),
+                        trigger,
+                        result: "applied",
+                        generation,
+                        reason: None,
+                    });
+                }
                 self.shared
                     .metrics
                     .reloads
@@ -187,6 +226,13 @@ impl Reloader {
                         .insert(plugin.clone(), rejection.clone());
                 }
                 status.last_rejection = Some(rejection.clone());
+                status.remember(ReloadEvent {
+                    at: rejection.at,
+                    trigger,
+                    result: "rejected",
+                    generation: current.generation,
+                    reason: Some(rejection.reason.clone()),
+                });
                 Err(rejection)
             }
         }

@@ -8,6 +8,7 @@
 //! `$WASMGATE_PLUGIN_DIR`).
 
 mod background;
+mod browser;
 mod gateway;
 mod keystone;
 mod raw;
@@ -18,6 +19,7 @@ mod upstream;
 mod websocket;
 
 pub use background::Background;
+pub use browser::Browser;
 pub use gateway::{GatewayProcess, TestGateway, plugin_wasm, wasmgate_bin};
 pub use keystone::{FakeKeystone, KEYSTONE_USER};
 pub use raw::{RawConnection, RawResponse, raw_request};

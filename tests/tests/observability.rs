@@ -638,3 +638,56 @@ config = { proxy = "/api" }
         "LOG_LEVEL=WARNING let other levels through: {lines:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_describes_itself_and_every_path_it_names_answers() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .toml("[[routes]]\nname = \"api\"\nprefix = \"/\"\nservice = \"echo\"\n")
+        .start();
+    let document = admin_json(&gateway, "/admin/openapi.json").await;
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(
+                operation["responses"]["200"].is_object(),
+                "{method} {path}: no 200"
+            );
+            let request = match method.as_str() {
+                "get" => client().get(gateway.admin_url(path)),
+                "post" => client().post(gateway.admin_url(path)),
+                other => panic!("{other} {path}: an unexpected method"),
+            };
+            let status = request.send().await.unwrap().status();
+            assert_eq!(status, 200, "{method} {path}");
+            operations += 1;
+        }
+    }
+    assert!(operations >= 12, "{operations} operations");
+
+    // Every admin endpoint the README's operator guide lists is in the document.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let listed: Vec<(String, String)> = readme
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("| `")?;
+            let (method, rest) = rest.split_once(' ')?;
+            let path = rest.split(['`', '?']).next()?;
+            (["GET", "POST"].contains(&method) && path.starts_with("/admin/"))
+                .then(|| (method.to_ascii_lowercase(), path.to_string()))
+        })
+        .collect();
+    assert!(listed.len() >= 8, "README lists {listed:?}");
+    for (method, path) in listed {
+        assert!(
+            paths
+                .get(&path)
+                .is_some_and(|item| item.get(&method).is_some()),
+            "README's {method} {path} is not in /admin/openapi.json"
+        );
+    }
+}
