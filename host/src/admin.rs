@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -101,11 +101,42 @@ struct RequestId(String);
 async fn with_request_id(mut request: Request, next: Next) -> Response {
     let id = request_id::from_headers(request.headers());
     request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+    let mut response = if !reads && cross_site(request.headers()) {
+        reject(
+            &request,
+            ErrorCode::Forbidden,
+            "the admin API refuses requests from other sites' pages".into(),
+        )
+    } else {
+        next.run(request).await
+    };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(request_id::HEADER, value);
     }
     response
+}
+
+/// Whether a browser says the request comes from a page of another site (or of
+/// another port on this host). The admin API has no authentication, so such a page,
+/// open in the operator's browser, must not change anything: a form can `POST` to it
+/// without asking first (reads are safe: the browser does not let that page see the
+/// answer). The dashboard's own requests are same-origin; tools (curl, scripts) send
+/// neither `Sec-Fetch-Site` nor `Origin` and pass.
+fn cross_site(headers: &axum::http::HeaderMap) -> bool {
+    use axum::http::header::{HOST, ORIGIN};
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = headers.get(ORIGIN) else {
+        return false;
+    };
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, host)| host);
+    origin_host.is_none() || origin_host != headers.get(HOST).and_then(|h| h.to_str().ok())
 }
 
 fn reject(request: &Request, code: ErrorCode, message: String) -> Response {

@@ -668,6 +668,32 @@ async fn the_admin_api_describes_itself_and_every_path_it_names_answers() {
     }
     assert!(operations >= 12, "{operations} operations");
 
+    // A page of another site (or port) in the operator's browser cannot reach it;
+    // tools that send neither header can.
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let refused = client()
+            .post(gateway.admin_url("/admin/reload"))
+            .header(header, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403, "{header}: {value}");
+    }
+    let own = format!("http://{}", gateway.admin.unwrap());
+    let same = client()
+        .post(gateway.admin_url("/admin/reload"))
+        .header("origin", own)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), 200);
+
     // Every admin endpoint the README's operator guide lists is in the document.
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md");

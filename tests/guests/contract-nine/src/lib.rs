@@ -3,6 +3,9 @@
 //! gateway's loader must refuse it, naming both versions.
 
 // The code wit-bindgen generates (the canonical ABI glue) is the only `unsafe` here.
+// Component exports only: a native build (the workspace's tests) has nothing, since
+// a native linker cannot export names like `wasmgate:plugin/handler@9.0.0#ping`.
+#[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code, missing_docs, clippy::all)]
 mod bindings {
     wit_bindgen::generate!({ path: "wit", world: "plugin" });
