@@ -366,6 +366,23 @@ async fn send_with(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A CORS preflight from `origin` for a `POST` to `path` with `headers`.
+async fn preflight(
+    gateway: &GatewayProcess,
+    path: &str,
+    origin: &str,
+    headers: &str,
+) -> reqwest::Response {
+    client()
+        .request(reqwest::Method::OPTIONS, gateway.url(path))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", headers)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Waits until `/health` shows every service of `names` with `status`.
 async fn wait_for_health(gateway: &GatewayProcess, names: &[&str], status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -578,30 +595,25 @@ async fn ts_portal_gateway_replays_the_seeds_documented_api() {
     assert_eq!(status, 201);
 
     // CORS for the Vue frontend: preflight and actual request.
-    let preflight = http
-        .request(Method::OPTIONS, gateway.url("/api/members"))
-        .header("origin", "http://localhost:3000")
-        .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "authorization, content-type",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(preflight.status(), 204);
+    let answered = preflight(
+        &gateway,
+        "/api/members",
+        "http://localhost:3000",
+        "authorization, content-type",
+    )
+    .await;
+    assert_eq!(answered.status(), 204);
     assert_eq!(
-        preflight.headers()["access-control-allow-origin"],
+        answered.headers()["access-control-allow-origin"],
         "http://localhost:3000"
     );
-    let login_preflight = http
-        .request(Method::OPTIONS, gateway.url("/api/auth/login"))
-        .header("origin", "http://localhost:5173")
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .send()
-        .await
-        .unwrap();
+    let login_preflight = preflight(
+        &gateway,
+        "/api/auth/login",
+        "http://localhost:5173",
+        "content-type",
+    )
+    .await;
     assert_eq!(login_preflight.status(), 204, "the login page's preflight");
     let actual = http
         .get(gateway.url("/api/members"))
@@ -835,20 +847,16 @@ async fn paca_api_replays_the_seeds_documented_api() {
     assert_eq!(response.headers()["content-encoding"], "gzip");
 
     // CORS for the configured origin.
-    let preflight = http
-        .request(Method::OPTIONS, gateway.url("/api/v1/cognitive/process"))
-        .header("origin", "http://localhost:3000")
-        .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "authorization, content-type",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(preflight.status(), 204);
+    let answered = preflight(
+        &gateway,
+        "/api/v1/cognitive/process",
+        "http://localhost:3000",
+        "authorization, content-type",
+    )
+    .await;
+    assert_eq!(answered.status(), 204);
     assert_eq!(
-        preflight.headers()["access-control-allow-origin"],
+        answered.headers()["access-control-allow-origin"],
         "http://localhost:3000"
     );
 
