@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What the idle and slow-reader checks need to know of a connection.
@@ -103,20 +104,23 @@ pub struct Cancels {
     window_start_ms: AtomicU64,
     count: std::sync::atomic::AtomicU32,
     exceeded: tokio::sync::Notify,
+    counted: Counter,
 }
 
 /// The window over which [`Cancels`] counts.
 const CANCEL_WINDOW_MS: u64 = 10_000;
 
 impl Cancels {
-    /// Counts against `limit` cancellations per 10 seconds.
-    pub fn new(limit: u32) -> Arc<Self> {
+    /// Counts against `limit` cancellations per 10 seconds, each also into `counted`
+    /// (the gateway-wide `wasmgate_requests_cancelled_total`).
+    pub fn new(limit: u32, counted: Counter) -> Arc<Self> {
         Arc::new(Self {
             born: Instant::now(),
             limit,
             window_start_ms: AtomicU64::new(0),
             count: std::sync::atomic::AtomicU32::new(0),
             exceeded: tokio::sync::Notify::new(),
+            counted,
         })
     }
 
@@ -127,6 +131,7 @@ impl Cancels {
     }
 
     fn cancelled(&self) {
+        self.counted.inc();
         let now = self.born.elapsed().as_millis() as u64;
         let start = self.window_start_ms.load(Ordering::Relaxed);
         if now.saturating_sub(start) >= CANCEL_WINDOW_MS

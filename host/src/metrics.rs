@@ -256,6 +256,9 @@ pub struct Metrics {
     /// (`slow_headers`, `body_stalled`, `stopped_reading`, `slow_handshake`, `tls_required`,
     /// `tls_handshake`, `too_many_resets`).
     pub connections_cut: Family<RefusedLabels, Counter>,
+    /// `wasmgate_requests_cancelled_total`: requests the client gave up on before
+    /// their response (an HTTP/2 `RST_STREAM`, or the connection closed mid-request).
+    pub requests_cancelled: Counter,
     /// `wasmgate_websockets_open{route}`: WebSockets being relayed now.
     pub websockets_open: Family<SocketLabels, Gauge>,
     /// `wasmgate_websocket_messages_total{route,direction}`: messages relayed.
@@ -406,6 +409,12 @@ impl Metrics {
             "Client connections cut off for being too slow, by reason",
             connections_cut.clone(),
         );
+        let requests_cancelled = Counter::default();
+        registry.register(
+            "wasmgate_requests_cancelled",
+            "Requests the client cancelled before their response (RST_STREAM or a closed connection)",
+            requests_cancelled.clone(),
+        );
         let websockets_open = Family::<SocketLabels, Gauge>::default();
         registry.register(
             "wasmgate_websockets_open",
@@ -465,6 +474,7 @@ impl Metrics {
             connections_open,
             connections_refused,
             connections_cut,
+            requests_cancelled,
             websockets_open,
             websocket_messages,
             websocket_closes,

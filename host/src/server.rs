@@ -335,7 +335,7 @@ async fn serve_http<I>(
     let requests = activity.clone();
     let heads = facts.clone();
     let mut stopping = switch.stopping.clone();
-    let cancels = Cancels::new(timeouts.max_cancels);
+    let cancels = Cancels::new(timeouts.max_cancels, metrics.requests_cancelled.clone());
     let counted = cancels.clone();
     let service = service_fn(move |request| {
         let shared = shared.clone();
