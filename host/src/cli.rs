@@ -219,6 +219,10 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                 shared.clone(),
             ));
             let stop = CancellationToken::new();
+            // The admin listener outlives the gateway's drain, so that an operator or
+            // an orchestrator sees `/health/ready` answer 503 while in-flight requests
+            // finish.
+            let drained = CancellationToken::new();
             health::spawn_prober(
                 health.clone(),
                 shared.clone(),
@@ -239,7 +243,7 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                     tracing::info!(address = %admin_address, "admin API started");
                     // Machine-readable lines on stdout, for scripts and tests.
                     println!("wasmgate admin on http://{admin_address}");
-                    let stopped = stop.clone();
+                    let stopped = drained.clone();
                     Ok::<_, Fatal>(tokio::spawn(admin::serve(
                         listener,
                         reloader.clone(),
@@ -279,6 +283,7 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
                 },
             )
             .await;
+            drained.cancel();
             if let Some(admin) = admin {
                 let _ = admin.await;
             }

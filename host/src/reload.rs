@@ -194,7 +194,14 @@ impl Reloader {
                     .reloads
                     .get_or_create(&ReloadLabels { result: "applied" })
                     .inc();
-                tracing::info!(?trigger, generation, routes, plugins, "reload applied");
+                tracing::info!(
+                    event = "reload_applied",
+                    ?trigger,
+                    generation,
+                    routes,
+                    plugins,
+                    "reload applied"
+                );
                 Ok(Outcome::Applied { generation })
             }
             Err(error) => {

@@ -43,6 +43,23 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
+/// Polls the async `check` every 20 ms until it returns `Some`, or panics after
+/// `timeout`: the async twin of [`wait_for`], for conditions a request answers.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `GET` of an admin API path on `gateway`, which must answer 200 with JSON.
 pub async fn admin_json(gateway: &GatewayProcess, path: &str) -> serde_json::Value {
     let response = client()

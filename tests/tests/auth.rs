@@ -4,6 +4,8 @@
 //! `X-User-*` headers the upstream sees (never the client's own).
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use wasmgate_e2e::{TestGateway, Upstream, assert_envelope, client};
 
@@ -383,4 +385,67 @@ rules = [
     // No token at all is a 401, from jwt-auth before rbac runs.
     let response = http.get(gateway.url("/users/7")).send().await.unwrap();
     assert_eq!(response.status(), 401);
+}
+
+/// Secrets are read again on every reload: after the secret file is rotated and the
+/// gateway gets `SIGHUP`, tokens signed with the new key pass and those signed with
+/// the old one are refused.
+#[tokio::test]
+async fn a_rotated_secret_file_is_read_again_on_reload() {
+    const ROTATED: &str = "the HMAC secret after rotation, also long enough";
+    let upstream = Upstream::start();
+    let keys = tempfile::tempdir().unwrap();
+    let file = keys.path().join("jwt.key");
+    std::fs::write(&file, SECRET).unwrap();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("jwt-auth", "jwt-auth")
+        .toml(&format!(
+            r#"
+[plugins.jwt-auth]
+secrets = {{ jwt = {{ file = {file:?} }} }}
+
+[[routes]]
+name = "api"
+prefix = "/api"
+service = "echo"
+[[routes.plugins]]
+name = "jwt-auth"
+config = {{ keys = [{{ alg = "HS256", secret = "jwt" }}], issuer = "wasmgate", audience = "api" }}
+"#,
+            file = file.display().to_string()
+        ))
+        .start();
+    let signed = |secret: &str| {
+        sign(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(secret.as_bytes()),
+            &claims(),
+            None,
+        )
+    };
+    let (old, new) = (signed(SECRET), signed(ROTATED));
+    let status = |token: String| {
+        let url = gateway.url("/api/x");
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(old.clone()).await, 200);
+    assert_eq!(status(new.clone()).await, 401);
+
+    wasmgate_e2e::write_by_rename(&file, ROTATED.as_bytes());
+    gateway.signal("HUP");
+    wasmgate_e2e::wait_until("the rotated secret", Duration::from_secs(10), || async {
+        (status(new.clone()).await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(status(old).await, 401, "the old key is gone");
 }

@@ -219,3 +219,61 @@ async fn each_output_rule_is_enforced_on_its_own() {
         (failures == rules.len()).then_some(())
     });
 }
+
+/// A plugin entry's `on_error` overrides its route's, both ways, and `skip` holds in
+/// the response phase too: the upstream's answer goes out as if the plugin's
+/// `on_response` had not run (none of its edits), where `fail` turns it into a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_on_error_overrides_its_routes_in_both_phases() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("panic", "panic")
+        .toml(
+            r#"
+[[routes]]
+name = "route-fails-plugin-skips"
+prefix = "/plugin-skips"
+service = "echo"
+on_error = "fail"
+[[routes.plugins]]
+name = "panic"
+on_error = "skip"
+
+[[routes]]
+name = "route-skips-plugin-fails"
+prefix = "/plugin-fails"
+service = "echo"
+on_error = "skip"
+[[routes.plugins]]
+name = "panic"
+on_error = "fail"
+"#,
+        )
+        .start();
+    for phase in ["1", "response"] {
+        let response = client()
+            .get(gateway.url("/plugin-skips"))
+            .header("x-panic", phase)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "x-panic: {phase}, plugin skips");
+        assert!(
+            response.headers().get("x-edited-before-panic").is_none(),
+            "x-panic: {phase}: a skipped response phase left its edit"
+        );
+        let echo: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(echo["path"], "/plugin-skips", "{echo}");
+
+        plugin_error(&gateway, "/plugin-fails", ("x-panic", phase)).await;
+    }
+    // Both routes' upstream calls: the two skipped requests and the response-phase
+    // failure (its upstream had answered before the plugin failed).
+    assert_eq!(upstream.hits(), 3);
+    let log = gateway.settled_log();
+    assert!(
+        log.contains("in the response phase"),
+        "the response-phase panic is logged:\n{log}"
+    );
+}

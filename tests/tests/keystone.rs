@@ -199,3 +199,52 @@ config = {{ auth_url = "https://{address}/v3", service = "keystone" }}
     let refused = connect(&gateway, &form(None, "wrong")).await;
     refused.assert_envelope(401, "UNAUTHORIZED");
 }
+
+/// The sandbox refuses an outbound call to a service the operator did not grant the
+/// plugin (`http = [...]`), even one the config defines and the plugin's route config
+/// names: the plugin gets the refusal (its 502 and failed event say why) and the
+/// service never sees a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_not_granted_to_the_plugin_is_never_called() {
+    let (granted, ungranted) = (
+        FakeKeystone::start(Duration::ZERO),
+        FakeKeystone::start(Duration::ZERO),
+    );
+    let gateway = TestGateway::new()
+        .service("keystone", granted.address)
+        .service("other", ungranted.address)
+        .plugin("keystone", "keystone")
+        .env("LOG_FORMAT", "json")
+        .toml(
+            r#"
+[plugins.keystone]
+http = ["keystone"]
+
+[[routes]]
+name = "openstack"
+path = "/openstack/connect"
+[[routes.plugins]]
+name = "keystone"
+config = { auth_url = "http://keystone.test/v3", service = "keystone", clouds = [
+    { auth_url = "http://other.test/v3", service = "other" },
+] }
+"#,
+        )
+        .start();
+    let (_, password, _) = KEYSTONE_USER;
+    let answer = connect(&gateway, &form(Some("http://other.test/v3"), password)).await;
+    answer.assert_envelope(502, "BAD_GATEWAY");
+    let failed = event(&gateway, "openstack_connect_failed", &answer.request_id);
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not granted")),
+        "{failed}"
+    );
+    assert_eq!(ungranted.requests(), 0, "the ungranted service was called");
+
+    // The granted one, on the same gateway, works.
+    let answer = connect(&gateway, &form(None, password)).await;
+    assert_eq!(answer.status, 200, "{}", gateway.log());
+    assert_eq!(granted.requests(), 1);
+}

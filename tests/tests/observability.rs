@@ -717,3 +717,136 @@ async fn the_admin_api_describes_itself_and_every_path_it_names_answers() {
         );
     }
 }
+
+/// The `nth` (from 1) JSON log line whose `event` is `name`, waited for (lines reach
+/// the test some time after what caused them).
+fn nth_event(gateway: &GatewayProcess, name: &str, nth: usize) -> Value {
+    wasmgate_e2e::wait_for(
+        &format!("log line {nth} with event {name:?}"),
+        Duration::from_secs(10),
+        || {
+            gateway
+                .json_log()
+                .into_iter()
+                .filter(|line| line["event"] == name)
+                .nth(nth - 1)
+        },
+    )
+}
+
+fn event(gateway: &GatewayProcess, name: &str) -> Value {
+    nth_event(gateway, name, 1)
+}
+
+/// Every named event the README lists comes with its `event` field (JSON logs), each
+/// from the real thing: start, a plugin failing, an upstream going down and coming
+/// back, a reload applied and one rejected, and the stop. The admin API counts the
+/// plugin's calls and errors and names its contract version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_events_carry_their_event_field() {
+    let flaky = Upstream::start();
+    let address = flaky.address;
+    let routes = format!(
+        "[health]\ninterval_ms = 150\ntimeout_ms = 500\n\n\
+         [services.flaky]\nendpoints = [\"http://{address}\"]\n\n\
+         [[routes]]\nname = \"guarded\"\nprefix = \"/\"\nservice = \"flaky\"\n\
+         [[routes.plugins]]\nname = \"panic\"\n"
+    );
+    let mut gateway = TestGateway::new()
+        .plugin("panic", "panic")
+        .env("LOG_FORMAT", "json")
+        .toml(&routes)
+        .start();
+    let started = event(&gateway, "startup");
+    assert_eq!(started["message"], "wasmgate started", "{started}");
+
+    assert_eq!(send(&gateway, "GET", "/fine", &[]).await, 200);
+    assert_eq!(send(&gateway, "GET", "/x", &[("x-panic", "1")]).await, 500);
+    let failed = event(&gateway, "plugin_error");
+    assert_eq!(failed["plugin"], "panic", "{failed}");
+    let plugins = admin_json(&gateway, "/admin/plugins").await;
+    let panic = plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "panic")
+        .expect("listed");
+    assert_eq!(panic["wit_version"], "0.5.2", "{panic}");
+    // Two requests, each a request-phase call; the first also a response-phase one.
+    assert_eq!(panic["calls"], 3, "{panic}");
+    assert_eq!(panic["errors"], 1, "{panic}");
+
+    // The first probe finds it up; then it stops, and comes back.
+    event(&gateway, "upstream_up");
+    flaky.stop();
+    let down = event(&gateway, "upstream_down");
+    assert_eq!(down["service"], "flaky", "{down}");
+    let _back = Upstream::start_at(address, UpstreamBehaviour::default());
+    let up = nth_event(&gateway, "upstream_up", 2);
+    assert_eq!(up["service"], "flaky", "{up}");
+
+    gateway.rewrite_config(&format!(
+        "{routes}\n[[routes]]\nname = \"more\"\npath = \"/more\"\nservice = \"flaky\"\n"
+    ));
+    let applied = event(&gateway, "reload_applied");
+    assert_eq!(applied["generation"], 2, "{applied}");
+    gateway.rewrite_config(&format!("{routes}\n[[routes]]\nname = \"broken\"\n"));
+    let rejected = event(&gateway, "reload_rejected");
+    assert!(
+        rejected["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("keeps serving")),
+        "{rejected}"
+    );
+
+    assert!(gateway.terminate().is_some_and(|s| s.success()));
+    let stopped = event(&gateway, "shutdown");
+    assert_eq!(stopped["message"], "wasmgate stopped", "{stopped}");
+}
+
+/// `SIGTERM` with a request in flight: the admin listener answers `/health/ready`
+/// with 503 while the request finishes, then the gateway exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_answers_503_while_the_gateway_drains() {
+    let upstream = Upstream::start();
+    let mut gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .toml("[[routes]]\nname = \"all\"\nprefix = \"/\"\nservice = \"echo\"\n")
+        .start();
+    let ready = gateway.admin_url("/health/ready");
+    let answer = client().get(&ready).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap()["status"], "ready");
+
+    let slow = tokio::spawn(client().get(gateway.url("/slow?delay_ms=1500")).send());
+    wasmgate_e2e::wait_for("the slow request upstream", Duration::from_secs(5), || {
+        (upstream.hits() == 1).then_some(())
+    });
+    gateway.signal("TERM");
+    let draining =
+        wasmgate_e2e::wait_until("503 while draining", Duration::from_secs(5), || async {
+            let answer = client()
+                .get(&ready)
+                .send()
+                .await
+                .expect("the admin listener answers");
+            match answer.status().as_u16() {
+                503 => Some(answer.json::<Value>().await.unwrap()),
+                status => {
+                    assert_eq!(status, 200);
+                    None
+                }
+            }
+        })
+        .await;
+    assert_eq!(draining["status"], "draining", "{draining}");
+    let finished = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(finished.status(), 200);
+    let status = tokio::task::spawn_blocking(move || gateway.terminate())
+        .await
+        .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

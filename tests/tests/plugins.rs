@@ -235,6 +235,22 @@ name = "bodyupper"
         before,
         "an oversized body is not forwarded"
     );
+
+    // The upstream's answer is read for the plugin under the same cap: one over it is
+    // 502 (the route does not say `large_responses = "stream"`).
+    let response = http
+        .get(gateway.url("/upper?bytes=4096"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = response.bytes().await.unwrap();
+    assert_envelope(status, Some(&id), &body, 502, "BAD_GATEWAY");
+    assert_eq!(upstream.hits(), before + 1);
 }
 
 #[tokio::test]
@@ -286,4 +302,60 @@ name = "counter"
         "4",
         "the count survived the restart"
     );
+}
+
+/// Three plugin files built from `counter`: `reused` with the default instance pool,
+/// `fresh` with `instances = 0`, and `sharing`, given `reused`'s kv namespace. Each
+/// on a route of its own name.
+fn counters_gateway(upstream: &Upstream) -> wasmgate_e2e::GatewayProcess {
+    let mut gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .toml("[plugins.fresh]\ninstances = 0\n\n[plugins.sharing]\nkv_namespace = \"reused\"\n");
+    for name in ["reused", "fresh", "sharing"] {
+        gateway = gateway.plugin(name, "counter").toml(&format!(
+            "[[routes]]\nname = \"{name}\"\nprefix = \"/{name}\"\nservice = \"echo\"\n[[routes.plugins]]\nname = \"{name}\"\n"
+        ));
+    }
+    gateway.start()
+}
+
+/// `GET /{route}`: the counter's `x-hits` and `x-instance-calls`.
+async fn count(gateway: &wasmgate_e2e::GatewayProcess, route: &str) -> (String, String) {
+    let response = client()
+        .get(gateway.url(&format!("/{route}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "/{route}");
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
+    (header("x-hits"), header("x-instance-calls"))
+}
+
+#[tokio::test]
+async fn instances_are_reused_and_instances_zero_makes_a_fresh_one_per_call() {
+    let upstream = Upstream::start();
+    let gateway = counters_gateway(&upstream);
+    for call in 1..=3 {
+        let (_, calls) = count(&gateway, "reused").await;
+        assert_eq!(calls, call.to_string(), "one pooled instance, called again");
+        // A fresh instance for every call: the response phase's own instance has seen
+        // no request.
+        let (_, calls) = count(&gateway, "fresh").await;
+        assert_eq!(calls, "0", "call {call} with instances = 0");
+    }
+}
+
+#[tokio::test]
+async fn each_plugin_has_its_own_kv_namespace_unless_granted_one() {
+    let upstream = Upstream::start();
+    let gateway = counters_gateway(&upstream);
+    // Same key ("hits"), same code, interleaved: separate counts by default.
+    for hit in 1..=2 {
+        assert_eq!(count(&gateway, "reused").await.0, hit.to_string());
+        assert_eq!(count(&gateway, "fresh").await.0, hit.to_string());
+    }
+    // `sharing` was given `reused`'s namespace: it counts on from there.
+    assert_eq!(count(&gateway, "sharing").await.0, "3");
+    assert_eq!(count(&gateway, "reused").await.0, "4");
+    assert_eq!(count(&gateway, "fresh").await.0, "3");
 }

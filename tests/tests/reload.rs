@@ -535,3 +535,40 @@ fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     );
     out
 }
+
+/// A reload that changes sections read only at start (`[limits]`, `[metrics]`) applies
+/// the rest (a new route), warns naming those sections, and keeps their running values.
+#[tokio::test]
+async fn a_reload_keeps_the_running_values_of_restart_only_sections() {
+    let upstream = Upstream::start();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .toml("[[routes]]\nname = \"old\"\nprefix = \"/old\"\nservice = \"echo\"\n")
+        .start();
+    let client = client();
+    let long = format!("/old/{}", "x".repeat(100));
+    assert_eq!(get(&client, &gateway.url(&long)).await.0, 200);
+    gateway.rewrite_config(&format!(
+        "{}\n[limits]\nmax_uri_bytes = 64\n\n[metrics]\npath = \"/stats\"\n\n\
+         [[routes]]\nname = \"new\"\nprefix = \"/new\"\nservice = \"echo\"\n",
+        gateway.config_text()
+    ));
+    let new = gateway.url("/new");
+    wasmgate_e2e::wait_until("the new route", Duration::from_secs(10), || async {
+        (get(&client, &new).await.0 == 200).then_some(())
+    })
+    .await;
+    let log = gateway.wait_for_log("take effect only after a restart");
+    let warning = log
+        .lines()
+        .find(|l| l.contains("take effect only after a restart"))
+        .unwrap();
+    assert!(warning.contains("[limits], [metrics]"), "{warning}");
+    assert_eq!(
+        get(&client, &gateway.url(&long)).await.0,
+        200,
+        "max_uri_bytes is still the one the gateway started with"
+    );
+    assert_eq!(get(&client, &gateway.url("/metrics")).await.0, 200);
+    assert_eq!(get(&client, &gateway.url("/stats")).await.0, 404);
+}

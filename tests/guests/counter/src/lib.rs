@@ -1,21 +1,30 @@
 //! Test guest: counts requests with the `kv` import (`incr("hits", 1)`), logs
 //! `counter hit N`, passes the count to its response phase in the var `hits`, and
-//! returns it in the response header `x-hits`.
+//! returns it in the response header `x-hits`. The response header `x-instance-calls`
+//! counts the calls of this instance (not stored: a fresh instance says 1), so a test
+//! can tell reused instances from fresh ones.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmgate_plugin_sdk::{
     Action, Context, NoConfig, Plugin, Reply, Request, Response, export_plugin, kv, log,
 };
 
-struct Counter;
+struct Counter {
+    calls: AtomicU64,
+}
 
 impl Plugin for Counter {
     type Config = NoConfig;
 
     fn new(_: NoConfig) -> Result<Self, String> {
-        Ok(Counter)
+        Ok(Counter {
+            calls: AtomicU64::new(0),
+        })
     }
 
     fn on_request(&self, _: &mut Request, ctx: &mut Context) -> Action {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         match kv::incr("hits", 1, None) {
             Ok(hits) => {
                 log::info(&format!("counter hit {hits}"));
@@ -33,6 +42,8 @@ impl Plugin for Counter {
         if let Some(hits) = ctx.var("hits") {
             response.headers.set("x-hits", hits);
         }
+        let calls = self.calls.load(Ordering::Relaxed).to_string();
+        response.headers.set("x-instance-calls", &calls);
     }
 }
 
@@ -53,6 +64,11 @@ mod tests {
             harness.on_request(TestRequest::get("/"));
             let response = harness.on_response(Response::new(200));
             assert_eq!(response.headers.get("x-hits").as_deref(), Some(want));
+            assert_eq!(
+                response.headers.get("x-instance-calls").as_deref(),
+                Some(want),
+                "one instance, called again"
+            );
         }
         assert_eq!(harness.kv_get("hits").as_deref(), Some(&b"2"[..]));
         assert_eq!(
