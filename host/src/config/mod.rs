@@ -97,7 +97,7 @@ impl LoadedConfig {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        validate::validate(&config).map_err(|(offset, message)| ConfigError::Invalid {
+        validate::validate(&config, text).map_err(|(offset, message)| ConfigError::Invalid {
             file: file.to_path_buf(),
             line: line_of(text, offset),
             message,

@@ -33,6 +33,99 @@ fn errors_name_file_and_line() {
     assert!(error.contains("unknown service \"none\""), "{error}");
 }
 
+/// Settings without spans of their own (plain numbers) are reported at their key's
+/// line, or at their section's when the key is not on a line of its own, never at
+/// line 1 of an unrelated file head.
+#[test]
+fn range_errors_name_the_line_of_their_key() {
+    let cases = [
+        (
+            "health",
+            "interval_ms = 99",
+            "[health] interval_ms must be at least 100",
+        ),
+        (
+            "health",
+            "timeout_ms = 0",
+            "[health] timeout_ms must be above 0",
+        ),
+        (
+            "log",
+            "file_max_bytes = 1023",
+            "[log] file_max_bytes must be at least 1024",
+        ),
+        (
+            "reload",
+            "debounce_ms = 60001",
+            "[reload] debounce_ms must be at most 60000",
+        ),
+        (
+            "limits",
+            "body_read_timeout_ms = 0",
+            "[limits] body_read_timeout_ms must be above 0",
+        ),
+        (
+            "limits",
+            "send_timeout_ms = 0",
+            "[limits] send_timeout_ms must be above 0",
+        ),
+        (
+            "limits",
+            "max_connections = 0",
+            "[limits] max_connections must be at least 1",
+        ),
+        (
+            "limits",
+            "http2_max_concurrent_streams = 0",
+            "[limits] http2_max_concurrent_streams must be at least 1",
+        ),
+        (
+            "limits",
+            "http2_max_resets = 0",
+            "[limits] http2_max_resets must be at least 1",
+        ),
+        (
+            "limits",
+            "max_header_bytes = 1023",
+            "[limits] max_header_bytes must be at least 1024",
+        ),
+        (
+            "limits",
+            "max_uri_bytes = 63",
+            "[limits] max_uri_bytes must be at least 64",
+        ),
+    ];
+    for (section, line, message) in cases {
+        // After another section, and a commented-out copy of the line: line 6.
+        let text = format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\n\n[{section}] # the one\n# {line}\n{line}\n"
+        );
+        let error = parse(&text).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!("/etc/wasmgate/gw.toml:6: {message}"),
+            "{text}"
+        );
+    }
+    // A longer key with the same start is another key.
+    let error = parse("[limits]\nmax_connections_per_client = 0\nmax_connections = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("/etc/wasmgate/gw.toml:3: "), "{error}");
+    // Not a plain `key =` line (a quoted key): its section's line.
+    let error = parse("\n[limits]\n\"max_connections\" = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("/etc/wasmgate/gw.toml:2: "), "{error}");
+    let error = parse("[health]\ninterval_ms = 100 # fine\n\n[metrics]\npath = \"m\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("/etc/wasmgate/gw.toml:5: [metrics] path"),
+        "{error}"
+    );
+}
+
 #[test]
 fn route_rules_are_checked() {
     let cases = [

@@ -19,8 +19,37 @@ fn at<T>(value: &Spanned<T>, message: String) -> Invalid {
     (value.span().start, message)
 }
 
-/// Validates `config`.
-pub fn validate(config: &Config) -> Result<(), Invalid> {
+/// The offset of the line `key = …` directly under `[section]` in `text`, else of the
+/// `[section]` header, else 0: the place to report for settings that carry no span
+/// of their own (the plain numbers of `[limits]`, `[health]` …).
+fn key_offset(text: &str, section: &str, key: &str) -> usize {
+    let header = format!("[{section}]");
+    let mut section_at = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or_default().trim();
+        if code.starts_with('[') {
+            if section_at.is_some() {
+                break;
+            }
+            if code == header {
+                section_at = Some(offset);
+            }
+        } else if section_at.is_some()
+            && code
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return offset;
+        }
+        offset += line.len();
+    }
+    section_at.unwrap_or(0)
+}
+
+/// Validates `config`, read from `text` (for the lines of settings without spans).
+pub fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
+    let place = |section: &str, key: &str| key_offset(text, section, key);
     let listen = &config.gateway.listen;
     listen.get_ref().parse::<SocketAddr>().map_err(|_| {
         at(
@@ -57,58 +86,103 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
                 &admin.listen,
                 format!(
                     "[admin] listen = {:?} is not a loopback address; the admin API has no \
-                     authentication, so set allow_remote = true only behind something that has",
+                     authentication of its own, so set allow_remote = true only behind a proxy \
+                     that authenticates",
                     admin.listen.get_ref()
                 ),
             ));
         }
     }
-    for (what, path) in [
-        ("[health] path", &config.health.path),
-        ("[metrics] path", &config.metrics.path),
+    for (section, path) in [
+        ("health", &config.health.path),
+        ("metrics", &config.metrics.path),
     ] {
         if !path.is_empty()
             && (!path.starts_with('/')
                 || crate::normalize::normalize_path(path).ok().as_deref() != Some(path.as_str()))
         {
             return Err((
-                0,
-                format!("{what} = {path:?} must be a normalised path starting with '/', or \"\""),
+                place(section, "path"),
+                format!(
+                    "[{section}] path = {path:?} must be a normalised path starting with '/', or \"\""
+                ),
             ));
         }
     }
-    if config.health.interval_ms < 100 || config.health.timeout_ms == 0 {
-        return Err((
-            0,
-            "[health] interval_ms must be at least 100 and timeout_ms above 0".into(),
-        ));
-    }
-    if config.log.file_max_bytes < 1024 {
-        return Err((0, "[log] file_max_bytes must be at least 1024".into()));
-    }
-    if config.reload.debounce_ms > 60_000 {
-        return Err((0, "[reload] debounce_ms must be at most 60000".into()));
-    }
     let limits = &config.limits;
-    if limits.body_read_timeout_ms == 0 || limits.send_timeout_ms == 0 {
+    // (section, key, whether its value is out of range, the range)
+    let ranges = [
+        (
+            "health",
+            "interval_ms",
+            config.health.interval_ms < 100,
+            "at least 100",
+        ),
+        (
+            "health",
+            "timeout_ms",
+            config.health.timeout_ms == 0,
+            "above 0",
+        ),
+        (
+            "log",
+            "file_max_bytes",
+            config.log.file_max_bytes < 1024,
+            "at least 1024",
+        ),
+        (
+            "reload",
+            "debounce_ms",
+            config.reload.debounce_ms > 60_000,
+            "at most 60000",
+        ),
+        (
+            "limits",
+            "body_read_timeout_ms",
+            limits.body_read_timeout_ms == 0,
+            "above 0",
+        ),
+        (
+            "limits",
+            "send_timeout_ms",
+            limits.send_timeout_ms == 0,
+            "above 0",
+        ),
+        (
+            "limits",
+            "max_connections",
+            limits.max_connections == 0,
+            "at least 1",
+        ),
+        (
+            "limits",
+            "http2_max_concurrent_streams",
+            limits.http2_max_concurrent_streams == 0,
+            "at least 1",
+        ),
+        (
+            "limits",
+            "http2_max_resets",
+            limits.http2_max_resets == 0,
+            "at least 1",
+        ),
+        (
+            "limits",
+            "max_header_bytes",
+            limits.max_header_bytes < 1024,
+            "at least 1024",
+        ),
+        (
+            "limits",
+            "max_uri_bytes",
+            limits.max_uri_bytes < 64,
+            "at least 64",
+        ),
+    ];
+    if let Some((section, key, _, range)) = ranges.into_iter().find(|(_, _, bad, _)| *bad) {
         return Err((
-            0,
-            "[limits] body_read_timeout_ms and send_timeout_ms must be above 0".into(),
-        ));
-    }
-    if limits.max_connections == 0 {
-        return Err((0, "[limits] max_connections must be at least 1".into()));
-    }
-    if limits.http2_max_concurrent_streams == 0 || limits.http2_max_resets == 0 {
-        return Err((
-            0,
-            "[limits] http2_max_concurrent_streams and http2_max_resets must be at least 1".into(),
-        ));
-    }
-    if config.limits.max_header_bytes < 1024 || config.limits.max_uri_bytes < 64 {
-        return Err((
-            0,
-            "[limits] max_header_bytes must be at least 1024 and max_uri_bytes at least 64".into(),
+            place(section, key),
+            format!("[{section}] {key} must be {range}"),
         ));
     }
 

@@ -40,7 +40,15 @@ impl Test {
                 .size_limit(REGEX_SIZE_LIMIT)
                 .build()
                 .map(Self::Regex)
-                .map_err(|e| format!("regex {pattern:?}: {e}")),
+                .map_err(|anchored| {
+                    // Said of the pattern as written, not of the anchored one.
+                    let error = RegexBuilder::new(pattern)
+                        .size_limit(REGEX_SIZE_LIMIT)
+                        .build()
+                        .err()
+                        .unwrap_or(anchored);
+                    format!("regex {pattern:?}: {}", one_line(&error))
+                }),
             (None, None) => Ok(Self::Present),
         }
     }
@@ -145,6 +153,20 @@ fn decode(text: &str) -> Cow<'_, [u8]> {
     Cow::Owned(percent_encoding::percent_decode_str(&spaced).collect())
 }
 
+/// A regex error on one line: a syntax error's last line says what is wrong (the
+/// lines above it draw the pattern with a caret, which a config error cannot show).
+fn one_line(error: &regex::Error) -> String {
+    match error {
+        regex::Error::Syntax(text) => text
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +226,11 @@ mod tests {
     fn bad_conditions_are_refused() {
         assert!(Test::parse(Some("a"), Some("b")).is_err());
         assert!(Test::parse(None, Some("(")).unwrap_err().contains("regex"));
+        assert_eq!(
+            Test::parse(None, Some("v(1|2")).unwrap_err(),
+            r#"regex "v(1|2": unclosed group"#,
+            "one line, about the pattern as written"
+        );
         assert!(Condition::header("bad name", Test::Present).is_err());
         assert!(Condition::query("", Test::Present).is_err());
     }
