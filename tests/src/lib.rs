@@ -60,6 +60,48 @@ where
     }
 }
 
+/// Polls `check` every 20 ms until it returns `Ok`, or panics after `timeout` with
+/// the last `Err` in the message: [`wait_for`] for a wait whose failure should say
+/// what was seen last (the last body, the gateway's log).
+pub fn wait_for_ok<T, E: std::fmt::Display>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {last}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls the async `check` every 20 ms until it returns `Ok`, or panics after
+/// `timeout` with the last `Err` in the message: the async twin of [`wait_for_ok`].
+pub async fn wait_until_ok<T, E, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `GET` of an admin API path on `gateway`, which must answer 200 with JSON.
 pub async fn admin_json(gateway: &GatewayProcess, path: &str) -> serde_json::Value {
     let response = client()
@@ -134,7 +176,20 @@ impl Answer {
 
 /// Sends `method url`, with `body` as JSON when given, and reads the whole answer.
 pub async fn send(method: reqwest::Method, url: &str, body: Option<&serde_json::Value>) -> Answer {
+    send_with(method, url, &[], body).await
+}
+
+/// [`send`] with `headers` (name, value) added to the request.
+pub async fn send_with(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Answer {
     let mut request = client().request(method, url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(body) = body {
         request = request.json(body);
     }

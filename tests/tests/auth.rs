@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmgate_e2e::{TestGateway, Upstream, assert_envelope, client};
+use wasmgate_e2e::{TestGateway, Upstream, assert_envelope, client, send_with};
 
 const SECRET: &str = "an HMAC secret for the end-to-end tests, 48 bytes";
 const RSA_PRIVATE: &str = include_str!("../../plugins/jwt-auth/testdata/rsa-private.pem");
@@ -357,23 +357,19 @@ rules = [
     let mut forwarded = 0;
     for (role, method, path, want, message) in cases {
         let token = hs(&with(json!({"role": role, "permissions": null})));
-        let response = http
-            .request(method.parse().unwrap(), gateway.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let id = response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        let body = response.bytes().await.unwrap();
+        let bearer = format!("Bearer {token}");
+        let answer = send_with(
+            method.parse().unwrap(),
+            &gateway.url(path),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
         if want == 200 {
-            assert_eq!(status, 200, "{role} {method} {path}");
+            assert_eq!(answer.status, 200, "{role} {method} {path}");
             forwarded += 1;
         } else {
-            let value = assert_envelope(status, Some(&id), &body, 403, "FORBIDDEN");
+            let value = answer.assert_envelope(403, "FORBIDDEN");
             assert_eq!(value["error"], message, "{role} {method} {path}");
         }
     }

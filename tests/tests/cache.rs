@@ -18,7 +18,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use wasmgate_e2e::{GatewayProcess, TestGateway, client};
+use wasmgate_e2e::{GatewayProcess, TestGateway, client, wait_until};
 
 /// An upstream whose caching headers the query sets; stops with the test's runtime.
 struct CachingUpstream {
@@ -170,16 +170,12 @@ async fn a_hit_after_a_miss_does_not_reach_the_upstream_and_its_age_grows() {
     assert_eq!(upstream.hits(), 1);
 
     // Age counts whole seconds since the store: poll until it moves.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    wait_until("Age to grow", Duration::from_secs(5), || async {
         let hit = get(&gateway, path).await;
         assert_eq!(hit.x_cache, "HIT");
-        if hit.age.unwrap() >= 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "Age never grew");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (hit.age.unwrap() >= 1).then_some(())
+    })
+    .await;
 
     // HEAD from the GET entry: no body, the GET body's length.
     let head = send(client().head(gateway.url(path))).await;

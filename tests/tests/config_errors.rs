@@ -55,10 +55,9 @@ fn check_golden(name: &str, toml: &str) -> (Option<i32>, String) {
         if let Some(plugin) = line
             .strip_prefix("name = \"")
             .and_then(|rest| rest.strip_suffix('"'))
+            && let Some(wasm) = wasmgate_e2e::built_plugin(plugin)
         {
-            if let Some(wasm) = wasmgate_e2e::built_plugin(plugin) {
-                std::fs::copy(&wasm, plugins.join(format!("{plugin}.wasm"))).unwrap();
-            }
+            std::fs::copy(&wasm, plugins.join(format!("{plugin}.wasm"))).unwrap();
         }
     }
     let file = format!("{name}.toml");

@@ -4,11 +4,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasmgate_e2e::{
-    FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, client, send, wasmgate_bin,
+    FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, client, send, wait_until_ok,
+    wasmgate_bin,
 };
 
 /// One of the examples' services (`examples/services`: `msa-service`,
@@ -86,22 +87,22 @@ async fn msa_gateway_replays_the_seeds_documented_api() {
         .collect();
 
     // The services register themselves: GET /services lists all three, live.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, _, listed) = call(&gateway, Method::GET, "/services", None).await;
-        assert_eq!(status, 200);
-        let healthy = listed["data"]["services"]
-            .as_array()
-            .map(|all| all.iter().filter(|s| s["healthy"] == 1).count());
-        if healthy == Some(3) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the services did not register: {listed}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_ok(
+        "the services to register",
+        Duration::from_secs(15),
+        || async {
+            let (status, _, listed) = call(&gateway, Method::GET, "/services", None).await;
+            assert_eq!(status, 200);
+            let healthy = listed["data"]["services"]
+                .as_array()
+                .map(|all| all.iter().filter(|s| s["healthy"] == 1).count());
+            if healthy == Some(3) {
+                return Ok(());
+            }
+            Err(listed)
+        },
+    )
+    .await;
 
     // The gateway API: /, /health, /metrics, /services.
     let (status, id, root) = call(&gateway, Method::GET, "/", None).await;
@@ -325,15 +326,17 @@ async fn aims_gateway_replays_the_seeds_documented_api() {
         ("openstack_connect_success", Some(id.as_str())),
         ("openstack_connect_failed", None),
     ] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !gateway
-            .json_log()
-            .iter()
-            .any(|l| l["event"] == event && request.is_none_or(|id| l["request_id"] == id))
-        {
-            assert!(Instant::now() < deadline, "no {event}:\n{}", gateway.log());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until_ok(event, Duration::from_secs(10), || async {
+            if gateway
+                .json_log()
+                .iter()
+                .any(|l| l["event"] == event && request.is_none_or(|id| l["request_id"] == id))
+            {
+                return Ok(());
+            }
+            Err(format!("log:\n{}", gateway.log()))
+        })
+        .await;
     }
 }
 
@@ -355,15 +358,15 @@ async fn send_with(
     token: &str,
     body: Value,
 ) -> (u16, Value) {
-    let response = client()
-        .request(method, gateway.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let bearer = format!("Bearer {token}");
+    let answer = wasmgate_e2e::send_with(
+        method,
+        &gateway.url(path),
+        &[("authorization", &bearer)],
+        Some(&body),
+    )
+    .await;
+    (answer.status, answer.json())
 }
 
 /// A CORS preflight from `origin` for a `POST` to `path` with `headers`.
@@ -385,21 +388,21 @@ async fn preflight(
 
 /// Waits until `/health` shows every service of `names` with `status`.
 async fn wait_for_health(gateway: &GatewayProcess, names: &[&str], status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, _, health) = call(gateway, reqwest::Method::GET, "/health", None).await;
-        if names
-            .iter()
-            .all(|name| health["services"][name]["status"] == status)
-        {
-            return health;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "services {names:?} never {status}: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_ok(
+        &format!("services {names:?} to be {status}"),
+        Duration::from_secs(15),
+        || async {
+            let (_, _, health) = call(gateway, reqwest::Method::GET, "/health", None).await;
+            if names
+                .iter()
+                .all(|name| health["services"][name]["status"] == status)
+            {
+                return Ok(health);
+            }
+            Err(health)
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -706,20 +709,18 @@ async fn ts_portal_gateway_replays_the_seeds_documented_api() {
     }
 
     // The access log: one JSON line per request with the caller and the service.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gateway.json_log().iter().any(|line| {
-        line["message"] == "access"
-            && line["user"] == ids[0].as_str()
-            && line["service"] == "member"
-            && line["status"] == 201
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "no access line:\n{}",
-            gateway.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_ok("an access line", Duration::from_secs(10), || async {
+        if gateway.json_log().iter().any(|line| {
+            line["message"] == "access"
+                && line["user"] == ids[0].as_str()
+                && line["service"] == "member"
+                && line["status"] == 201
+        }) {
+            return Ok(());
+        }
+        Err(format!("log:\n{}", gateway.log()))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

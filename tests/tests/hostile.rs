@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, assert_envelope, client};
+use reqwest::Method;
+use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, client, send_with};
 
 fn hostile_gateway(upstream: &Upstream) -> GatewayProcess {
     let mut gateway = TestGateway::new().service("echo", upstream.address).toml(
@@ -39,20 +40,9 @@ fn trigger(name: &str) -> (&'static str, &'static str) {
 
 async fn plugin_error(gateway: &GatewayProcess, path: &str, trigger: (&str, &str)) -> Duration {
     let started = Instant::now();
-    let response = client()
-        .get(gateway.url(path))
-        .header(trigger.0, trigger.1)
-        .send()
-        .await
-        .unwrap();
+    let answer = send_with(Method::GET, &gateway.url(path), &[trigger], None).await;
     let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let body = response.bytes().await.unwrap();
-    let value = assert_envelope(status, Some(&id), &body, 500, "PLUGIN_ERROR");
+    let value = answer.assert_envelope(500, "PLUGIN_ERROR");
     let message = value["error"].as_str().unwrap();
     assert!(
         !message.contains("wasm"),

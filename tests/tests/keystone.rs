@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use wasmgate_e2e::{
     Answer, FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, assert_envelope, send,
+    wait_for_ok,
 };
 
 /// A gateway whose `/openstack/connect` reaches `good` by default, and a closed port
@@ -63,22 +64,17 @@ async fn connect(gateway: &GatewayProcess, form: &Value) -> Answer {
 
 /// The log line of `event` for request `id`.
 fn event(gateway: &GatewayProcess, event: &str, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(line) = gateway
-            .json_log()
-            .into_iter()
-            .find(|l| l["event"] == event && l["request_id"] == id)
-        {
-            return line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {event} for {id}:\n{}",
-            gateway.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_ok(
+        &format!("{event} for {id}"),
+        Duration::from_secs(10),
+        || {
+            gateway
+                .json_log()
+                .into_iter()
+                .find(|l| l["event"] == event && l["request_id"] == id)
+                .ok_or_else(|| format!("log:\n{}", gateway.log()))
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,10 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use wasmgate_e2e::{TestGateway, Upstream, client, wasmgate_bin};
+use wasmgate_e2e::{TestGateway, Upstream, client, wait_until_ok, wasmgate_bin};
 
 /// The workspace's target directory (the one `wasmgate` was built into).
 fn target_dir() -> PathBuf {
@@ -90,8 +90,7 @@ async fn a_new_plugin_builds_tests_and_serves_from_a_running_gateways_directory(
         "{}[[routes.plugins]]\nname = \"greet\"\nconfig = {{ require_header = \"x-api-version\", greeting = \"hi\" }}\n",
         gateway.config_text()
     ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_until_ok("the new plugin", Duration::from_secs(20), || async {
         let status = client()
             .get(gateway.url("/x"))
             .send()
@@ -99,15 +98,11 @@ async fn a_new_plugin_builds_tests_and_serves_from_a_running_gateways_directory(
             .unwrap()
             .status();
         if status == 400 {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "the new plugin never served:\n{}",
-            gateway.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Err(format!("still {status}; log:\n{}", gateway.log()))
+    })
+    .await;
     let echoed: Value = client()
         .get(gateway.url("/x"))
         .header("x-api-version", "2")

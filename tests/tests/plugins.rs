@@ -1,7 +1,8 @@
 //! Plugins on real traffic: both actions, the order of the two phases over a chain,
 //! short-circuits, bodies, and the host imports (kv, vars, log).
 
-use wasmgate_e2e::{TestGateway, Upstream, assert_envelope, client};
+use reqwest::Method;
+use wasmgate_e2e::{TestGateway, Upstream, assert_envelope, client, send, send_with};
 
 #[tokio::test]
 async fn headers_plugin_changes_requests_and_responses() {
@@ -60,27 +61,15 @@ config = { rules = [{ path_prefix = "/admin" }, { methods = ["DELETE"] }], statu
         )
         .start();
     let http = client();
-    for request in [
-        http.get(gateway.url("/admin/users")),
-        http.delete(gateway.url("/things/1")),
-    ] {
-        let response = request
-            .header("x-request-id", "deny-1")
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let id = response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        let value = assert_envelope(
-            status,
-            Some(&id),
-            &response.bytes().await.unwrap(),
-            403,
-            "FORBIDDEN",
-        );
+    for (method, path) in [(Method::GET, "/admin/users"), (Method::DELETE, "/things/1")] {
+        let value = send_with(
+            method,
+            &gateway.url(path),
+            &[("x-request-id", "deny-1")],
+            None,
+        )
+        .await
+        .assert_envelope(403, "FORBIDDEN");
         assert_eq!(value["error"], "blocked by policy");
         assert_eq!(value["request_id"], "deny-1");
     }
@@ -238,18 +227,9 @@ name = "bodyupper"
 
     // The upstream's answer is read for the plugin under the same cap: one over it is
     // 502 (the route does not say `large_responses = "stream"`).
-    let response = http
-        .get(gateway.url("/upper?bytes=4096"))
-        .send()
+    send(Method::GET, &gateway.url("/upper?bytes=4096"), None)
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let body = response.bytes().await.unwrap();
-    assert_envelope(status, Some(&id), &body, 502, "BAD_GATEWAY");
+        .assert_envelope(502, "BAD_GATEWAY");
     assert_eq!(upstream.hits(), before + 1);
 }
 

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use wasmgate_e2e::{TestGateway, Upstream, assert_envelope, client};
+use reqwest::Method;
+use wasmgate_e2e::{TestGateway, Upstream, assert_envelope, client, send};
 
 fn routes(upstream: &Upstream) -> TestGateway {
     TestGateway::new().service("echo", upstream.address).toml(
@@ -84,13 +85,9 @@ async fn routes_by_exact_path_params_prefix_method_and_host() {
     assert_eq!(echo["path"], "/");
 
     // Prefixes match whole segments: /apix is not under /api.
-    let response = http.get(gateway.url("/apix")).send().await.unwrap();
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let body = response.bytes().await.unwrap();
-    assert_envelope(404, Some(&id), &body, 404, "NOT_FOUND");
+    send(Method::GET, &gateway.url("/apix"), None)
+        .await
+        .assert_envelope(404, "NOT_FOUND");
 
     // Host routing: only requests for special.example reach the catch-all route.
     let echo = echo_of(
@@ -282,18 +279,9 @@ timeout_ms = 300
     doomed.stop();
     let http = client();
 
-    let response = http.get(gateway.url("/gone")).send().await.unwrap();
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let value = assert_envelope(
-        response.status().as_u16(),
-        Some(&id),
-        &response.bytes().await.unwrap(),
-        502,
-        "BAD_GATEWAY",
-    );
+    let value = send(Method::GET, &gateway.url("/gone"), None)
+        .await
+        .assert_envelope(502, "BAD_GATEWAY");
     assert!(
         !value["error"].as_str().unwrap().contains("127.0.0.1"),
         "internals leak to the client: {value}"

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use wasmgate_e2e::{TestGateway, Upstream, admin_json, assert_envelope, client, metric};
+use wasmgate_e2e::{
+    TestGateway, Upstream, admin_json, assert_envelope, client, metric, wait_until_ok,
+};
 
 const SECRET: &str = "an HMAC secret for the rate-limit tests, 48 bytes!";
 
@@ -401,20 +403,16 @@ config = { limit = { requests = 5, per = "500ms" }, algorithm = "fixed_window", 
             .unwrap();
     }
     let metrics = gateway.admin_url("/metrics");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_until_ok("the sweep", Duration::from_secs(10), || async {
         let removed = metric(&metrics, "wasmgate_state_expired_removed_total", &[])
             .await
             .unwrap_or(0.0);
         if removed >= 20.0 {
-            break;
+            return Ok(());
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sweep removed {removed}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(format!("the sweep removed {removed}"))
+    })
+    .await;
     let state = admin_json(&gateway, "/admin/state").await;
     assert_eq!(
         state["last_sweep"]["namespaces"]["rate-limit"]["entries"], 0,

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::Value;
 use wasmgate_e2e::{
-    GatewayProcess, TestGateway, Upstream, admin_json, assert_envelope, client, plugin_wasm,
+    GatewayProcess, TestGateway, Upstream, admin_json, assert_envelope, client, plugin_wasm, send,
+    send_with, wait_until, wait_until_ok,
 };
 
 /// Swaps the plugin file this often under load.
@@ -72,40 +74,41 @@ fn plugin_entry<'a>(plugins: &'a Value, name: &str) -> Option<&'a Value> {
 
 /// Polls `/admin/plugins` until plugin `name`'s latest rejection mentions `needle`.
 async fn wait_for_rejection(gateway: &GatewayProcess, name: &str, needle: &str) -> Value {
-    let deadline = Instant::now() + SWAP_BOUND;
-    loop {
-        let plugins = admin_json(gateway, "/admin/plugins").await;
-        if let Some(entry) = plugin_entry(&plugins, name)
-            && entry["last_rejection"]["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains(needle))
-        {
-            return entry.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no rejection of {name} mentioning {needle:?}; /admin/plugins: {plugins:#}\nlog:\n{}",
-            gateway.log()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until_ok(
+        &format!("a rejection of {name} mentioning {needle:?}"),
+        SWAP_BOUND,
+        || async {
+            let plugins = admin_json(gateway, "/admin/plugins").await;
+            if let Some(entry) = plugin_entry(&plugins, name)
+                && entry["last_rejection"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(needle))
+            {
+                return Ok(entry.clone());
+            }
+            Err(format!(
+                "/admin/plugins: {plugins:#}\nlog:\n{}",
+                gateway.log()
+            ))
+        },
+    )
+    .await
 }
 
 /// Polls until a request to `url` is served by `version`; returns how long it took.
 async fn wait_for_version(url: &str, version: &str) -> Duration {
     let started = Instant::now();
     let client = client();
-    loop {
-        let (request, response) = versions(&client, url).await;
-        if request == version && response == version {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < SWAP_BOUND,
-            "version {version} not served within {SWAP_BOUND:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(
+        &format!("version {version} to be served (within {SWAP_BOUND:?})"),
+        SWAP_BOUND,
+        || async {
+            let (request, response) = versions(&client, url).await;
+            (request == version && response == version).then_some(())
+        },
+    )
+    .await;
+    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -273,16 +276,15 @@ async fn config_edits_apply_and_a_broken_edit_is_rejected() {
 
     // Broken TOML: rejected with file and line; traffic unchanged.
     gateway.rewrite_config(&format!("{original}\n[[routes]\n"));
-    let deadline = Instant::now() + SWAP_BOUND;
-    let rejection = loop {
+    let rejection = wait_until_ok("a rejection", SWAP_BOUND, || async {
         let snapshot = admin_json(&gateway, "/admin/snapshot").await;
         let rejection = &snapshot["reloads"]["last_rejection"];
         if !rejection.is_null() {
-            break rejection.clone();
+            return Ok(rejection.clone());
         }
-        assert!(Instant::now() < deadline, "no rejection: {snapshot:#}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+        Err(format!("{snapshot:#}"))
+    })
+    .await;
     let reason = rejection["reason"].as_str().unwrap();
     let place = format!("{}:", gateway.config_path().display());
     assert!(reason.contains(&place), "{reason}");
@@ -293,20 +295,9 @@ async fn config_edits_apply_and_a_broken_edit_is_rejected() {
     assert_eq!(status, 200);
 
     // The admin call says the same, as an envelope.
-    let response = client
-        .post(gateway.admin_url("/admin/reload"))
-        .send()
+    let envelope = send(Method::POST, &gateway.admin_url("/admin/reload"), None)
         .await
-        .unwrap();
-    let (status, id) = (
-        response.status().as_u16(),
-        response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_string(),
-    );
-    let body = response.bytes().await.unwrap();
-    let envelope = assert_envelope(status, Some(&id), &body, 422, "RELOAD_REJECTED");
+        .assert_envelope(422, "RELOAD_REJECTED");
     assert!(
         envelope["error"].as_str().unwrap().contains(&place),
         "{envelope}"
@@ -316,11 +307,10 @@ async fn config_edits_apply_and_a_broken_edit_is_rejected() {
     gateway.rewrite_config(&format!(
         "{original}\n[[routes]]\nname = \"added\"\npath = \"/added\"\nservice = \"echo\"\n"
     ));
-    let deadline = Instant::now() + SWAP_BOUND;
-    while get(&client, &gateway.url("/added")).await.0 != 200 {
-        assert!(Instant::now() < deadline, "the new route never served");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until("the new route to serve", SWAP_BOUND, || async {
+        (get(&client, &gateway.url("/added")).await.0 == 200).then_some(())
+    })
+    .await;
     let routes = admin_json(&gateway, "/admin/routes").await;
     let names: Vec<&str> = routes["routes"]
         .as_array()
@@ -386,11 +376,12 @@ async fn deleting_a_used_plugin_is_refused_and_an_unused_one_unloads() {
     );
 
     std::fs::remove_file(gateway.plugin_dir().join("spare.wasm")).unwrap();
-    let deadline = Instant::now() + SWAP_BOUND;
-    while plugin_entry(&admin_json(&gateway, "/admin/plugins").await, "spare").is_some() {
-        assert!(Instant::now() < deadline, "spare was never unloaded");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until("spare to be unloaded", SWAP_BOUND, || async {
+        plugin_entry(&admin_json(&gateway, "/admin/plugins").await, "spare")
+            .is_none()
+            .then_some(())
+    })
+    .await;
 
     std::fs::remove_file(gateway.plugin_dir().join("versioned.wasm")).unwrap();
     let entry = wait_for_rejection(&gateway, "versioned", "unknown plugin \"versioned\"").await;
@@ -442,29 +433,23 @@ async fn sighup_and_the_admin_api_reload_when_watching_is_off() {
     assert_eq!(again["generation"], outcome["generation"]);
 
     // The admin API's own errors are envelopes.
-    let response = client
-        .get(gateway.admin_url("/admin/nothing"))
-        .header("x-request-id", "admin-404")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.bytes().await.unwrap();
-    assert_envelope(status, Some("admin-404"), &body, 404, "NOT_FOUND");
-    let response = client
-        .get(gateway.admin_url("/admin/reload"))
-        .send()
-        .await
-        .unwrap();
-    let (status, id) = (
-        response.status().as_u16(),
-        response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_string(),
+    let answer = send_with(
+        Method::GET,
+        &gateway.admin_url("/admin/nothing"),
+        &[("x-request-id", "admin-404")],
+        None,
+    )
+    .await;
+    assert_envelope(
+        answer.status,
+        Some("admin-404"),
+        &answer.body,
+        404,
+        "NOT_FOUND",
     );
-    let body = response.bytes().await.unwrap();
-    assert_envelope(status, Some(&id), &body, 405, "METHOD_NOT_ALLOWED");
+    send(Method::GET, &gateway.admin_url("/admin/reload"), None)
+        .await
+        .assert_envelope(405, "METHOD_NOT_ALLOWED");
 }
 
 #[tokio::test]
@@ -554,7 +539,7 @@ async fn a_reload_keeps_the_running_values_of_restart_only_sections() {
         gateway.config_text()
     ));
     let new = gateway.url("/new");
-    wasmgate_e2e::wait_until("the new route", Duration::from_secs(10), || async {
+    wait_until("the new route", Duration::from_secs(10), || async {
         (get(&client, &new).await.0 == 200).then_some(())
     })
     .await;

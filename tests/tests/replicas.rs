@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wasmgate_e2e::{
     GatewayProcess, RedisServer, TestGateway, Upstream, admin_json, client, redis_state_toml,
-    register_instance, registry_toml, shared_redis,
+    register_instance, registry_toml, shared_redis, wait_until, wait_until_ok,
 };
 
 /// A key prefix no other test uses.
@@ -174,39 +174,37 @@ async fn a_stopped_redis_gets_the_documented_answers_and_the_gateway_recovers_by
     assert_eq!(refused.status(), 503);
     let envelope: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(envelope["code"], "SERVICE_UNAVAILABLE", "{envelope}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state_status(&gateway).await != "down" {
-        assert!(
-            Instant::now() < deadline,
-            "/health never said the store is down"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "/health to say the store is down",
+        Duration::from_secs(10),
+        || async { (state_status(&gateway).await == "down").then_some(()) },
+    )
+    .await;
 
     // Redis comes back (empty): the gateway reconnects by itself.
     redis.resume();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let response = http.get(gateway.url("/limited/x")).send().await.unwrap();
-        if response.status() == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {} after Redis came back; log:\n{}",
-            response.status(),
-            gateway.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state_status(&gateway).await != "healthy" {
-        assert!(
-            Instant::now() < deadline,
-            "/health never said the store is up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_ok(
+        "a 200 after Redis came back",
+        Duration::from_secs(15),
+        || async {
+            let response = http.get(gateway.url("/limited/x")).send().await.unwrap();
+            if response.status() == 200 {
+                return Ok(());
+            }
+            Err(format!(
+                "still {}; log:\n{}",
+                response.status(),
+                gateway.log()
+            ))
+        },
+    )
+    .await;
+    wait_until(
+        "/health to say the store is up",
+        Duration::from_secs(10),
+        || async { (state_status(&gateway).await == "healthy").then_some(()) },
+    )
+    .await;
     assert!(gateway.log().contains("state store down"));
 }
 

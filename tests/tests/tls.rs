@@ -17,7 +17,7 @@ use sha2::Digest;
 
 use wasmgate_e2e::{
     GatewayProcess, TestCa, TestGateway, TlsUpstream, Upstream, raw_request, tls_get, wait_for,
-    write_by_rename,
+    wait_until_ok, write_by_rename,
 };
 
 /// A gateway with `[gateway.tls]` serving `certificates` (name → files written in
@@ -199,18 +199,17 @@ async fn certificates_rotate_under_traffic_and_a_bad_one_is_refused() {
     // A new certificate and key for the same name, written as a deploy tool would.
     let second = ca.issue(&["a.test"]);
     second.write(certs.path(), "a");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if served(ca.clone()).await.unwrap() == second.der {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the rotated certificate was not served; log:\n{}",
-            gateway.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_ok(
+        "the rotated certificate to be served",
+        Duration::from_secs(10),
+        || async {
+            if served(ca.clone()).await.unwrap() == second.der {
+                return Ok(());
+            }
+            Err(format!("log:\n{}", gateway.log()))
+        },
+    )
+    .await;
     let after_rotation = done.load(Ordering::Relaxed);
     wait_for(
         "requests after the rotation",
@@ -417,19 +416,18 @@ async fn a_service_shows_its_client_certificate_to_an_upstream_that_asks_for_one
     let renewed = ca.issue_client("wasmgate", &["spiffe://example.org/gateway"]);
     renewed.write(certs.path(), "gateway");
     let renewed_hash = hex::encode(sha2::Sha256::digest(&renewed.der));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let response = reqwest::get(gateway.url("/mutual/again")).await.unwrap();
-        if response.headers()["x-client-cert-sha256"] == renewed_hash.as_str() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the renewed client certificate was not shown; log:\n{}",
-            gateway.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_ok(
+        "the renewed client certificate to be shown",
+        Duration::from_secs(10),
+        || async {
+            let response = reqwest::get(gateway.url("/mutual/again")).await.unwrap();
+            if response.headers()["x-client-cert-sha256"] == renewed_hash.as_str() {
+                return Ok(());
+            }
+            Err(format!("log:\n{}", gateway.log()))
+        },
+    )
+    .await;
 
     // A service without one is refused in the handshake: 502.
     let response = reqwest::get(gateway.url("/anonymous/hello")).await.unwrap();

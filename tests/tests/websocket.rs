@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use wasmgate_e2e::{
     GatewayProcess, RawConnection, TestCa, TestGateway, WsUpstream, assert_envelope, metric,
-    wait_for,
+    wait_for, wait_until,
 };
 
 const SECRET: &str = "an HMAC secret for the end-to-end tests, 48 bytes";
@@ -170,20 +170,15 @@ async fn an_authenticated_websocket_echoes_both_ways_and_its_close_is_passed_on(
 
     let metrics = gateway.admin_url("/metrics");
     // The relay counts the close once both sides are done.
-    let mut closes = None;
-    for _ in 0..200 {
-        closes = metric(
+    let closes = wait_until("the close to be counted", Duration::from_secs(10), || {
+        metric(
             &metrics,
             "wasmgate_websocket_closes_total",
             &[r#"route="ws""#, r#"code="1000""#, r#"by="client""#],
         )
-        .await;
-        if closes.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(closes, Some(1.0));
+    })
+    .await;
+    assert_eq!(closes, 1.0);
     for direction in ["client_to_upstream", "upstream_to_client"] {
         let label = format!(r#"direction="{direction}""#);
         assert_eq!(
