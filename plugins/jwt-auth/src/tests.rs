@@ -1174,3 +1174,27 @@ fn a_second_authorization_header_is_refused_whatever_its_bytes() {
         accepted(&mut h, with_token(&good));
     }
 }
+
+/// The revocation list cannot be read (the state store is down): the token is not let
+/// through on a guess, whether it was verified before or not. 503, and an error line
+/// that says why; served again once the store answers.
+#[test]
+fn an_unreadable_revocation_list_fails_closed() {
+    let mut h = standard();
+    let token = sign(Algorithm::HS256, &claims());
+    accepted(&mut h, with_token(&token));
+    h.fail_kv(Some("redis unreachable"));
+    for _ in 0..2 {
+        h.ctx.vars.clear();
+        let outcome = h.on_request(with_token(&token));
+        let response = outcome.response().expect("not let through");
+        assert_eq!(response.status, 503);
+        assert!(response.body_text().contains("SERVICE_UNAVAILABLE"));
+        assert!(h.ctx.vars.is_empty(), "no identity: {:?}", h.ctx.vars);
+        let line = h.log_lines().last().unwrap().to_string();
+        assert!(line.contains("cannot check tokens"), "{line}");
+        assert!(line.contains("redis unreachable"), "{line}");
+    }
+    h.fail_kv(None);
+    accepted(&mut h, with_token(&token));
+}
