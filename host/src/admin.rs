@@ -27,6 +27,10 @@
 //!   operator-only endpoints made by plugins (an API-key manager, say).
 //!
 //! Every response carries `X-Request-Id`; errors are the gateway's JSON envelope.
+//! Unless `allow_remote` is set, a request addressed (`Host`) to anything but
+//! `localhost` or a loopback address is refused: a page whose name was rebound to
+//! 127.0.0.1 (DNS rebinding) is same-origin to itself and would otherwise read and
+//! drive the API from the operator's browser.
 
 mod dashboard;
 mod openapi;
@@ -55,6 +59,15 @@ use crate::upstream::full_body;
 
 /// The admin API's routes.
 pub fn router(reloader: Arc<Reloader>) -> Router {
+    // `[admin]` is read at start only, so this holds for the listener's life.
+    let loopback_only = !reloader
+        .shared()
+        .snapshot
+        .load()
+        .config
+        .config
+        .admin
+        .allow_remote;
     Router::new()
         .route(
             "/admin/openapi.json",
@@ -75,7 +88,9 @@ pub fn router(reloader: Arc<Reloader>) -> Router {
         .fallback(plugin_routes)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(reloader)
-        .layer(axum::middleware::from_fn(with_request_id))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            with_request_id(request, next, loopback_only)
+        }))
 }
 
 /// Serves the admin API on `listener` until `shutdown` completes.
@@ -97,12 +112,22 @@ pub async fn serve(
 #[derive(Clone)]
 struct RequestId(String);
 
-/// Picks the request id, hands it to the handler, and puts it on the response.
-async fn with_request_id(mut request: Request, next: Next) -> Response {
+/// Picks the request id, hands it to the handler, and puts it on the response;
+/// refuses what a browser sends on behalf of another site (see [`cross_site`] and, on
+/// a `loopback_only` listener, [`addressed_elsewhere`]).
+async fn with_request_id(mut request: Request, next: Next, loopback_only: bool) -> Response {
     let id = request_id::from_headers(request.headers());
     request.extensions_mut().insert(RequestId(id.clone()));
     let reads = matches!(*request.method(), Method::GET | Method::HEAD);
-    let mut response = if !reads && cross_site(request.headers()) {
+    let mut response = if loopback_only && addressed_elsewhere(request.headers()) {
+        reject(
+            &request,
+            ErrorCode::Forbidden,
+            "the admin API answers only requests addressed to localhost or a loopback \
+             address (set [admin] allow_remote = true to serve other names)"
+                .into(),
+        )
+    } else if !reads && cross_site(request.headers()) {
         reject(
             &request,
             ErrorCode::Forbidden,
@@ -137,6 +162,31 @@ fn cross_site(headers: &axum::http::HeaderMap) -> bool {
         .and_then(|o| o.split_once("://"))
         .map(|(_, host)| host);
     origin_host.is_none() || origin_host != headers.get(HOST).and_then(|h| h.to_str().ok())
+}
+
+/// Whether the request names a host (`Host`) other than `localhost` (or a name under
+/// it) or a loopback address. No `Host` (HTTP/1.0 tools) is not a browser's request.
+fn addressed_elsewhere(headers: &axum::http::HeaderMap) -> bool {
+    let Some(host) = headers.get(axum::http::header::HOST) else {
+        return false;
+    };
+    let Some(authority) = host
+        .to_str()
+        .ok()
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+    else {
+        return true;
+    };
+    let name = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let local_name = name == "localhost" || name.ends_with(".localhost");
+    !(local_name
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()))
 }
 
 fn reject(request: &Request, code: ErrorCode, message: String) -> Response {
@@ -429,5 +479,42 @@ fn optional_rfc3339<S: serde::Serializer>(
     match at {
         Some(at) => rfc3339(at, serializer),
         None => serializer.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_are_addressed_here() {
+        let elsewhere = |host: Option<&str>| {
+            let mut headers = axum::http::HeaderMap::new();
+            if let Some(host) = host {
+                headers.insert(axum::http::header::HOST, host.parse().unwrap());
+            }
+            addressed_elsewhere(&headers)
+        };
+        for here in [
+            None,
+            Some("127.0.0.1:9901"),
+            Some("127.8.9.10"),
+            Some("[::1]:9901"),
+            Some("localhost:9901"),
+            Some("LocalHost"),
+            Some("admin.localhost:9901"),
+        ] {
+            assert!(!elsewhere(here), "{here:?}");
+        }
+        for there in [
+            Some("evil.example:9901"),
+            Some("localhost.evil.example"),
+            Some("10.0.0.1:9901"),
+            Some("[::2]:9901"),
+            Some("0.0.0.0:9901"),
+            Some("not a host"),
+        ] {
+            assert!(elsewhere(there), "{there:?}");
+        }
     }
 }

@@ -5,8 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::Value;
-use wasmgate_e2e::{GatewayProcess, TestGateway, Upstream, UpstreamBehaviour, admin_json, client};
+use wasmgate_e2e::{
+    GatewayProcess, TestGateway, Upstream, UpstreamBehaviour, admin_json, client, send_with,
+};
 
 /// Parses `/metrics` with `prometheus-parse`.
 async fn scrape(url: &str) -> prometheus_parse::Scrape {
@@ -694,6 +697,27 @@ async fn the_admin_api_describes_itself_and_every_path_it_names_answers() {
         .unwrap();
     assert_eq!(same.status(), 200);
 
+    // A page on another name rebound to 127.0.0.1 (DNS rebinding) is same-origin to
+    // itself: its requests name its own host, and are refused, reads too.
+    let port = gateway.admin.unwrap().port();
+    for (host, want) in [
+        (format!("rebound.example:{port}"), 403),
+        (format!("localhost:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 200),
+    ] {
+        let answer = send_with(
+            Method::GET,
+            &gateway.admin_url("/admin/snapshot"),
+            &[("host", &host)],
+            None,
+        )
+        .await;
+        assert_eq!(answer.status, want, "Host: {host}");
+        if want == 403 {
+            answer.assert_envelope(403, "FORBIDDEN");
+        }
+    }
+
     // Every admin endpoint the README's operator guide lists is in the document.
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md");
@@ -849,4 +873,21 @@ async fn ready_answers_503_while_the_gateway_drains() {
         .await
         .unwrap();
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+/// With `allow_remote = true` (the admin API behind a proxy that authenticates, which
+/// may pass its own name on) any `Host` is served.
+#[tokio::test]
+async fn allow_remote_serves_the_admin_api_under_any_name() {
+    let gateway = TestGateway::new()
+        .toml("[admin]\nlisten = \"127.0.0.1:0\"\nallow_remote = true\n")
+        .start();
+    let answer = send_with(
+        Method::GET,
+        &gateway.admin_url("/admin/snapshot"),
+        &[("host", "admin.internal.example")],
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 200);
 }
