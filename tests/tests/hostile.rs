@@ -267,3 +267,46 @@ on_error = "fail"
         "the response-phase panic is logged:\n{log}"
     );
 }
+
+/// The sandbox: a plugin sees no files, no environment variables and no sockets.
+/// The `sandbox` guest tries each (list `/` and `.`, read `/etc/passwd`, write `/tmp`,
+/// read the environment, connect to a listener of this test) and reports; the gateway
+/// runs with variables set, and nothing reaches the listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_reaches_no_files_environment_or_sockets() {
+    let upstream = Upstream::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let gateway = TestGateway::new()
+        .service("echo", upstream.address)
+        .plugin("sandbox", "sandbox")
+        .env("WASMGATE_SANDBOX_PROBE", "visible to the gateway only")
+        .toml(
+            "[[routes]]\nname = \"escape\"\nprefix = \"/\"\nservice = \"echo\"\n\
+             [[routes.plugins]]\nname = \"sandbox\"\n",
+        )
+        .start();
+    let response = client()
+        .get(gateway.url("/"))
+        .header("x-escape", &target)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
+    eprintln!(
+        "fs: {}; env: {}; net: {}",
+        header("x-fs"),
+        header("x-env"),
+        header("x-net")
+    );
+    assert_eq!(header("x-fs"), "denied");
+    assert_eq!(header("x-env"), "0");
+    assert!(header("x-net").starts_with("denied"), "{}", header("x-net"));
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the plugin's connection reached the listener"
+    );
+    assert_eq!(upstream.hits(), 0, "the plugin answered");
+}
