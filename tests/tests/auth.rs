@@ -444,4 +444,14 @@ config = {{ keys = [{{ alg = "HS256", secret = "jwt" }}], issuer = "wasmgate", a
     })
     .await;
     assert_eq!(status(old).await, 401, "the old key is gone");
+
+    // A secret that cannot be read refuses the reload at its line; the snapshot in
+    // force (with the rotated key) keeps serving.
+    std::fs::remove_file(&file).unwrap();
+    gateway.signal("HUP");
+    let log = gateway.wait_for_log("reload rejected");
+    let line = log.lines().find(|l| l.contains("reload rejected")).unwrap();
+    assert!(line.contains("wasmgate.toml:"), "{line}");
+    assert!(line.contains("\"jwt\""), "names the secret: {line}");
+    assert_eq!(status(new).await, 200, "the rotated key still serves");
 }

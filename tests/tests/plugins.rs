@@ -1,6 +1,8 @@
 //! Plugins on real traffic: both actions, the order of the two phases over a chain,
 //! short-circuits, bodies, and the host imports (kv, vars, log).
 
+use std::time::Duration;
+
 use reqwest::Method;
 use wasmgate_e2e::{TestGateway, Upstream, assert_envelope, client, send, send_with};
 
@@ -338,4 +340,41 @@ async fn each_plugin_has_its_own_kv_namespace_unless_granted_one() {
     assert_eq!(count(&gateway, "sharing").await.0, "3");
     assert_eq!(count(&gateway, "reused").await.0, "4");
     assert_eq!(count(&gateway, "fresh").await.0, "3");
+}
+
+/// `kv_durable = true`: every write the plugin made before its request was answered
+/// survives the process being killed (SIGKILL, no flush on the way out).
+#[tokio::test]
+async fn kv_durable_writes_survive_sigkill() {
+    let upstream = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        TestGateway::new()
+            .service("echo", upstream.address)
+            .plugin("counter", "counter")
+            .data_dir(dir.path())
+            .toml(
+                "[plugins.counter]\nkv_durable = true\n\n\
+                 [[routes]]\nname = \"count\"\nprefix = \"/\"\nservice = \"echo\"\n\
+                 [[routes.plugins]]\nname = \"counter\"\n",
+            )
+            .start()
+    };
+    let mut gateway = start();
+    for want in 1..=3 {
+        let response = client().get(gateway.url("/")).send().await.unwrap();
+        assert_eq!(response.headers()["x-hits"], want.to_string().as_str());
+    }
+    gateway.signal("KILL");
+    wasmgate_e2e::wait_for("the gateway to die", Duration::from_secs(10), || {
+        (!gateway.is_running()).then_some(())
+    });
+    drop(gateway);
+    let gateway = start();
+    let response = client().get(gateway.url("/")).send().await.unwrap();
+    assert_eq!(
+        response.headers()["x-hits"],
+        "4",
+        "an acknowledged write was lost"
+    );
 }

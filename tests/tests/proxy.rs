@@ -373,3 +373,49 @@ async fn serves_http2_with_prior_knowledge() {
         "NOT_FOUND",
     );
 }
+
+/// A request still in flight when `shutdown_grace_ms` (3 s in the test gateway) runs
+/// out is cut, the process exits 0 soon after, and from the signal on no new
+/// connection is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cuts_what_outlives_the_grace_period() {
+    let upstream = Upstream::start();
+    let mut gateway = routes(&upstream).start();
+    let address = gateway.address;
+    let url = gateway.url("/exact?delay_ms=20000");
+    let in_flight = tokio::spawn(async move { client().get(url).send().await });
+    wasmgate_e2e::wait_until(
+        "the request to reach the upstream",
+        Duration::from_secs(5),
+        || async { (upstream.hits() == 1).then_some(()) },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    gateway.signal("TERM");
+    wasmgate_e2e::wait_until("the listener to close", Duration::from_secs(2), || async {
+        tokio::net::TcpStream::connect(address)
+            .await
+            .err()
+            .map(|_| ())
+    })
+    .await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = gateway.terminate();
+        (status, gateway)
+    });
+    let cut = in_flight.await.unwrap();
+    assert!(
+        cut.is_err() || cut.as_ref().is_ok_and(|r| r.status() != 200),
+        "the request outlived the grace period: {cut:?}"
+    );
+    let (status, _gateway) = status.await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(10),
+        "exited after {took:?}, the grace period being 3 s"
+    );
+}
