@@ -284,8 +284,13 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
             )
             .await;
             drained.cancel();
-            if let Some(admin) = admin {
-                let _ = admin.await;
+            if let Some(mut admin) = admin {
+                // Its own requests get the same grace, and no more.
+                let grace = Duration::from_millis(settings.gateway.shutdown_grace_ms);
+                if tokio::time::timeout(grace, &mut admin).await.is_err() {
+                    tracing::warn!("admin requests outlived the grace period; closing them");
+                    admin.abort();
+                }
             }
             drop(reloader);
             state

@@ -105,6 +105,7 @@ pub struct Cancels {
     count: std::sync::atomic::AtomicU32,
     exceeded: tokio::sync::Notify,
     counted: Counter,
+    cut: std::sync::atomic::AtomicBool,
 }
 
 /// The window over which [`Cancels`] counts.
@@ -121,7 +122,14 @@ impl Cancels {
             count: std::sync::atomic::AtomicU32::new(0),
             exceeded: tokio::sync::Notify::new(),
             counted,
+            cut: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The gateway is cutting the connection itself: the requests it drops from now
+    /// on were not cancelled by the client, and are not counted.
+    pub fn cut_by_gateway(&self) {
+        self.cut.store(true, Ordering::Relaxed);
     }
 
     /// Watches one request: unless [`Watch::finish`] is called, dropping the watch
@@ -131,6 +139,9 @@ impl Cancels {
     }
 
     fn cancelled(&self) {
+        if self.cut.load(Ordering::Relaxed) {
+            return;
+        }
         self.counted.inc();
         let now = self.born.elapsed().as_millis() as u64;
         let start = self.window_start_ms.load(Ordering::Relaxed);

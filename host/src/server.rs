@@ -376,6 +376,7 @@ async fn serve_http<I>(
                     .connections_cut
                     .get_or_create(&RefusedLabels { reason: "too_many_resets" })
                     .inc();
+                cancels.cut_by_gateway();
                 break;
             }
             _ = stopping.changed(), if !draining => {
@@ -398,6 +399,7 @@ async fn serve_http<I>(
                         .connections_cut
                         .get_or_create(&RefusedLabels { reason })
                         .inc();
+                    cancels.cut_by_gateway();
                     break;
                 }
                 if !draining && activity.idle_for(timeouts.idle) {

@@ -37,24 +37,16 @@ pub fn wasmgate_bin() -> PathBuf {
 
 /// The built component of plugin crate `name` (e.g. `headers`, `spin`).
 pub fn plugin_wasm(name: &str) -> PathBuf {
-    built_plugin(name).unwrap_or_else(|| {
-        panic!(
-            "{} is missing: build the plugins first (scripts/build-plugins.sh)",
-            plugin_file(name).display()
-        )
-    })
-}
-
-/// The built plugin or test guest `name`, if there is one.
-pub fn built_plugin(name: &str) -> Option<PathBuf> {
-    Some(plugin_file(name)).filter(|file| file.is_file())
-}
-
-fn plugin_file(name: &str) -> PathBuf {
     let dir = std::env::var_os("WASMGATE_PLUGIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("wasm32-wasip2").join("plugin"));
-    dir.join(format!("{}.wasm", name.replace('-', "_")))
+    let file = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        file.is_file(),
+        "{} is missing: build the plugins first (scripts/build-plugins.sh)",
+        file.display()
+    );
+    file
 }
 
 /// Builds a gateway: a config file and a plugin directory in a temp dir.

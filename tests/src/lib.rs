@@ -20,7 +20,7 @@ mod websocket;
 
 pub use background::Background;
 pub use browser::Browser;
-pub use gateway::{GatewayProcess, TestGateway, built_plugin, plugin_wasm, wasmgate_bin};
+pub use gateway::{GatewayProcess, TestGateway, plugin_wasm, wasmgate_bin};
 pub use keystone::{FakeKeystone, KEYSTONE_USER};
 pub use raw::{RawConnection, RawResponse, raw_request};
 pub use redis::{RedisServer, redis_state_toml, shared_redis};

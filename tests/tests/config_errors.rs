@@ -9,8 +9,9 @@ use wasmgate_e2e::TestGateway;
 /// Every `tests/config-errors/NAME.toml` is refused by `wasmgate check` (exit code 2)
 /// with exactly the output in `NAME.err` beside it: the file, the line and what is
 /// wrong, as an operator would read it. The config is checked from a fresh directory
-/// as `NAME.toml`, with the plugins it names (built from the repo) in its `plugins/`;
-/// leading `# env: NAME=value` lines set variables for the run. `BLESS=1` writes the
+/// as `NAME.toml` from a fresh directory; leading `# env: NAME=value` lines set
+/// variables for the run, and `# plugin: NAME` lines put that plugin (built from the
+/// repo) in its `plugins/`. `BLESS=1` writes the
 /// `.err` files from what the gateway prints instead (then read the diff).
 #[test]
 fn each_golden_config_is_refused_with_its_message() {
@@ -51,14 +52,9 @@ fn check_golden(name: &str, toml: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    for line in toml.lines() {
-        if let Some(plugin) = line
-            .strip_prefix("name = \"")
-            .and_then(|rest| rest.strip_suffix('"'))
-            && let Some(wasm) = wasmgate_e2e::built_plugin(plugin)
-        {
-            std::fs::copy(&wasm, plugins.join(format!("{plugin}.wasm"))).unwrap();
-        }
+    for plugin in toml.lines().filter_map(|l| l.strip_prefix("# plugin: ")) {
+        let wasm = wasmgate_e2e::plugin_wasm(plugin);
+        std::fs::copy(&wasm, plugins.join(format!("{plugin}.wasm"))).unwrap();
     }
     let file = format!("{name}.toml");
     std::fs::write(dir.path().join(&file), toml).unwrap();
@@ -66,7 +62,7 @@ fn check_golden(name: &str, toml: &str) -> (Option<i32>, String) {
     command
         .current_dir(dir.path())
         .args(["check", "--config", &file]);
-    for line in toml.lines().map_while(|l| l.strip_prefix("# env: ")) {
+    for line in toml.lines().filter_map(|l| l.strip_prefix("# env: ")) {
         let (variable, value) = line.split_once('=').expect("# env: NAME=value");
         command.env(variable, value);
     }

@@ -74,8 +74,9 @@ service = "echo"
     // of them wait at once); a stream taken and then reset is a request started and
     // cancelled, counted by the gateway against the same limit. How many streams the
     // flood gets to open depends on how the two race (hundreds, on a busy machine
-    // over a thousand); what it costs the gateway is the requests it started, which
-    // the limit bounds whatever the scheduling.
+    // over a thousand); what it costs the gateway is the requests it started: none or
+    // one in runs here, several hundred with h2's limit switched off (the gateway's own
+    // count then cuts the connection, later).
     let cancelled = || metric(&metrics, "wasmgate_requests_cancelled_total", &[]);
     let before = cancelled().await.expect("the cancellation counter");
     let opened = flood(gateway.address, &target, None).await;

@@ -842,7 +842,8 @@ async fn ready_answers_503_while_the_gateway_drains() {
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.json::<Value>().await.unwrap()["status"], "ready");
 
-    let slow = tokio::spawn(client().get(gateway.url("/slow?delay_ms=1500")).send());
+    // Within the test gateway's 3 s grace period, with time to see the 503.
+    let slow = tokio::spawn(client().get(gateway.url("/slow?delay_ms=2500")).send());
     wasmgate_e2e::wait_for("the slow request upstream", Duration::from_secs(5), || {
         (upstream.hits() == 1).then_some(())
     });

@@ -392,7 +392,7 @@ async fn shutdown_cuts_what_outlives_the_grace_period() {
     .await;
     let started = std::time::Instant::now();
     gateway.signal("TERM");
-    wasmgate_e2e::wait_until("the listener to close", Duration::from_secs(2), || async {
+    wasmgate_e2e::wait_until("the listener to close", Duration::from_secs(5), || async {
         tokio::net::TcpStream::connect(address)
             .await
             .err()

@@ -350,7 +350,8 @@ pub struct AdminSettings {
     /// so it must be a loopback address unless `allow_remote` is set.
     pub listen: Spanned<String>,
     /// `allow_remote = false`: allow a non-loopback `listen` (put it behind something
-    /// that authenticates).
+    /// that authenticates), and requests addressed (`Host`) to other names than
+    /// `localhost` or a loopback address (refused otherwise: DNS rebinding).
     pub allow_remote: bool,
 }
 

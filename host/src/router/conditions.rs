@@ -35,20 +35,19 @@ impl Test {
         match (value, regex) {
             (Some(_), Some(_)) => Err("give `value` or `regex`, not both".into()),
             (Some(value), None) => Ok(Self::Exact(value.as_bytes().to_vec())),
-            // Anchored: the whole value must match, as in `request-validator`.
-            (None, Some(pattern)) => RegexBuilder::new(&format!("^(?:{pattern})$"))
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map(Self::Regex)
-                .map_err(|anchored| {
-                    // Said of the pattern as written, not of the anchored one.
-                    let error = RegexBuilder::new(pattern)
+            // Anchored: the whole value must match, as in `request-validator`. The
+            // pattern is checked on its own first, so that one that only parses once
+            // wrapped (`a)|(.*`) is refused rather than given another meaning.
+            (None, Some(pattern)) => {
+                let build = |source: &str| {
+                    RegexBuilder::new(source)
                         .size_limit(REGEX_SIZE_LIMIT)
                         .build()
-                        .err()
-                        .unwrap_or(anchored);
-                    format!("regex {pattern:?}: {}", one_line(&error))
-                }),
+                        .map_err(|e| format!("regex {pattern:?}: {}", one_line(&e)))
+                };
+                build(pattern)?;
+                build(&format!("^(?:{pattern})$")).map(Self::Regex)
+            }
             (None, None) => Ok(Self::Present),
         }
     }
@@ -231,6 +230,8 @@ mod tests {
             r#"regex "v(1|2": unclosed group"#,
             "one line, about the pattern as written"
         );
+        // Parses only once wrapped: refused, not read as "anything".
+        assert!(Test::parse(None, Some("a)|(.*")).is_err());
         assert!(Condition::header("bad name", Test::Present).is_err());
         assert!(Condition::query("", Test::Present).is_err());
     }
