@@ -481,6 +481,7 @@ impl RouteTable {
 }
 
 /// Which index a pattern goes in.
+#[derive(Debug, PartialEq, Eq)]
 enum Key {
     /// A literal exact path matches only itself.
     Path(String),

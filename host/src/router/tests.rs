@@ -435,3 +435,39 @@ fn routes_with_conditions_are_tried_first_and_skipped_when_they_fail() {
     // The plain lookup has no headers: conditions never hold.
     assert_eq!(table.lookup(None, &Method::GET, "/api/x").unwrap().index, 0);
 }
+
+/// The index a route goes in (module doc): a literal exact path by its whole
+/// (lower-cased) path, a pattern or prefix by its literal first segment, the rest in
+/// the list tried for every path.
+#[test]
+fn each_pattern_goes_in_its_index() {
+    let cases = [
+        (exact("/Users/Me"), Key::Path("/users/me".into())),
+        (exact("/"), Key::Path("/".into())),
+        (exact("/users/{id}"), Key::FirstSegment("users".into())),
+        (exact("/{tenant}/users"), Key::Anywhere),
+        (prefix("/API/v1"), Key::FirstSegment("api".into())),
+        (prefix("/"), Key::Anywhere),
+    ];
+    for (pattern, key) in cases {
+        assert_eq!(pattern.key(), key, "{pattern:?}");
+    }
+}
+
+/// A half-written parameter is refused with the message that says what a parameter
+/// is, whichever brace is missing.
+#[test]
+fn a_half_written_parameter_says_what_a_parameter_is() {
+    for bad in ["/users/{id", "/users/id}", "/{}", "/{a-b}"] {
+        let error = PathPattern::parse_exact(bad).unwrap_err();
+        assert!(
+            error.ends_with("a parameter is a whole segment like {id} (letters, digits, _)"),
+            "{bad}: {error}"
+        );
+    }
+    let error = PathPattern::parse_exact("/users/x{id").unwrap_err();
+    assert!(
+        error.ends_with("a parameter is a whole segment like {id}"),
+        "{error}"
+    );
+}
