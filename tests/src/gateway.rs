@@ -373,6 +373,27 @@ impl GatewayProcess {
             .collect()
     }
 
+    /// Waits (up to 10 s) until the JSON log holds at least `count` lines that
+    /// `matches`, and returns every such line, in order; the failure shows the log.
+    pub fn wait_for_json_lines(
+        &self,
+        what: &str,
+        count: usize,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        crate::wait_for_ok(what, Duration::from_secs(10), || {
+            let lines: Vec<_> = self.json_log().into_iter().filter(&matches).collect();
+            match lines.len() >= count {
+                true => Ok(lines),
+                false => Err(format!(
+                    "{} of {count} so far; log:\n{}",
+                    lines.len(),
+                    self.log()
+                )),
+            }
+        })
+    }
+
     /// Waits (up to 10 s) until the log holds `needle`, and returns the log.
     /// Log lines reach the test through a pipe some time after the response
     /// that caused them, so a positive check on the log must wait.

@@ -326,17 +326,9 @@ async fn aims_gateway_replays_the_seeds_documented_api() {
         ("openstack_connect_success", Some(id.as_str())),
         ("openstack_connect_failed", None),
     ] {
-        wait_until_ok(event, Duration::from_secs(10), || async {
-            if gateway
-                .json_log()
-                .iter()
-                .any(|l| l["event"] == event && request.is_none_or(|id| l["request_id"] == id))
-            {
-                return Ok(());
-            }
-            Err(format!("log:\n{}", gateway.log()))
-        })
-        .await;
+        gateway.wait_for_json_lines(event, 1, |l| {
+            l["event"] == event && request.is_none_or(|id| l["request_id"] == id)
+        });
     }
 }
 
@@ -709,18 +701,12 @@ async fn ts_portal_gateway_replays_the_seeds_documented_api() {
     }
 
     // The access log: one JSON line per request with the caller and the service.
-    wait_until_ok("an access line", Duration::from_secs(10), || async {
-        if gateway.json_log().iter().any(|line| {
-            line["message"] == "access"
-                && line["user"] == ids[0].as_str()
-                && line["service"] == "member"
-                && line["status"] == 201
-        }) {
-            return Ok(());
-        }
-        Err(format!("log:\n{}", gateway.log()))
-    })
-    .await;
+    gateway.wait_for_json_lines("an access line", 1, |line| {
+        line["message"] == "access"
+            && line["user"] == ids[0].as_str()
+            && line["service"] == "member"
+            && line["status"] == 201
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

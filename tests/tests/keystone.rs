@@ -8,7 +8,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use wasmgate_e2e::{
     Answer, FakeKeystone, GatewayProcess, KEYSTONE_USER, TestGateway, assert_envelope, send,
-    wait_for_ok,
 };
 
 /// A gateway whose `/openstack/connect` reaches `good` by default, and a closed port
@@ -64,17 +63,11 @@ async fn connect(gateway: &GatewayProcess, form: &Value) -> Answer {
 
 /// The log line of `event` for request `id`.
 fn event(gateway: &GatewayProcess, event: &str, id: &str) -> Value {
-    wait_for_ok(
-        &format!("{event} for {id}"),
-        Duration::from_secs(10),
-        || {
-            gateway
-                .json_log()
-                .into_iter()
-                .find(|l| l["event"] == event && l["request_id"] == id)
-                .ok_or_else(|| format!("log:\n{}", gateway.log()))
-        },
-    )
+    gateway
+        .wait_for_json_lines(&format!("{event} for {id}"), 1, |l| {
+            l["event"] == event && l["request_id"] == id
+        })
+        .remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

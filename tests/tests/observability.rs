@@ -447,18 +447,9 @@ config = { rules = [{ path_prefix = "/logged/secret" }], status = 403 }
     // Each access line is one JSON log line of the plugin (message `access`), its
     // fields the line's fields; the gateway tags it with the request id, trace id,
     // route and time. The log phase runs after the response: wait for both lines.
-    let access_lines = || -> Vec<Value> {
-        gateway
-            .json_log()
-            .into_iter()
-            .filter(|l| l["plugin"] == "access-log" && l["target"] == "plugin")
-            .collect()
-    };
-    let lines = wasmgate_e2e::wait_for(
-        "two access lines",
-        std::time::Duration::from_secs(10),
-        || Some(access_lines()).filter(|lines| lines.len() >= 2),
-    );
+    let lines = gateway.wait_for_json_lines("two access lines", 2, |l| {
+        l["plugin"] == "access-log" && l["target"] == "plugin"
+    });
     gateway.terminate();
     for line in &lines {
         assert_eq!(line["message"], "access", "{line}");
@@ -742,20 +733,13 @@ async fn the_admin_api_describes_itself_and_every_path_it_names_answers() {
     }
 }
 
-/// The `nth` (from 1) JSON log line whose `event` is `name`, waited for (lines reach
-/// the test some time after what caused them).
+/// The `nth` (from 1) JSON log line whose `event` is `name`, waited for.
 fn nth_event(gateway: &GatewayProcess, name: &str, nth: usize) -> Value {
-    wasmgate_e2e::wait_for(
-        &format!("log line {nth} with event {name:?}"),
-        Duration::from_secs(10),
-        || {
-            gateway
-                .json_log()
-                .into_iter()
-                .filter(|line| line["event"] == name)
-                .nth(nth - 1)
-        },
-    )
+    gateway
+        .wait_for_json_lines(&format!("event {name:?}"), nth, |line| {
+            line["event"] == name
+        })
+        .swap_remove(nth - 1)
 }
 
 fn event(gateway: &GatewayProcess, name: &str) -> Value {
