@@ -74,6 +74,8 @@ fn prefixes_match_whole_segments_and_strip() {
     // A path a plugin moved out from under the prefix goes as it is.
     assert_eq!(api.strip("/other/x"), "/other/x");
     assert_eq!(api.strip("/apix"), "/apix");
+    // Even where the prefix's length of it ends at a `/`: `/abc` is not `/api`.
+    assert_eq!(api.strip("/abc/x"), "/abc/x");
 }
 
 #[test]
@@ -470,4 +472,40 @@ fn a_half_written_parameter_says_what_a_parameter_is() {
         error.ends_with("a parameter is a whole segment like {id}"),
         "{error}"
     );
+}
+
+#[test]
+fn a_table_without_routes_is_empty() {
+    assert!(RouteTable::new(Vec::new()).is_empty());
+    assert!(!RouteTable::new(vec![matcher(None, None, prefix("/"))]).is_empty());
+}
+
+/// A route's `host`: a DNS name or an IPv4 literal, letters, digits, `-` and `.`
+/// only, 1 to 253 bytes; no port, no wildcard, no space.
+#[test]
+fn a_route_host_is_a_plain_name() {
+    let longest = format!("{}.example", "a".repeat(245));
+    assert_eq!(longest.len(), 253);
+    for good in [
+        "example.com",
+        "API-2.example",
+        "127.0.0.1",
+        "x",
+        longest.as_str(),
+    ] {
+        assert!(is_valid_host(good), "{good} refused");
+    }
+    let too_long = format!("a{longest}");
+    for bad in [
+        "",
+        "example.com:8080",
+        "*.example.com",
+        "a b",
+        "under_score.example",
+        "[::1]",
+        "ex/ample",
+        too_long.as_str(),
+    ] {
+        assert!(!is_valid_host(bad), "{bad:?} accepted");
+    }
 }
