@@ -46,7 +46,7 @@ impl Plugin for Sandbox {
         response.headers.set("x-fs", &fs);
         response
             .headers
-            .set("x-env", &std::env::vars_os().count().to_string());
+            .set("x-env", std::env::vars_os().count().to_string());
         response.headers.set("x-net", &net);
         Action::Respond(response)
     }
