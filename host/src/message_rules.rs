@@ -136,4 +136,14 @@ mod tests {
         assert!(check_query("a=%zz").is_ok());
         assert!(check_query("a=100%").is_ok());
     }
+
+    #[test]
+    fn a_plugins_own_answer_has_a_final_status() {
+        for good in [200, 204, 404, 599] {
+            assert!(is_valid_answer_status(good), "{good}");
+        }
+        for bad in [0, 100, 101, 199, 600, 1000] {
+            assert!(!is_valid_answer_status(bad), "{bad}");
+        }
+    }
 }
