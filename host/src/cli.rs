@@ -271,11 +271,12 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
             };
             println!("wasmgate listening on {scheme}://{address}");
             let stopping = stop.clone();
+            let grace = Duration::from_millis(settings.gateway.shutdown_grace_ms);
             server::serve(
                 listener,
                 shared,
                 settings.limits.clone(),
-                Duration::from_millis(settings.gateway.shutdown_grace_ms),
+                grace,
                 async move {
                     shutdown_signal().await;
                     health.set_draining();
@@ -286,7 +287,6 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
             drained.cancel();
             if let Some(mut admin) = admin {
                 // Its own requests get the same grace, and no more.
-                let grace = Duration::from_millis(settings.gateway.shutdown_grace_ms);
                 if tokio::time::timeout(grace, &mut admin).await.is_err() {
                     tracing::warn!("admin requests outlived the grace period; closing them");
                     admin.abort();
