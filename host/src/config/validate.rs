@@ -810,3 +810,6 @@ fn check_state(config: &Config) -> Result<(), Invalid> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;
