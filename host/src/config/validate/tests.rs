@@ -377,6 +377,15 @@ fn routes_names_methods_and_targets() {
             format!("{S}{R}[[routes.query]]\nname = \"q\"\nregex = \"[0-9]+\"\n"),
             "ok",
         ),
+        // Header conditions name a header; query conditions any parameter.
+        (
+            format!("{S}{R}[[routes.headers]]\nname = \"x y\"\nvalue = \"1\"\n"),
+            "7: route \"r\": headers: \"x y\" is not a header name",
+        ),
+        (
+            format!("{S}{R}[[routes.query]]\nname = \"x y\"\nvalue = \"1\"\n"),
+            "ok",
+        ),
     ]);
 }
 
