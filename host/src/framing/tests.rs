@@ -229,3 +229,71 @@ fn the_tracker_follows_lines_and_pending_heads_up_to_hyper_s_limits_exactly() {
     let heads = "GET / HTTP/1.1\r\n\r\n".repeat(most);
     assert!(verdicts(heads.as_bytes(), most).iter().all(|&v| v == Clean));
 }
+
+/// An inbound stream that arrives in the given reads, one per poll (a read larger
+/// than the buffer is split).
+struct Reads(VecDeque<Vec<u8>>);
+
+impl AsyncRead for Reads {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(mut read) = self.0.pop_front() {
+            let rest = read.split_off(read.len().min(buf.remaining()));
+            buf.put_slice(&read);
+            if !rest.is_empty() {
+                self.0.push_front(rest);
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn reads_that_are_all_held_back_are_not_taken_for_the_end_of_the_stream() {
+    use tokio::io::AsyncReadExt;
+    let head = format!("GET /{}", "a".repeat(LIMITS.max_target + 7));
+    let reads = Reads(VecDeque::from([
+        head.clone().into_bytes(),
+        // Wholly past the limit: nothing of this read reaches hyper.
+        b"bbbb".to_vec(),
+        b"cccc".to_vec(),
+        b" HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n".to_vec(),
+    ]));
+    let (mut io, facts) = SniffedIo::new(reads, LIMITS);
+    let mut shown = String::new();
+    io.read_to_string(&mut shown).await.unwrap();
+    assert_eq!(
+        shown,
+        format!("{head} HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    );
+    assert_eq!([facts.take(), facts.take()], [UriTooLong, Clean]);
+}
+
+#[tokio::test]
+async fn writes_pass_through_untouched() {
+    use tokio::io::{AsyncWriteExt, BufWriter};
+    let (mut io, _) = SniffedIo::new(BufWriter::new(Vec::new()), LIMITS);
+    io.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+    assert!(
+        io.inner.get_ref().is_empty(),
+        "buffered by the inner writer"
+    );
+    io.flush().await.unwrap();
+    assert_eq!(io.inner.get_ref(), b"HTTP/1.1 200 OK\r\n");
+    let parts = [io::IoSlice::new(b"a: 1\r\n"), io::IoSlice::new(b"\r\n")];
+    assert_eq!(io.write_vectored(&parts).await.unwrap(), 8);
+    io.shutdown().await.unwrap();
+    assert_eq!(io.inner.get_ref(), b"HTTP/1.1 200 OK\r\na: 1\r\n\r\n");
+
+    // Whether writes may be vectored is the inner stream's to say.
+    let (vectored, _) = SniffedIo::new(Vec::<u8>::new(), LIMITS);
+    assert!(vectored.is_write_vectored());
+    let (plain, _) = SniffedIo::new(tokio::io::sink(), LIMITS);
+    assert_eq!(
+        plain.is_write_vectored(),
+        tokio::io::sink().is_write_vectored()
+    );
+}
