@@ -297,3 +297,45 @@ async fn writes_pass_through_untouched() {
         tokio::io::sink().is_write_vectored()
     );
 }
+
+/// The head clock against real time: a head is late once `limit` has passed since its
+/// first byte (also for a head that starts long after the connection did). Only lower
+/// bounds of elapsed time are relied on, so a slow machine cannot fail it.
+#[test]
+fn a_head_is_late_once_its_limit_has_passed_since_its_first_byte() {
+    let limit = Duration::from_millis(50);
+    let facts = FramingFacts::default();
+    let mut tracker = Tracker::new(facts.clone(), LIMITS);
+    let mut feed = |bytes: &[u8]| {
+        let mut bytes = bytes.to_vec();
+        tracker.feed(&mut bytes);
+    };
+    std::thread::sleep(limit + Duration::from_millis(10));
+    assert!(facts.head_pending_for(limit), "the first head is late");
+    feed(b"GET / HTTP/1.1\r\n\r\n");
+    std::thread::sleep(limit + Duration::from_millis(10));
+    feed(b"G");
+    std::thread::sleep(limit + Duration::from_millis(10));
+    assert!(facts.head_pending_for(limit), "the second head is late");
+    assert!(!facts.head_pending_for(Duration::from_secs(3600)));
+}
+
+#[test]
+fn after_a_switch_to_websocket_the_bytes_pass_unfollowed() {
+    let facts = FramingFacts::default();
+    let mut tracker = Tracker::new(facts.clone(), LIMITS);
+    let mut upgrade =
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+            .to_vec();
+    tracker.feed(&mut upgrade);
+    facts.switched();
+    // WebSocket frames, whatever they hold, are not requests: none is vouched for or
+    // refused, and no head clock runs.
+    let frames = [b"\x81\x05hello".as_slice(), SMUGGLE].concat();
+    let mut bytes = frames.clone();
+    let kept = tracker.feed(&mut bytes);
+    assert_eq!(&bytes[..kept], frames, "every byte passes");
+    assert!(!facts.head_pending_for(Duration::ZERO));
+    assert_eq!(facts.take(), Clean, "the upgrade request");
+    assert_eq!(facts.take(), Unknown, "nothing was pushed after it");
+}
