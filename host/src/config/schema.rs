@@ -1075,7 +1075,7 @@ pub enum OnError {
 }
 
 /// Which listener serves a route.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Listener {
     /// The client-facing listener (`[gateway] listen`).

@@ -315,7 +315,7 @@ pub fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
         };
         let written = text.get_ref().as_str();
         let key = (
-            route.listener == super::schema::Listener::Admin,
+            route.listener,
             route
                 .host
                 .as_ref()
@@ -344,9 +344,9 @@ pub fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A route's place with its path folded to lower case: (admin listener, host, prefix,
+/// A route's place with its path folded to lower case: (listener, host, prefix,
 /// folded path without a trailing `/`).
-type FoldedPath = (bool, Option<String>, bool, String);
+type FoldedPath = (super::schema::Listener, Option<String>, bool, String);
 
 fn validate_route(config: &Config, route: &RouteConfig) -> Result<(), Invalid> {
     let name = route.name.get_ref();

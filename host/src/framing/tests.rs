@@ -65,10 +65,9 @@ fn bodies_that_look_like_headers_are_skipped() {
 
 #[test]
 fn http2_is_not_followed() {
-    assert_eq!(
-        verdicts(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 2),
-        [Clean, Clean]
-    );
+    // What follows the preface is HTTP/2 frames, even if it reads like HTTP/1.
+    let stream = [b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".as_slice(), SMUGGLE].concat();
+    assert_eq!(verdicts(&stream, 3), [Clean, Clean, Clean]);
 }
 
 #[test]
@@ -338,4 +337,18 @@ fn after_a_switch_to_websocket_the_bytes_pass_unfollowed() {
     assert!(!facts.head_pending_for(Duration::ZERO));
     assert_eq!(facts.take(), Clean, "the upgrade request");
     assert_eq!(facts.take(), Unknown, "nothing was pushed after it");
+}
+
+#[test]
+fn the_end_of_the_stream_is_passed_on_whatever_the_buffer_held() {
+    let (mut io, _) = SniffedIo::new(Reads(VecDeque::from([b"GET /".to_vec()])), LIMITS);
+    let mut storage = [0u8; 64];
+    let mut buf = ReadBuf::new(&mut storage);
+    buf.put_slice(b"earlier");
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    for expected in [b"earlierGET /".as_slice(), b"earlierGET /"] {
+        let polled = Pin::new(&mut io).poll_read(&mut cx, &mut buf);
+        assert!(matches!(polled, Poll::Ready(Ok(()))));
+        assert_eq!(buf.filled(), expected, "a read, then the end of the stream");
+    }
 }

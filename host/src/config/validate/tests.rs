@@ -535,6 +535,15 @@ fn case_variants_of_a_route_path() {
             ),
             "ok",
         ),
+        // Routes of the admin listener are not the gateway's.
+        (
+            format!(
+                "{S}{}{}listener = \"admin\"\n",
+                route("a", "a.test", "/x", true),
+                route("b", "a.test", "/X", false)
+            ),
+            "ok",
+        ),
         // Host names are compared without case.
         (
             format!(
