@@ -77,14 +77,19 @@ impl Fatal {
 }
 
 /// Reads the config and the plugins and builds the first snapshot, keeping state in
-/// `state_dir` (the config's `data_dir/state` when `None`).
+/// `state_dir` (the config's `data_dir/state` when `None`). A check (`state_dir`
+/// given) logs only warnings and errors unless `LOG_LEVEL` or `RUST_LOG` says
+/// otherwise: its verdict is the output.
 async fn prepare(
     file: &std::path::Path,
     state_dir: Option<&std::path::Path>,
 ) -> Result<(StateStore, PluginRuntime, Snapshot), Fatal> {
     let sources = Sources::read(file, |_| {}).map_err(|e| Fatal::Config(e.to_string()))?;
-    logging::init(&sources.config.config.log)
-        .map_err(|e| Fatal::Config(format!("{}: [log]: {e}", file.display())))?;
+    let mut log = sources.config.config.log.clone();
+    if state_dir.is_some() {
+        log.level = "warn".into();
+    }
+    logging::init(&log).map_err(|e| Fatal::Config(format!("{}: [log]: {e}", file.display())))?;
     let gateway = &sources.config.config.gateway;
     let data_dir = gateway.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| {
@@ -174,11 +179,15 @@ pub async fn run(cli: Cli) -> Result<(), Fatal> {
             // A scratch state store: the running gateway holds the real one's lock.
             let scratch = tempfile::tempdir().map_err(anyhow::Error::from)?;
             let (_, _, snapshot) = prepare(&config, Some(scratch.path())).await?;
+            let count = |n: usize, what: &str| match n {
+                1 => format!("1 {what}"),
+                n => format!("{n} {what}s"),
+            };
             println!(
-                "{}: ok ({} routes, {} plugins)",
+                "{}: ok ({}, {})",
                 config.display(),
-                snapshot.routes.len(),
-                snapshot.plugins.len()
+                count(snapshot.routes.len(), "route"),
+                count(snapshot.plugins.len(), "plugin")
             );
             Ok(())
         }

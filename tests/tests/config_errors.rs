@@ -121,6 +121,18 @@ fn check_exits_0_on_a_good_config_and_2_on_a_bad_one() {
         .toml("[[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"up\"\n")
         .check();
     assert_eq!(code.code(), Some(0), "{output}");
+    // The verdict alone: no log lines of plugins loaded or a store opened.
+    let (code, output) = run_on(
+        "check",
+        "[services.up]\nendpoints = [\"http://127.0.0.1:1\"]\n\n\
+         [[routes]]\nname = \"r\"\nprefix = \"/\"\nservice = \"up\"\n",
+    );
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(output.lines().count(), 1, "{output}");
+    assert!(
+        output.ends_with("wasmgate.toml: ok (1 route, 0 plugins)\n"),
+        "{output}"
+    );
     let (code, output) = run_on("check", "[gateway]\nlisten = 8080\n");
     assert_eq!(code, Some(2), "{output}");
     assert!(output.contains("wasmgate.toml:2:"), "{output}");
