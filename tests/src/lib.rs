@@ -31,6 +31,27 @@ pub use websocket::{Handshake, WsUpstream};
 
 use std::time::{Duration, Instant};
 
+/// A loopback address that refuses connections for as long as this is held: its port
+/// is bound but never listened on, so no socket opened meanwhile (a gateway of a test
+/// running alongside, given port 0) can take it, as it could a port merely freed.
+pub struct DeadAddress {
+    /// The address.
+    pub address: std::net::SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+/// A [`DeadAddress`] on 127.0.0.1.
+pub fn dead_address() -> DeadAddress {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().unwrap())
+        .expect("bind 127.0.0.1:0");
+    DeadAddress {
+        address: socket.local_addr().expect("local address"),
+        _socket: socket,
+    }
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

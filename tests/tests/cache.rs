@@ -273,10 +273,8 @@ async fn no_store_authorization_and_set_cookie_are_not_cached() {
 async fn the_gateways_own_errors_are_not_cached() {
     // A port nothing listens on: the gateway answers itself, 502 (unreachable) or,
     // once its probe found the endpoint down, 503 (no endpoint is up).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = closed.local_addr().unwrap();
-    drop(closed);
-    let gateway = gateway(address, r#"{ statuses = [200, 502, 503] }"#);
+    let dead = wasmgate_e2e::dead_address();
+    let gateway = gateway(dead.address, r#"{ statuses = [200, 502, 503] }"#);
     for _ in 0..3 {
         let got = get(&gateway, "/down?cc=max-age=60").await;
         assert!([502, 503].contains(&got.status), "{}", got.status);

@@ -599,11 +599,9 @@ async fn a_zip_bomb_is_refused_with_bounded_memory_and_the_gateway_stays_up() {
 async fn the_gateway_s_own_error_envelopes_are_compressed_when_they_qualify() {
     // A route whose upstream is gone, probed down: the 503 envelope, compressed
     // (min_bytes = 0).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = closed.local_addr().unwrap();
-    drop(closed);
+    let dead = wasmgate_e2e::dead_address();
     let gateway = TestGateway::new()
-        .service("gone", address)
+        .service("gone", dead.address)
         .toml(
             "[[routes]]\nname = \"gone\"\nprefix = \"/\"\nservice = \"gone\"\n\n[routes.compression]\nmin_bytes = 0\n",
         )

@@ -8,14 +8,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 use wasmgate_e2e::{
-    GatewayProcess, TestGateway, Upstream, UpstreamBehaviour, client, send_with, wait_for,
+    GatewayProcess, TestGateway, Upstream, UpstreamBehaviour, client, dead_address, send_with,
+    wait_for,
 };
-
-/// An address nothing listens on.
-fn dead_address() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
 
 /// The gateway's JSON log lines with `message`.
 fn lines(gateway: &GatewayProcess, message: &str) -> Vec<Value> {
@@ -42,9 +37,10 @@ fn log_entry(gateway: &GatewayProcess, request_id: &str) -> Value {
 #[tokio::test]
 async fn the_log_phase_sees_failures_plugin_answers_and_upstream_errors() {
     let upstream = Upstream::start();
+    let dead = dead_address();
     let gateway = TestGateway::new()
         .service("echo", upstream.address)
-        .service("dead", dead_address())
+        .service("dead", dead.address)
         .plugin("logger", "logger")
         .plugin("panic", "panic")
         .plugin("deny", "deny")

@@ -297,12 +297,9 @@ async fn any_origin_without_credentials() {
 async fn the_gateways_own_503_carries_the_headers_too() {
     // A service on a port nothing listens on: once probed down, the gateway answers
     // 503 itself.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = wasmgate_e2e::dead_address();
     let gateway = TestGateway::new()
-        .service("gone", closed)
+        .service("gone", dead.address)
         .plugin("cors", "cors")
         .toml(&format!(
             r#"

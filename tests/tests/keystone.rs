@@ -13,10 +13,8 @@ use wasmgate_e2e::{
 /// A gateway whose `/openstack/connect` reaches `good` by default, and a closed port
 /// (`http://down.test/v3`) and `slow` by their auth URLs; the plugin has 1 s a call.
 fn gateway(good: &FakeKeystone, slow: &FakeKeystone) -> GatewayProcess {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Held until the test process ends, past the gateway returned.
+    let closed = std::mem::ManuallyDrop::new(wasmgate_e2e::dead_address()).address;
     TestGateway::new()
         .service("keystone", good.address)
         .service("down", closed)
