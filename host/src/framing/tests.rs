@@ -12,15 +12,28 @@ const LIMITS: TrackLimits = TrackLimits {
 /// Feeds `chunks` as separate reads; returns the verdicts hyper would take for
 /// `requests` requests and the bytes hyper was shown.
 fn follow(chunks: &[&[u8]], requests: usize) -> (Vec<Verdict>, Vec<u8>) {
-    let facts = FramingFacts::default();
-    let mut tracker = Tracker::new(facts.clone(), LIMITS);
-    let mut shown = Vec::new();
-    for chunk in chunks {
-        let mut bytes = chunk.to_vec();
-        let kept = tracker.feed(&mut bytes);
-        shown.extend_from_slice(&bytes[..kept]);
-    }
+    let (mut tracker, facts) = new_tracker();
+    let shown = chunks
+        .iter()
+        .flat_map(|chunk| tracker.shown(chunk))
+        .collect();
     ((0..requests).map(|_| facts.take()).collect(), shown)
+}
+
+/// The tracker of a new connection, and the facts it records.
+fn new_tracker() -> (Tracker, FramingFacts) {
+    let facts = FramingFacts::default();
+    (Tracker::new(facts.clone(), LIMITS), facts)
+}
+
+impl Tracker {
+    /// Follows `bytes` as one read; what hyper is shown of it.
+    fn shown(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut bytes = bytes.to_vec();
+        let kept = self.feed(&mut bytes);
+        bytes.truncate(kept);
+        bytes
+    }
 }
 
 fn verdicts(stream: &[u8], requests: usize) -> Vec<Verdict> {
@@ -157,13 +170,9 @@ fn an_over_long_target_is_cut_short_and_marked() {
 
 #[test]
 fn the_head_clock_runs_from_the_start_and_from_each_new_head_until_its_blank_line() {
-    let facts = FramingFacts::default();
-    let mut tracker = Tracker::new(facts.clone(), LIMITS);
+    let (mut tracker, facts) = new_tracker();
     let pending = || facts.head_pending_for(Duration::ZERO);
-    let mut feed = |bytes: &[u8]| {
-        let mut bytes = bytes.to_vec();
-        tracker.feed(&mut bytes);
-    };
+    let mut feed = |bytes: &[u8]| tracker.shown(bytes);
     assert!(pending(), "a new connection owes its first head");
     assert!(!facts.head_pending_for(Duration::from_secs(3600)));
     feed(b"GET / HTTP/1.1\r\nHost: a");
@@ -185,18 +194,14 @@ fn the_head_clock_runs_from_the_start_and_from_each_new_head_until_its_blank_lin
     assert!(!pending(), "after a chunked body");
 
     // Lost framing: the clock runs from then on, even between what looked like heads.
-    let facts = FramingFacts::default();
-    let mut tracker = Tracker::new(facts.clone(), LIMITS);
-    let mut lost =
-        b"GET / HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
-            .to_vec();
-    tracker.feed(&mut lost);
+    let (mut tracker, facts) = new_tracker();
+    tracker.shown(
+        b"GET / HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    );
     assert!(facts.head_pending_for(Duration::ZERO), "lost framing");
 
-    let facts = FramingFacts::default();
-    let mut tracker = Tracker::new(facts.clone(), LIMITS);
-    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    tracker.feed(&mut preface);
+    let (mut tracker, facts) = new_tracker();
+    tracker.shown(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
     assert!(
         !facts.head_pending_for(Duration::ZERO),
         "HTTP/2 is not clocked here"
@@ -321,12 +326,8 @@ impl AsyncWrite for Unvectored {
 #[test]
 fn a_head_is_late_once_its_limit_has_passed_since_its_first_byte() {
     let limit = Duration::from_millis(50);
-    let facts = FramingFacts::default();
-    let mut tracker = Tracker::new(facts.clone(), LIMITS);
-    let mut feed = |bytes: &[u8]| {
-        let mut bytes = bytes.to_vec();
-        tracker.feed(&mut bytes);
-    };
+    let (mut tracker, facts) = new_tracker();
+    let mut feed = |bytes: &[u8]| tracker.shown(bytes);
     std::thread::sleep(limit + Duration::from_millis(10));
     assert!(facts.head_pending_for(limit), "the first head is late");
     feed(b"GET / HTTP/1.1\r\n\r\n");
@@ -339,19 +340,14 @@ fn a_head_is_late_once_its_limit_has_passed_since_its_first_byte() {
 
 #[test]
 fn after_a_switch_to_websocket_the_bytes_pass_unfollowed() {
-    let facts = FramingFacts::default();
-    let mut tracker = Tracker::new(facts.clone(), LIMITS);
-    let mut upgrade =
-        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
-            .to_vec();
-    tracker.feed(&mut upgrade);
+    let (mut tracker, facts) = new_tracker();
+    tracker
+        .shown(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
     facts.switched();
     // WebSocket frames, whatever they hold, are not requests: none is vouched for or
     // refused, and no head clock runs.
     let frames = [b"\x81\x05hello".as_slice(), SMUGGLE].concat();
-    let mut bytes = frames.clone();
-    let kept = tracker.feed(&mut bytes);
-    assert_eq!(&bytes[..kept], frames, "every byte passes");
+    assert_eq!(tracker.shown(&frames), frames, "every byte passes");
     assert!(!facts.head_pending_for(Duration::ZERO));
     assert_eq!(facts.take(), Clean, "the upgrade request");
     assert_eq!(facts.take(), Unknown, "nothing was pushed after it");

@@ -509,58 +509,50 @@ fn global_plugins_and_the_routes_that_skip_them() {
 
 #[test]
 fn case_variants_of_a_route_path() {
-    let route = |name: &str, host: &str, prefix: &str, fold: bool| {
-        format!(
-            "[[routes]]\nname = \"{name}\"\nhost = \"{host}\"\nprefix = \"{prefix}\"\n\
-             service = \"s\"\ncase_insensitive = {fold}\n"
-        )
+    // The service, then each (name, host, prefix, case_insensitive) as a route of six
+    // lines, the first on line 3.
+    let routes = |list: &[(&str, &str, &str, bool)]| {
+        let routes: String = list
+            .iter()
+            .map(|(name, host, prefix, fold)| {
+                format!(
+                    "[[routes]]\nname = \"{name}\"\nhost = \"{host}\"\nprefix = \"{prefix}\"\n\
+                     service = \"s\"\ncase_insensitive = {fold}\n"
+                )
+            })
+            .collect();
+        format!("{S}{routes}")
     };
     let collision = "route \"c\": \"/X\" differs from \"/x\" only in letter case, and one of them \
                      is case_insensitive: no request could tell them apart";
     check(&[
         // Another host, or the same path written again: no collision.
         (
-            format!(
-                "{S}{}{}",
-                route("a", "a.test", "/x", true),
-                route("b", "b.test", "/X", false)
-            ),
+            routes(&[("a", "a.test", "/x", true), ("b", "b.test", "/X", false)]),
             "ok",
         ),
         (
-            format!(
-                "{S}{}{}",
-                route("a", "a.test", "/x", true),
-                route("b", "a.test", "/x/", false)
-            ),
+            routes(&[("a", "a.test", "/x", true), ("b", "a.test", "/x/", false)]),
             "ok",
         ),
         // Routes of the admin listener are not the gateway's.
         (
-            format!(
-                "{S}{}{}listener = \"admin\"\n",
-                route("a", "a.test", "/x", true),
-                route("b", "a.test", "/X", false)
-            ),
+            routes(&[("a", "a.test", "/x", true), ("b", "a.test", "/X", false)])
+                + "listener = \"admin\"\n",
             "ok",
         ),
         // Host names are compared without case.
         (
-            format!(
-                "{S}{}{}",
-                route("a", "a.test", "/x", true),
-                route("c", "A.test", "/X", false)
-            ),
+            routes(&[("a", "a.test", "/x", true), ("c", "A.test", "/X", false)]),
             &format!("12: {collision}"),
         ),
         // The second of two routes on one path folds; the third differs only in case.
         (
-            format!(
-                "{S}{}{}{}",
-                route("a", "a.test", "/x", false),
-                route("b", "a.test", "/x", true),
-                route("c", "a.test", "/X", false)
-            ),
+            routes(&[
+                ("a", "a.test", "/x", false),
+                ("b", "a.test", "/x", true),
+                ("c", "a.test", "/X", false),
+            ]),
             &format!("18: {collision}"),
         ),
     ]);
